@@ -1,0 +1,335 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/netsight/netsight/collector"
+	"github.com/netsight/netsight/config"
+	"github.com/netsight/netsight/internal/buildinfo"
+	"github.com/netsight/netsight/web"
+)
+
+// ShutdownTimeout bounds a clean stop.
+const ShutdownTimeout = 5 * time.Second
+
+// Options are what the command line gives the agent.
+type Options struct {
+	ConfigFile string
+	// Overrides are dotted config paths set by flags, e.g.
+	// "server.listen" -> "127.0.0.1:0". They win over the file.
+	Overrides map[string]string
+	// LogOutput receives logs (default stderr).
+	LogOutput io.Writer
+	// OnListen is called with the bound address once serving (tests).
+	OnListen func(addr string)
+}
+
+// Component is an output or core part started after the collectors (the
+// store, remote write, ...). Later packages add theirs through Hooks.
+type Component interface {
+	Start(ctx context.Context) error
+	Shutdown(ctx context.Context) error
+}
+
+// Env is what a component hook receives.
+type Env struct {
+	Config   *config.Config
+	Logger   *slog.Logger
+	Gatherer prometheus.Gatherer
+	Registry *prometheus.Registry
+	Server   *web.Server
+	Status   func() []collector.Status
+	Shared   *collector.Shared
+}
+
+// ComponentHook builds a component from the config; it returns nil, nil
+// when the component is disabled.
+type ComponentHook func(env Env) (Component, error)
+
+var (
+	hooksMu sync.Mutex
+	hooks   []namedHook
+)
+
+type namedHook struct {
+	name string
+	fn   ComponentHook
+}
+
+// RegisterComponent adds a component built at start-up (called from init
+// of output packages linked into the binary).
+func RegisterComponent(name string, fn ComponentHook) {
+	hooksMu.Lock()
+	defer hooksMu.Unlock()
+	hooks = append(hooks, namedHook{name, fn})
+}
+
+// NewLogger builds the slog logger the config asks for.
+func NewLogger(cfg config.Log, w io.Writer) *slog.Logger {
+	if w == nil {
+		w = os.Stderr
+	}
+	var lvl slog.Level
+	_ = lvl.UnmarshalText([]byte(cfg.Level))
+	opts := &slog.HandlerOptions{Level: lvl}
+	if cfg.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// Agent is a running netsight.
+type Agent struct {
+	opts   Options
+	logger *slog.Logger
+	cfg    *config.Config
+	reg    *prometheus.Registry
+	server *web.Server
+	shared *collector.Shared
+
+	mu      sync.RWMutex
+	manager *collector.Manager
+	comps   []Component
+}
+
+// swapCollector forwards to the current manager so reloads keep one registry.
+type swapCollector struct{ a *Agent }
+
+func (s swapCollector) Describe(chan<- *prometheus.Desc) {}
+func (s swapCollector) Collect(ch chan<- prometheus.Metric) {
+	s.a.mu.RLock()
+	m := s.a.manager
+	s.a.mu.RUnlock()
+	if m != nil {
+		m.Collect(ch)
+	}
+}
+
+// New loads the config and builds the agent without starting anything.
+func New(opts Options) (*Agent, error) {
+	cfg, err := config.LoadFile(opts.ConfigFile, opts.Overrides)
+	if err != nil {
+		return nil, err
+	}
+	a := &Agent{opts: opts, cfg: cfg, logger: NewLogger(cfg.Log, opts.LogOutput), shared: &collector.Shared{}}
+	a.reg = prometheus.NewRegistry()
+	a.reg.MustRegister(
+		buildinfo.Collector(),
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{Namespace: "netsight"}),
+		swapCollector{a},
+	)
+	return a, nil
+}
+
+// Registry is the agent's metric registry.
+func (a *Agent) Registry() *prometheus.Registry { return a.reg }
+
+// Config is the configuration in force.
+func (a *Agent) Config() *config.Config { return a.cfg }
+
+// Status returns the collectors' status.
+func (a *Agent) Status() []collector.Status {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	if a.manager == nil {
+		return nil
+	}
+	return a.manager.Status()
+}
+
+// Run starts everything and blocks until ctx ends or SIGINT/SIGTERM, then
+// stops within ShutdownTimeout. SIGHUP reloads the config file.
+func (a *Agent) Run(ctx context.Context) error {
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+
+	if err := os.MkdirAll(a.cfg.DataDir, 0o750); err != nil {
+		return fmt.Errorf("create data dir: %w", err)
+	}
+	a.logger.Info("starting netsight", "version", buildinfo.Version, "revision", buildinfo.Revision(),
+		"config", a.opts.ConfigFile, "data_dir", a.cfg.DataDir)
+
+	a.server = web.New(web.Options{
+		Listen:        a.cfg.Server.Listen,
+		WebConfigFile: a.cfg.Server.WebConfigFile,
+		ReadTimeout:   a.cfg.Server.ReadTimeout,
+		Gatherer:      a.reg,
+		Registerer:    a.reg,
+		Ready:         a.ready,
+		Logger:        a.logger.With("component", "web"),
+	})
+	a.server.Handle("GET /api/v1/status/collectors", jsonHandler(func() any { return a.Status() }))
+
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancel()
+	if err := a.startCollectors(runCtx, a.cfg); err != nil {
+		return err
+	}
+	if err := a.startComponents(runCtx); err != nil {
+		a.stopAll()
+		return err
+	}
+	if err := a.server.Start(); err != nil {
+		a.stopAll()
+		return err
+	}
+	url := "http://" + a.server.Addr().String() + "/"
+	a.logger.Info("netsight is serving", "dashboard", url, "metrics", url+"metrics")
+	if a.opts.OnListen != nil {
+		a.opts.OnListen(a.server.Addr().String())
+	}
+
+	for {
+		select {
+		case <-ctx.Done():
+			a.logger.Info("shutting down")
+			return a.stopAll()
+		case <-a.server.Done():
+			a.stopAll()
+			return fmt.Errorf("http server: %w", a.server.Err())
+		case <-hup:
+			a.reload(runCtx)
+		}
+	}
+}
+
+func (a *Agent) ready() error {
+	a.mu.RLock()
+	m := a.manager
+	a.mu.RUnlock()
+	if m == nil {
+		return errors.New("collectors not built")
+	}
+	select {
+	case <-m.Ready():
+		return nil
+	default:
+		return errors.New("collectors have not finished their first update")
+	}
+}
+
+func (a *Agent) startCollectors(ctx context.Context, cfg *config.Config) error {
+	m, err := collector.NewManager(cfg.Collectors, collector.Deps{
+		Logger:  a.logger,
+		Handle:  a.server.Handle,
+		DataDir: cfg.DataDir,
+		Shared:  a.shared,
+	})
+	if err != nil {
+		return err
+	}
+	m.Start(ctx)
+	a.mu.Lock()
+	a.manager = m
+	a.mu.Unlock()
+	return nil
+}
+
+func (a *Agent) startComponents(ctx context.Context) error {
+	hooksMu.Lock()
+	hs := append([]namedHook(nil), hooks...)
+	hooksMu.Unlock()
+	env := Env{Config: a.cfg, Logger: a.logger, Gatherer: a.reg, Registry: a.reg, Server: a.server,
+		Status: a.Status, Shared: a.shared}
+	for _, h := range hs {
+		c, err := h.fn(env)
+		if err != nil {
+			return fmt.Errorf("%s: %w", h.name, err)
+		}
+		if c == nil {
+			continue
+		}
+		if err := c.Start(ctx); err != nil {
+			return fmt.Errorf("start %s: %w", h.name, err)
+		}
+		a.comps = append(a.comps, c)
+	}
+	return nil
+}
+
+// reload re-reads the config file and rebuilds the collectors; on any error
+// it keeps the running set and logs why.
+func (a *Agent) reload(ctx context.Context) {
+	cfg, err := config.LoadFile(a.opts.ConfigFile, a.opts.Overrides)
+	if err != nil {
+		a.logger.Error("config reload failed; keeping the running config", "err", err)
+		return
+	}
+	if cfg.Server != a.cfg.Server || cfg.DataDir != a.cfg.DataDir {
+		a.logger.Warn("server and data_dir changes need a restart; they are not applied by reload")
+	}
+	a.mu.RLock()
+	old := a.manager
+	a.mu.RUnlock()
+	sctx, cancel := context.WithTimeout(ctx, ShutdownTimeout)
+	defer cancel()
+	if err := old.Stop(sctx); err != nil {
+		a.logger.Warn("stopping collectors for reload", "err", err)
+	}
+	a.server.ResetRoutes()
+	a.server.Handle("GET /api/v1/status/collectors", jsonHandler(func() any { return a.Status() }))
+	if err := a.startCollectors(ctx, cfg); err != nil {
+		a.logger.Error("config reload failed to build collectors; restarting the previous set", "err", err)
+		if err2 := a.startCollectors(ctx, a.cfg); err2 != nil {
+			a.logger.Error("restarting previous collectors failed", "err", err2)
+		}
+		return
+	}
+	a.cfg = cfg
+	a.logger.Info("config reloaded", "config", a.opts.ConfigFile)
+}
+
+func (a *Agent) stopAll() error {
+	ctx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
+	defer cancel()
+	var errs []error
+	if a.server != nil {
+		sctx, c2 := context.WithTimeout(ctx, ShutdownTimeout/3)
+		errs = append(errs, a.server.Shutdown(sctx))
+		c2()
+	}
+	a.mu.RLock()
+	m := a.manager
+	a.mu.RUnlock()
+	if m != nil {
+		errs = append(errs, m.Stop(ctx))
+	}
+	for i := len(a.comps) - 1; i >= 0; i-- {
+		errs = append(errs, a.comps[i].Shutdown(ctx))
+	}
+	err := errors.Join(errs...)
+	if err != nil {
+		a.logger.Warn("shutdown", "err", err)
+	}
+	return err
+}
+
+// ParseSets turns repeated "path=value" flags into overrides.
+func ParseSets(sets []string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, s := range sets {
+		k, v, ok := strings.Cut(s, "=")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("--set %q: want path=value, e.g. collectors.flows.backend=sockdiag", s)
+		}
+		out[k] = v
+	}
+	return out, nil
+}

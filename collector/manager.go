@@ -1,0 +1,330 @@
+package collector
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/netsight/netsight/config"
+)
+
+// State of a collector as shown by Status.
+type State string
+
+// Collector states.
+const (
+	StateRunning     State = "running"
+	StateDisabled    State = "disabled"
+	StateUnsupported State = "unsupported"
+	StateFailed      State = "failed"
+)
+
+// Status is one collector's health, for the dashboard and logs.
+type Status struct {
+	Name        string        `json:"name"`
+	State       State         `json:"state"`
+	Up          bool          `json:"up"`
+	Reason      string        `json:"reason,omitempty"`
+	Interval    time.Duration `json:"interval_ns"`
+	LastUpdate  time.Time     `json:"last_update,omitzero"`
+	LastSuccess time.Time     `json:"last_success,omitzero"`
+	Duration    float64       `json:"duration_seconds"`
+	Errors      uint64        `json:"errors_total"`
+	Series      int           `json:"series"`
+}
+
+var (
+	upDesc = prometheus.NewDesc("netsight_collector_up",
+		"Whether the collector's last update succeeded (1) or not (0).", []string{"collector"}, nil)
+	durationDesc = prometheus.NewDesc("netsight_collector_duration_seconds",
+		"Duration of the collector's last update.", []string{"collector"}, nil)
+	errorsDesc = prometheus.NewDesc("netsight_collector_errors_total",
+		"Updates of the collector that returned an error.", []string{"collector"}, nil)
+	lastSuccessDesc = prometheus.NewDesc("netsight_collector_last_success_timestamp_seconds",
+		"Unix time of the collector's last successful update.", []string{"collector"}, nil)
+)
+
+type entry struct {
+	name     string
+	c        Collector
+	interval time.Duration
+	timeout  time.Duration
+	logger   *slog.Logger
+
+	mu       sync.Mutex
+	status   Status
+	snapshot []prometheus.Metric
+	lastErr  string
+}
+
+// Manager runs collectors and exposes their snapshots.
+type Manager struct {
+	logger  *slog.Logger
+	entries []*entry
+
+	ready    chan struct{}
+	readyOne sync.Once
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	stopOnce sync.Once
+}
+
+// NewManager builds every registered collector whose section in cfgs is
+// enabled. A collector that is not supported here is kept, down, with its
+// reason; one that fails otherwise is fatal only when the user enabled it
+// explicitly.
+func NewManager(cfgs config.Collectors, deps Deps) (*Manager, error) {
+	if deps.Logger == nil {
+		deps.Logger = slog.New(slog.DiscardHandler)
+	}
+	if deps.Shared == nil {
+		deps.Shared = &Shared{}
+	}
+	m := &Manager{logger: deps.Logger, ready: make(chan struct{})}
+	for _, f := range Factories() {
+		cfg, ok := cfgs[f.Type()]
+		if !ok {
+			cfg = f.DefaultConfig()
+		}
+		common := cfg.Common()
+		e := &entry{
+			name:     f.Type(),
+			interval: common.Interval,
+			timeout:  common.Timeout,
+			logger:   deps.Logger.With("collector", f.Type()),
+		}
+		if e.timeout <= 0 || e.timeout > e.interval {
+			e.timeout = e.interval
+		}
+		e.status = Status{Name: e.name, Interval: e.interval}
+		m.entries = append(m.entries, e)
+		if !common.IsEnabled() {
+			e.status.State, e.status.Reason = StateDisabled, "disabled in config"
+			e.logger.Info("collector disabled", "reason", "disabled in config")
+			continue
+		}
+		d := deps
+		d.Logger = e.logger
+		c, err := f.New(cfg, d)
+		switch {
+		case err == nil:
+			e.c = c
+			e.status.State = StateRunning
+			e.logger.Info("collector enabled", "interval", e.interval)
+		case errors.Is(err, ErrNotSupported):
+			e.status.State, e.status.Reason = StateUnsupported, err.Error()
+			e.logger.Warn("collector not supported on this host", "reason", err.Error())
+		case common.Explicit():
+			m.closeAll()
+			return nil, fmt.Errorf("collector %s: %w", f.Type(), err)
+		default:
+			e.status.State, e.status.Reason = StateFailed, err.Error()
+			e.logger.Error("collector failed to start", "err", err)
+		}
+	}
+	return m, nil
+}
+
+// Start runs every built collector until ctx ends or Stop is called.
+// It returns at once.
+func (m *Manager) Start(ctx context.Context) {
+	ctx, m.cancel = context.WithCancel(ctx)
+	var first sync.WaitGroup
+	for _, e := range m.entries {
+		if e.c == nil {
+			continue
+		}
+		if r, ok := e.c.(Runner); ok {
+			m.wg.Add(1)
+			go func() {
+				defer m.wg.Done()
+				if err := r.Run(ctx); err != nil && ctx.Err() == nil {
+					e.fail(err)
+				}
+			}()
+		}
+		first.Add(1)
+		m.wg.Add(1)
+		go func() {
+			defer m.wg.Done()
+			e.loop(ctx, first.Done)
+		}()
+	}
+	go func() {
+		first.Wait()
+		m.readyOne.Do(func() { close(m.ready) })
+	}()
+}
+
+// Ready is closed once every running collector finished its first update.
+func (m *Manager) Ready() <-chan struct{} { return m.ready }
+
+// Stop cancels the collectors, waits for them (at most until ctx ends) and
+// closes them. It is safe to call more than once and without Start.
+func (m *Manager) Stop(ctx context.Context) error {
+	var err error
+	m.stopOnce.Do(func() {
+		if m.cancel != nil {
+			m.cancel()
+		}
+		done := make(chan struct{})
+		go func() { m.wg.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			err = fmt.Errorf("collectors did not stop in time: %w", ctx.Err())
+		}
+		m.closeAll()
+	})
+	return err
+}
+
+func (m *Manager) closeAll() {
+	for _, e := range m.entries {
+		if cl, ok := e.c.(Closer); ok {
+			if err := cl.Close(); err != nil {
+				e.logger.Warn("close collector", "err", err)
+			}
+		}
+	}
+}
+
+// Collector returns the built collector of a type (nil when not running).
+func (m *Manager) Collector(typ string) Collector {
+	for _, e := range m.entries {
+		if e.name == typ {
+			return e.c
+		}
+	}
+	return nil
+}
+
+// Status returns every collector's status, sorted by name.
+func (m *Manager) Status() []Status {
+	out := make([]Status, 0, len(m.entries))
+	for _, e := range m.entries {
+		e.mu.Lock()
+		out = append(out, e.status)
+		e.mu.Unlock()
+	}
+	return out
+}
+
+// UpdateNow runs one update of every running collector synchronously
+// (tests and one-shot commands).
+func (m *Manager) UpdateNow(ctx context.Context) {
+	for _, e := range m.entries {
+		if e.c != nil {
+			e.update(ctx)
+		}
+	}
+}
+
+// Describe sends nothing: the manager is an unchecked collector because the
+// series a collector exposes depend on the host.
+func (m *Manager) Describe(chan<- *prometheus.Desc) {}
+
+// Collect sends every snapshot and the self-metrics.
+func (m *Manager) Collect(ch chan<- prometheus.Metric) {
+	for _, e := range m.entries {
+		e.mu.Lock()
+		st, snap := e.status, e.snapshot
+		e.mu.Unlock()
+		if st.State == StateDisabled {
+			continue
+		}
+		for _, metric := range snap {
+			ch <- metric
+		}
+		ch <- prometheus.MustNewConstMetric(upDesc, prometheus.GaugeValue, b2f(st.Up), e.name)
+		ch <- prometheus.MustNewConstMetric(durationDesc, prometheus.GaugeValue, st.Duration, e.name)
+		ch <- prometheus.MustNewConstMetric(errorsDesc, prometheus.CounterValue, float64(st.Errors), e.name)
+		if !st.LastSuccess.IsZero() {
+			ch <- prometheus.MustNewConstMetric(lastSuccessDesc, prometheus.GaugeValue,
+				float64(st.LastSuccess.UnixNano())/1e9, e.name)
+		}
+	}
+}
+
+func (e *entry) loop(ctx context.Context, firstDone func()) {
+	// Spread collectors over their interval a little so they do not all
+	// wake together, but do the first update at once for readiness.
+	e.update(ctx)
+	firstDone()
+	t := time.NewTicker(e.interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			e.update(ctx)
+		}
+	}
+}
+
+func (e *entry) update(parent context.Context) {
+	ctx, cancel := context.WithTimeout(parent, e.timeout)
+	defer cancel()
+	start := time.Now()
+	ch := make(chan prometheus.Metric, 256)
+	done := make(chan error, 1)
+	go func() {
+		defer close(ch)
+		done <- e.c.Update(ctx, ch)
+	}()
+	var metrics []prometheus.Metric
+	for metric := range ch {
+		metrics = append(metrics, metric)
+	}
+	err := <-done
+	if parent.Err() != nil {
+		return // shutting down: keep the last good snapshot
+	}
+	dur := time.Since(start)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.snapshot = metrics
+	e.status.LastUpdate = start
+	e.status.Duration = dur.Seconds()
+	e.status.Series = len(metrics)
+	if err == nil {
+		if !e.status.Up && e.lastErr != "" {
+			e.logger.Info("collector recovered")
+		}
+		e.status.Up, e.status.State, e.status.Reason, e.status.LastSuccess = true, StateRunning, "", start
+		e.lastErr = ""
+		return
+	}
+	e.status.Errors++
+	e.status.Up = false
+	e.status.Reason = err.Error()
+	if errors.Is(err, ErrNotSupported) {
+		e.status.State = StateUnsupported
+	}
+	if msg := err.Error(); msg != e.lastErr { // log each distinct failure once
+		e.lastErr = msg
+		e.logger.Warn("collector update failed", "err", err, "duration", dur)
+	}
+}
+
+func (e *entry) fail(err error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.status.Up, e.status.State, e.status.Reason = false, StateFailed, err.Error()
+	e.logger.Error("collector stopped", "err", err)
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+var _ prometheus.Collector = (*Manager)(nil)
