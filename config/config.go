@@ -14,9 +14,11 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-// DefaultPort is netsight's default HTTP port. 9977 is not assigned to any
-// exporter in the Prometheus default port allocations list.
-const DefaultPort = 9977
+// DefaultPort is netsight's default HTTP port. The Prometheus "default port
+// allocations" list has handed out every port from 9100 to 9999 and continues
+// sequentially from 10000; 19977 is clear of that list and of Linux's
+// ephemeral range (32768-60999), so it collides with no other exporter.
+const DefaultPort = 19977
 
 // DefaultListen is the default listen address: loopback only.
 var DefaultListen = fmt.Sprintf("127.0.0.1:%d", DefaultPort)
@@ -32,7 +34,7 @@ type Config struct {
 
 // Server configures the HTTP endpoint (/metrics, API, dashboard).
 type Server struct {
-	// Listen is host:port. Default 127.0.0.1:9977.
+	// Listen is host:port. Default 127.0.0.1:19977.
 	Listen string `yaml:"listen"`
 	// WebConfigFile is a Prometheus exporter-toolkit web config (TLS, basic auth).
 	WebConfigFile string `yaml:"web_config_file"`

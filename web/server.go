@@ -37,7 +37,8 @@ type Server struct {
 
 	routesMu sync.Mutex
 	routes   map[string]*swapHandler
-	ln   net.Listener
+	keep     map[string]bool // routes ResetRoutes leaves alone (HandleKeep)
+	ln       net.Listener
 	done     chan struct{}
 	serveErr error
 }
@@ -93,20 +94,38 @@ func (s *Server) Handle(pattern string, h http.Handler) {
 	s.mux.Handle(pattern, sh)
 }
 
+// HandleKeep registers a route like Handle that ResetRoutes leaves in place:
+// for components (store API, dashboard) that a config reload does not rebuild.
+func (s *Server) HandleKeep(pattern string, h http.Handler) {
+	s.Handle(pattern, h)
+	s.routesMu.Lock()
+	defer s.routesMu.Unlock()
+	if s.keep == nil {
+		s.keep = map[string]bool{}
+	}
+	s.keep[pattern] = true
+}
+
 // ResetRoutes makes every route added with Handle answer 404 until it is
-// registered again (called before collectors are rebuilt on reload).
+// registered again (called before collectors are rebuilt on reload). Routes
+// added with HandleKeep stay.
 func (s *Server) ResetRoutes() {
 	s.routesMu.Lock()
 	defer s.routesMu.Unlock()
 	var nf http.Handler = http.NotFoundHandler()
-	for _, sh := range s.routes {
+	for p, sh := range s.routes {
+		if s.keep[p] {
+			continue
+		}
 		sh.h.Store(&nf)
 	}
 }
 
 type swapHandler struct{ h atomic.Pointer[http.Handler] }
 
-func (sh *swapHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) { (*sh.h.Load()).ServeHTTP(w, r) }
+func (sh *swapHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	(*sh.h.Load()).ServeHTTP(w, r)
+}
 
 // Mux exposes the router (tests).
 func (s *Server) Mux() *http.ServeMux { return s.mux }

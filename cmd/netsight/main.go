@@ -119,7 +119,7 @@ Commands:
 	fmt.Fprint(w, `
 Start here:
   sudo netsight check          what this host supports, one verdict per line
-  sudo netsight run            the agent: metrics, API and dashboard on http://127.0.0.1:9977/
+  sudo netsight run            the agent: metrics, API and dashboard on http://127.0.0.1:19977/
 
 Run 'netsight <command> --help' for a command's flags and examples.
 `)

@@ -19,12 +19,12 @@ Flags override the config file. Any config field can be set with --set, using
 its dotted path. SIGHUP reloads the config file; SIGINT/SIGTERM stop cleanly.`,
 		examples: `  sudo netsight run
   sudo netsight run --config /etc/netsight/netsight.yaml
-  sudo netsight run --listen 0.0.0.0:9977 --data-dir /var/lib/netsight
+  sudo netsight run --listen 0.0.0.0:19977 --data-dir /var/lib/netsight
   sudo netsight run --flows.backend sockdiag --set collectors.conntrack.interval=5s`}
 	c.run = func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fs := newFlagSet(c, stderr)
 		cfgFile := fs.String("config", "", "YAML config `file` (see README: Configuration)")
-		listen := fs.String("listen", "", "listen `address` host:port (default 127.0.0.1:9977)")
+		listen := fs.String("listen", "", "listen `address` host:port (default 127.0.0.1:19977)")
 		dataDir := fs.String("data-dir", "", "`directory` for the embedded store; created if missing (default /var/lib/netsight)")
 		webCfg := fs.String("web.config.file", "", "exporter-toolkit web config `file` for TLS and basic auth")
 		logLevel := fs.String("log.level", "", "log `level`: debug, info, warn, error")

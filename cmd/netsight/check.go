@@ -1,0 +1,54 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+
+	"github.com/netsight/netsight/internal/hostcheck"
+)
+
+func init() {
+	c := &command{name: "check", summary: "report what this host supports, one verdict per line", order: 10,
+		usage: `Usage: netsight check [--json]
+
+Checks what netsight can do here: kernel version, BTF, capabilities, whether
+eBPF programs load, cgroup v2, nf_conntrack, nftables, AF_PACKET, ICMP sockets,
+and which interfaces expose cloud NIC (ENA) allowance counters. Each line says
+ok, warn or fail and which feature depends on it. It changes nothing and sends
+no packets. Exit status 0 means the agent can run (possibly degraded).`,
+		examples: `  sudo netsight check
+  netsight check --json | jq '.results[] | select(.verdict != "ok")'`}
+	c.run = func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+		fs := newFlagSet(c, stderr)
+		asJSON := fs.Bool("json", false, "print JSON instead of text")
+		if err := parseFlags(fs, args, stdout); err != nil {
+			return err
+		}
+		rep := hostcheck.Run(ctx, hostcheck.Options{})
+		if *asJSON {
+			enc := json.NewEncoder(stdout)
+			enc.SetIndent("", "  ")
+			if err := enc.Encode(rep); err != nil {
+				return err
+			}
+		} else {
+			for _, r := range rep.Results {
+				line := fmt.Sprintf("%-5s %-22s %s", r.Verdict, r.Check, r.Detail)
+				if r.Affects != "" && r.Verdict != hostcheck.OK {
+					line += "  [affects: " + r.Affects + "]"
+				}
+				fmt.Fprintln(stdout, line)
+			}
+			if rep.CanRun {
+				fmt.Fprintln(stdout, "\nnetsight can run here; features marked fail are off and exported as netsight_collector_up 0.")
+			}
+		}
+		if !rep.CanRun {
+			return &exitError{code: 1, err: fmt.Errorf("netsight cannot run on this host")}
+		}
+		return nil
+	}
+	register(c)
+}

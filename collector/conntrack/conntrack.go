@@ -1,0 +1,229 @@
+package conntrack
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/netsight/netsight/collector"
+	"github.com/netsight/netsight/config"
+	"github.com/netsight/netsight/internal/kernel"
+)
+
+// Name is the collector type and config section.
+const Name = "conntrack"
+
+// Config is the collectors.conntrack section.
+type Config struct {
+	config.CollectorCommon `yaml:",inline"`
+	// MaxDumpEntries is the ceiling of the per-state dump: above it the dump
+	// is skipped or sampled (OverLimit). 0 disables the per-state dump.
+	MaxDumpEntries int `yaml:"max_dump_entries"`
+	// OverLimit is "skip" (default) or "sample".
+	OverLimit string `yaml:"over_limit"`
+	// ForecastWindow is how far back the growth rate looks.
+	ForecastWindow time.Duration `yaml:"forecast_window"`
+}
+
+// Validate checks the section.
+func (c *Config) Validate() error {
+	errs := []error{c.ValidateCommon()}
+	if c.MaxDumpEntries < 0 {
+		errs = append(errs, config.Errorf("max_dump_entries", "must not be negative (0 disables the per-state dump), got %d", c.MaxDumpEntries))
+	}
+	if c.OverLimit != OverLimitSkip && c.OverLimit != OverLimitSample {
+		errs = append(errs, config.Errorf("over_limit", "must be skip or sample, got %q", c.OverLimit))
+	}
+	if c.ForecastWindow < c.Interval*2 {
+		errs = append(errs, config.Errorf("forecast_window", "must be at least two intervals (%s), got %s", 2*c.Interval, c.ForecastWindow))
+	}
+	return errors.Join(errs...)
+}
+
+// DefaultConfig returns the section's defaults.
+func DefaultConfig() *Config {
+	return &Config{
+		CollectorCommon: config.CollectorCommon{Interval: 15 * time.Second},
+		MaxDumpEntries:  100000,
+		OverLimit:       OverLimitSkip,
+		ForecastWindow:  15 * time.Minute,
+	}
+}
+
+type factory struct{}
+
+func (factory) Type() string                          { return Name }
+func (factory) DefaultConfig() config.CollectorConfig { return DefaultConfig() }
+func (factory) New(cfg config.CollectorConfig, deps collector.Deps) (collector.Collector, error) {
+	c, ok := cfg.(*Config)
+	if !ok {
+		return nil, errors.New("conntrack: wrong config type")
+	}
+	return New(c, deps.Logger), nil
+}
+
+func init() { collector.Register(factory{}) }
+
+var (
+	entriesDesc = prometheus.NewDesc("netsight_conntrack_entries",
+		"Entries in the connection-tracking table of this network namespace (nf_conntrack_count).", nil, nil)
+	limitDesc = prometheus.NewDesc("netsight_conntrack_entries_limit",
+		"Maximum entries of the connection-tracking table (nf_conntrack_max).", nil, nil)
+	byStateDesc = prometheus.NewDesc("netsight_conntrack_entries_by_state",
+		"Conntrack entries per family, protocol and state from a ctnetlink dump (scaled estimate when netsight_conntrack_dump_limited is 1 and over_limit is sample).",
+		[]string{"family", "protocol", "state"}, nil)
+	dumpLimitedDesc = prometheus.NewDesc("netsight_conntrack_dump_limited",
+		"1 when the last per-state dump was skipped or sampled because the table held more than max_dump_entries, else 0.",
+		[]string{"mode"}, nil)
+	dumpEntriesDesc = prometheus.NewDesc("netsight_conntrack_dump_entries",
+		"Entries read by the last per-state dump.", nil, nil)
+	dumpDurationDesc = prometheus.NewDesc("netsight_conntrack_dump_duration_seconds",
+		"Duration of the last per-state dump.", nil, nil)
+	exhaustionDesc = prometheus.NewDesc("netsight_conntrack_exhaustion_seconds",
+		"Seconds until the table is full at the growth rate over forecast_window; 0 when full, +Inf when not growing.", nil, nil)
+	growthDesc = prometheus.NewDesc("netsight_conntrack_entries_growth_per_second",
+		"Growth rate of the entry count over forecast_window (least squares).", nil, nil)
+)
+
+// statHelp documents the columns of /proc/net/stat/nf_conntrack.
+var statHelp = map[string]string{
+	"found":          "Conntrack lookups that found an entry (per-CPU stat, summed; 0 on kernels >= 5.x that dropped it).",
+	"invalid":        "Packets conntrack could not track (invalid).",
+	"ignore":         "Packets already tracked or untracked (not looked up).",
+	"insert":         "Entries inserted (0 on recent kernels).",
+	"insert_failed":  "Entries that could not be inserted (clash with an existing entry, or table full).",
+	"drop":           "Packets dropped because a new entry could not be allocated (table full, nothing early-droppable).",
+	"early_drop":     "Non-assured entries evicted to make room when the table was full.",
+	"icmp_error":     "ICMP errors that matched no tracked flow or were malformed.",
+	"expect_new":     "Expectations added.",
+	"expect_create":  "Expectations created.",
+	"expect_delete":  "Expectations deleted.",
+	"search_restart": "Hash table lookups restarted because of a concurrent resize.",
+	"clashres":       "Insert clashes resolved (e.g. parallel UDP packets of one flow).",
+	"chainlength":    "Inserts refused because a hash chain was too long (chaintoolong).",
+	"new":            "Entries added (0 on recent kernels).",
+	"delete":         "Entries deleted (0 on recent kernels).",
+	"delete_list":    "Entries put on the dying list (old kernels).",
+	"searched":       "Hash lookups (old kernels).",
+}
+
+// Collector exports the conntrack table.
+type Collector struct {
+	cfg    *Config
+	logger *slog.Logger
+	now    func() time.Time
+
+	mu       sync.Mutex
+	reader   Reader
+	stats    CPUStats
+	forecast Forecast
+	descs    map[string]*prometheus.Desc
+}
+
+// New builds the collector for the namespace Update runs in.
+func New(cfg *Config, logger *slog.Logger) *Collector {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &Collector{
+		cfg: cfg, logger: logger, now: time.Now,
+		reader:   Reader{MaxDumpEntries: cfg.MaxDumpEntries, OverLimit: cfg.OverLimit},
+		forecast: Forecast{Window: cfg.ForecastWindow},
+		descs:    map[string]*prometheus.Desc{},
+	}
+}
+
+// SetProcRoot points the collector at another procfs (tests).
+func (c *Collector) SetProcRoot(root string) { c.reader.Proc.Root = root }
+
+// SetClock replaces time.Now (tests).
+func (c *Collector) SetClock(now func() time.Time) { c.now = now }
+
+func (c *Collector) statDesc(col string) *prometheus.Desc {
+	if d, ok := c.descs[col]; ok {
+		return d
+	}
+	help, ok := statHelp[col]
+	if !ok {
+		help = "Conntrack per-CPU statistic " + col + " (summed over CPUs)."
+	} else if !strings.Contains(help, "summed") {
+		help = strings.TrimSuffix(help, ".") + " (per-CPU, summed)."
+	}
+	d := prometheus.NewDesc("netsight_conntrack_"+col+"_total", help, nil, nil)
+	c.descs[col] = d
+	return d
+}
+
+// Update reads the table of the namespace the calling thread is in.
+func (c *Collector) Update(ctx context.Context, ch chan<- prometheus.Metric) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	count, max, err := c.reader.CountAndMax()
+	if err != nil {
+		if errors.Is(err, kernel.ErrNoConntrack) {
+			return collector.NotSupported("nf_conntrack module", err)
+		}
+		return fmt.Errorf("conntrack: %w", err)
+	}
+	now := c.now()
+	c.forecast.Add(now, count)
+	ch <- prometheus.MustNewConstMetric(entriesDesc, prometheus.GaugeValue, float64(count))
+	ch <- prometheus.MustNewConstMetric(limitDesc, prometheus.GaugeValue, float64(max))
+	ch <- prometheus.MustNewConstMetric(exhaustionDesc, prometheus.GaugeValue, c.forecast.Exhaustion(count, max))
+	if rate, ok := c.forecast.Rate(); ok {
+		ch <- prometheus.MustNewConstMetric(growthDesc, prometheus.GaugeValue, rate)
+	}
+
+	var errs []error
+	if st, err := c.reader.Proc.CPUStats(); err != nil {
+		errs = append(errs, fmt.Errorf("conntrack stats: %w", err))
+	} else {
+		totals, order := c.stats.Observe(st)
+		for _, col := range order {
+			ch <- prometheus.MustNewConstMetric(c.statDesc(col), prometheus.CounterValue, float64(totals[col]))
+		}
+	}
+
+	res, err := c.reader.DumpStates(ctx, count)
+	if err != nil {
+		errs = append(errs, err)
+	} else if res.Mode != "disabled" {
+		for _, m := range []string{"sampled", "skipped"} {
+			v := 0.0
+			if res.Mode == m {
+				v = 1
+			}
+			ch <- prometheus.MustNewConstMetric(dumpLimitedDesc, prometheus.GaugeValue, v, m)
+		}
+		ch <- prometheus.MustNewConstMetric(dumpEntriesDesc, prometheus.GaugeValue, float64(res.Seen))
+		ch <- prometheus.MustNewConstMetric(dumpDurationDesc, prometheus.GaugeValue, res.Duration.Seconds())
+		for _, s := range res.States {
+			ch <- prometheus.MustNewConstMetric(byStateDesc, prometheus.GaugeValue, s.Entries, s.Family, s.Protocol, s.State)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Exhaustion is exported for tests and the CLI: +Inf means not growing.
+func (c *Collector) Exhaustion() float64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := len(c.forecast.vs)
+	if n == 0 {
+		return math.Inf(1)
+	}
+	max, err := c.reader.Proc.Max()
+	if err != nil {
+		return math.Inf(1)
+	}
+	return c.forecast.Exhaustion(uint64(c.forecast.vs[n-1]), max)
+}
+
+var _ collector.Collector = (*Collector)(nil)

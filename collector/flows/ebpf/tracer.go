@@ -1,0 +1,360 @@
+package ebpf
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	cebpf "github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+	"github.com/cilium/ebpf/ringbuf"
+	"github.com/cilium/ebpf/rlimit"
+	"golang.org/x/sys/unix"
+
+	"github.com/netsight/netsight/flow"
+)
+
+// Options size the kernel side.
+type Options struct {
+	// MaxConns bounds the in-kernel table of open connections.
+	MaxConns uint32
+	// RingBufferBytes sizes the ring buffer of closed connections (a power
+	// of two, multiple of the page size).
+	RingBufferBytes uint32
+	// CgroupPath is the cgroup v2 directory to attach to; empty finds the
+	// v2 root in /proc/self/mountinfo.
+	CgroupPath string
+}
+
+// Stats are the tracer's self-metrics.
+type Stats struct {
+	ProgramsAttached  int
+	RingBufferLost    uint64 // closed connections dropped: ring buffer full
+	MapFull           uint64 // connections not tracked: conns map full
+	ListenersFull     uint64 // listeners not recorded: listeners map full
+	Events            uint64 // closed connections sent to user space
+	UntrackedCloses   uint64 // closes of sockets opened before attach or never tracked
+	DecodeErrors      uint64 // malformed ring buffer records
+	RingBufferRecords uint64 // records read by user space
+}
+
+// Tracer owns the loaded programs, maps and links.
+type Tracer struct {
+	objs     flowObjects
+	links    []link.Link
+	reader   *ringbuf.Reader
+	cgroup   string
+	mu       sync.Mutex
+	decErrs  uint64
+	records  uint64
+	closeOne sync.Once
+}
+
+// Open loads and attaches the programs. Errors that mean "this host cannot
+// run eBPF flows" (no BPF capability, no BTF, no sock_ops) wrap
+// cilium/ebpf's ErrNotSupported or an *UnsupportedError.
+func Open(opts Options) (*Tracer, error) {
+	if err := rlimit.RemoveMemlock(); err != nil {
+		return nil, &UnsupportedError{What: "raise RLIMIT_MEMLOCK (CAP_SYS_RESOURCE)", Err: err}
+	}
+	cg := opts.CgroupPath
+	if cg == "" {
+		f, err := os.Open("/proc/self/mountinfo")
+		if err != nil {
+			return nil, &UnsupportedError{What: "cgroup v2 mount", Err: err}
+		}
+		cg, err = CgroupV2Root(f)
+		f.Close()
+		if err != nil {
+			return nil, &UnsupportedError{What: "cgroup v2 mount", Err: err}
+		}
+	}
+	spec, err := loadFlow()
+	if err != nil {
+		return nil, fmt.Errorf("load flow spec: %w", err)
+	}
+	if opts.MaxConns > 0 {
+		spec.Maps[flowMapConns].MaxEntries = opts.MaxConns
+	}
+	if opts.RingBufferBytes > 0 {
+		spec.Maps[flowMapEvents].MaxEntries = opts.RingBufferBytes
+	}
+	t := &Tracer{cgroup: cg}
+	if err := spec.LoadAndAssign(&t.objs, nil); err != nil {
+		var ve *cebpf.VerifierError
+		if errors.As(err, &ve) {
+			return nil, &UnsupportedError{What: "eBPF verifier accepting the flow programs", Err: fmt.Errorf("%+v", ve)}
+		}
+		return nil, &UnsupportedError{What: "loading eBPF programs (CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN and kernel BTF)", Err: err}
+	}
+	l, err := link.AttachCgroup(link.CgroupOptions{Path: cg, Attach: cebpf.AttachCGroupSockOps, Program: t.objs.NetsightSockops})
+	if err != nil {
+		t.Close()
+		return nil, &UnsupportedError{What: "attaching sock_ops to cgroup " + cg, Err: err}
+	}
+	t.links = append(t.links, l)
+	// RST counting is optional: the rest works without it.
+	for _, p := range []*cebpf.Program{t.objs.NetsightRstRecv, t.objs.NetsightRstSend} {
+		if l, err := link.AttachTracing(link.TracingOptions{Program: p}); err == nil {
+			t.links = append(t.links, l)
+		}
+	}
+	t.reader, err = ringbuf.NewReader(t.objs.Events)
+	if err != nil {
+		t.Close()
+		return nil, fmt.Errorf("open ring buffer: %w", err)
+	}
+	return t, nil
+}
+
+// CgroupPath returns the cgroup the sock_ops program is attached to.
+func (t *Tracer) CgroupPath() string { return t.cgroup }
+
+// UnsupportedError says which kernel feature or capability is missing.
+type UnsupportedError struct {
+	What string
+	Err  error
+}
+
+func (e *UnsupportedError) Error() string { return fmt.Sprintf("%s: %v", e.What, e.Err) }
+func (e *UnsupportedError) Unwrap() error { return e.Err }
+
+// Close detaches everything. It is safe to call more than once.
+func (t *Tracer) Close() error {
+	var errs []error
+	t.closeOne.Do(func() {
+		if t.reader != nil {
+			errs = append(errs, t.reader.Close())
+		}
+		for _, l := range t.links {
+			errs = append(errs, l.Close())
+		}
+		errs = append(errs, t.objs.Close())
+	})
+	return errors.Join(errs...)
+}
+
+// Run delivers every closed connection to sink until ctx ends or the tracer
+// is closed.
+func (t *Tracer) Run(ctx context.Context, sink func(flow.Record)) error {
+	// Closing the reader is the one way to wake a blocked read.
+	stop := context.AfterFunc(ctx, func() { _ = t.reader.Close() })
+	defer stop()
+	clock := newClock()
+	var rec ringbuf.Record
+	for {
+		err := t.reader.ReadInto(&rec)
+		switch {
+		case err == nil:
+		case errors.Is(err, ringbuf.ErrClosed), errors.Is(err, os.ErrClosed):
+			return nil
+		default:
+			return fmt.Errorf("read ring buffer: %w", err)
+		}
+		var c flowConn
+		if _, err := binary.Decode(rec.RawSample, binary.LittleEndian, &c); err != nil {
+			t.mu.Lock()
+			t.decErrs++
+			t.mu.Unlock()
+			continue
+		}
+		t.mu.Lock()
+		t.records++
+		if t.records%256 == 0 {
+			clock = newClock()
+		}
+		t.mu.Unlock()
+		sink(toRecord(&c, clock))
+	}
+}
+
+// Active calls fn for every open connection in the kernel table.
+func (t *Tracer) Active(fn func(flow.Record)) error {
+	clock := newClock()
+	var key uint64
+	var c flowConn
+	it := t.objs.Conns.Iterate()
+	for it.Next(&key, &c) {
+		fn(toRecord(&c, clock))
+	}
+	if err := it.Err(); err != nil {
+		return fmt.Errorf("iterate conns map: %w", err)
+	}
+	return nil
+}
+
+// Stats returns the self-metrics.
+func (t *Tracer) Stats() (Stats, error) {
+	s := Stats{ProgramsAttached: len(t.links)}
+	t.mu.Lock()
+	s.DecodeErrors, s.RingBufferRecords = t.decErrs, t.records
+	t.mu.Unlock()
+	var vals []uint64
+	for idx, dst := range []*uint64{&s.RingBufferLost, &s.MapFull, &s.ListenersFull, &s.Events, &s.UntrackedCloses} {
+		if err := t.objs.Stats.Lookup(uint32(idx), &vals); err != nil {
+			return s, fmt.Errorf("read stats[%d]: %w", idx, err)
+		}
+		for _, v := range vals {
+			*dst += v
+		}
+	}
+	return s, nil
+}
+
+// clock converts CLOCK_MONOTONIC nanoseconds (bpf_ktime_get_ns) to wall time.
+type clock struct {
+	wall time.Time
+	mono int64
+}
+
+func newClock() clock {
+	var ts unix.Timespec
+	_ = unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
+	return clock{wall: time.Now(), mono: ts.Nano()}
+}
+
+func (c clock) at(ns uint64) time.Time {
+	if ns == 0 {
+		return time.Time{}
+	}
+	return c.wall.Add(time.Duration(int64(ns) - c.mono))
+}
+
+const (
+	dirClient = 1
+	dirServer = 2
+	flFailed  = 1
+)
+
+// tcpStates are the kernel's TCP state names (include/net/tcp_states.h).
+var tcpStates = [...]string{"unknown", "established", "syn_sent", "syn_recv", "fin_wait1", "fin_wait2",
+	"time_wait", "close", "close_wait", "last_ack", "listen", "closing", "new_syn_recv", "bound_inactive"}
+
+// StateName returns the lower-case name of a kernel TCP state number.
+func StateName(s uint8) string {
+	if int(s) < len(tcpStates) {
+		return tcpStates[s]
+	}
+	return fmt.Sprintf("state_%d", s)
+}
+
+func addr(family uint8, a [4]uint32, port uint16) netip.AddrPort {
+	var b [16]byte
+	for i, w := range a {
+		binary.LittleEndian.PutUint32(b[i*4:], w)
+	}
+	var ip netip.Addr
+	if family == unix.AF_INET {
+		ip = netip.AddrFrom4([4]byte(b[:4]))
+	} else {
+		ip = netip.AddrFrom16(b).Unmap()
+	}
+	return netip.AddrPortFrom(ip, port)
+}
+
+func toRecord(c *flowConn, clk clock) flow.Record {
+	r := flow.Record{
+		ID:             c.Cookie,
+		Local:          addr(c.Family, c.Laddr, c.Lport),
+		Remote:         addr(c.Family, c.Raddr, c.Rport),
+		PID:            c.Pid,
+		Comm:           commString(c.Comm),
+		CgroupID:       c.Cgroup,
+		State:          StateName(c.State),
+		Start:          clk.at(c.StartNs),
+		End:            clk.at(c.EndNs),
+		Closed:         c.EndNs != 0,
+		BytesSent:      c.BytesAcked,
+		BytesReceived:  c.BytesReceived,
+		SegsOut:        uint64(c.DataSegsOut),
+		SegsIn:         uint64(c.DataSegsIn),
+		SRTT:           time.Duration(c.SrttUs) * time.Microsecond,
+		MinRTT:         time.Duration(c.MinRttUs) * time.Microsecond,
+		MaxRTT:         time.Duration(max(c.MaxRttUs, c.SrttUs)) * time.Microsecond,
+		Retransmits:    uint64(max(c.TotalRetrans, c.RetransSegs)),
+		SynRetransmits: uint64(c.SynRetrans),
+		RTOs:           uint64(c.Rtos),
+		RSTSent:        uint64(c.RstSent),
+		RSTReceived:    uint64(c.RstRecv),
+		ConnectLatency: time.Duration(c.ConnectLatencyUs) * time.Microsecond,
+		ConnectFailed:  c.Flags&flFailed != 0,
+	}
+	switch c.Direction {
+	case dirClient:
+		r.Direction = flow.DirClient
+	case dirServer:
+		r.Direction = flow.DirServer
+	}
+	if r.State == "unknown" {
+		r.State = "syn_sent"
+	}
+	return r
+}
+
+func commString(c [16]int8) string {
+	b := make([]byte, 0, len(c))
+	for _, v := range c {
+		if v == 0 {
+			break
+		}
+		b = append(b, byte(v))
+	}
+	return string(b)
+}
+
+// CgroupV2Root returns the mount point of the cgroup v2 hierarchy from a
+// /proc/self/mountinfo stream (pure v2 at /sys/fs/cgroup, or hybrid at
+// /sys/fs/cgroup/unified).
+func CgroupV2Root(mountinfo io.Reader) (string, error) {
+	sc := bufio.NewScanner(mountinfo)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	line := 0
+	for sc.Scan() {
+		line++
+		// 36 35 0:30 / /sys/fs/cgroup/unified rw,... shared:4 - cgroup2 cgroup2 rw,...
+		pre, post, ok := strings.Cut(sc.Text(), " - ")
+		if !ok {
+			continue
+		}
+		fsType, _, _ := strings.Cut(post, " ")
+		if fsType != "cgroup2" {
+			continue
+		}
+		fields := strings.Fields(pre)
+		if len(fields) < 5 {
+			return "", fmt.Errorf("mountinfo line %d: want at least 5 fields before \" - \", got %d", line, len(fields))
+		}
+		return unescapeMount(fields[4]), nil
+	}
+	if err := sc.Err(); err != nil {
+		return "", fmt.Errorf("read mountinfo: %w", err)
+	}
+	return "", errors.New("no cgroup2 mount in mountinfo")
+}
+
+// unescapeMount undoes the octal escapes (\040 for space) of mountinfo.
+func unescapeMount(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) && isOct(s[i+1]) && isOct(s[i+2]) && isOct(s[i+3]) {
+			b.WriteByte((s[i+1]-'0')<<6 | (s[i+2]-'0')<<3 | (s[i+3] - '0'))
+			i += 3
+			continue
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+func isOct(c byte) bool { return c >= '0' && c <= '7' }
