@@ -1,0 +1,5 @@
+//go:build !race
+
+package testlab
+
+const raceEnabled = false
