@@ -4,4 +4,5 @@ package main
 // agent.RegisterComponent from init.
 import (
 	_ "github.com/netsight/netsight/store"
+	_ "github.com/netsight/netsight/web/dashboard"
 )

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sys/unix"
 
 	"github.com/netsight/netsight/collector"
 	"github.com/netsight/netsight/config"
@@ -125,6 +126,9 @@ type Collector struct {
 	stats    CPUStats
 	forecast Forecast
 	descs    map[string]*prometheus.Desc
+	// noDump is set once the dump failed for lack of CAP_NET_ADMIN: the
+	// rest of the collector keeps working and stays up.
+	noDump bool
 }
 
 // New builds the collector for the namespace Update runs in.
@@ -191,8 +195,16 @@ func (c *Collector) Update(ctx context.Context, ch chan<- prometheus.Metric) err
 		}
 	}
 
+	if c.noDump {
+		return errors.Join(errs...)
+	}
 	res, err := c.reader.DumpStates(ctx, count)
 	if err != nil {
+		if errors.Is(err, unix.EPERM) {
+			c.noDump = true
+			c.logger.Warn("per-state conntrack dump disabled: needs CAP_NET_ADMIN; counts, limit, statistics and forecast continue", "err", err)
+			return errors.Join(errs...)
+		}
 		errs = append(errs, err)
 	} else if res.Mode != "disabled" {
 		for _, m := range []string{"sampled", "skipped"} {

@@ -3,6 +3,7 @@ package conntrack
 import (
 	"context"
 	"fmt"
+	"os"
 	"sort"
 	"strings"
 	"time"
@@ -60,3 +61,5 @@ func metricKey(m prometheus.Metric) (string, float64) {
 	}
 	return key, v
 }
+
+func readFile(p string) ([]byte, error) { return os.ReadFile(p) }

@@ -17,6 +17,9 @@ import (
 // using ct makes the kernel track connections there.
 func labNS(t *testing.T) *testlab.NetNS {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("lab test: runs in the full (non -short) pass")
+	}
 	testlab.RequireRoot(t)
 	testlab.RequireBinary(t, "nft")
 	testlab.RequireBinary(t, "conntrack")
@@ -31,7 +34,7 @@ func labNS(t *testing.T) *testlab.NetNS {
 
 // holdTCP opens n TCP connections to a listener on 127.0.0.1 inside ns and
 // keeps them until the test ends.
-func holdTCP(t *testing.T, ns *testlab.NetNS, n int) {
+func holdTCP(t *testing.T, ns *testlab.NetNS, n int) string {
 	t.Helper()
 	ln, err := ns.ListenTCP("127.0.0.1:0")
 	if err != nil {
@@ -65,6 +68,7 @@ func holdTCP(t *testing.T, ns *testlab.NetNS, n int) {
 			t.Fatal("accept timed out")
 		}
 	}
+	return ln.Addr().String()
 }
 
 func conntrackC(t *testing.T, ns *testlab.NetNS) int {

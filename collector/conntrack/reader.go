@@ -26,11 +26,14 @@ type StateCount struct {
 type DumpResult struct {
 	// Mode is "full", "sampled" (the first MaxEntries entries were read and
 	// scaled up to the table size), "skipped" (the table held more than
-	// MaxEntries) or "disabled".
+	// MaxEntries), "disabled", or (netsight conntrack only) "unavailable"
+	// when the dump failed.
 	Mode     string        `json:"mode"`
 	Seen     int           `json:"entries_read"`
 	Duration time.Duration `json:"-"`
-	States   []StateCount  `json:"states,omitempty"`
+	// DurationSeconds is Duration for JSON.
+	DurationSeconds float64      `json:"duration_seconds"`
+	States          []StateCount `json:"states,omitempty"`
 }
 
 // Limited reports whether the breakdown is not a full count.
@@ -84,6 +87,7 @@ func (r *Reader) DumpStates(ctx context.Context, count uint64) (DumpResult, erro
 		return true
 	}).limitTo(limit))
 	res.Duration = time.Since(start)
+	res.DurationSeconds = res.Duration.Seconds()
 	res.Seen = min(seen, limit)
 	if err != nil {
 		return res, err

@@ -3,6 +3,7 @@ package sockets
 import (
 	"context"
 	"fmt"
+	"sync"
 
 	"golang.org/x/sys/unix"
 
@@ -37,41 +38,162 @@ type Counts struct {
 	Total uint64
 }
 
+// Backends.
+const (
+	BackendAuto     = "auto"      // bpf_iter when it loads, else sock_diag
+	BackendBPFIter  = "bpf_iter"  // BPF socket iterators (CAP_BPF, CAP_PERFMON)
+	BackendSockDiag = "sock_diag" // NETLINK_SOCK_DIAG, unprivileged
+)
+
 // Counter counts sockets; it reuses its buffers and is not safe for
-// concurrent use.
+// concurrent use. The zero value uses BackendAuto. Close releases the BPF
+// iterators.
 type Counter struct {
-	sd kernel.SockDiag
+	// Backend is BackendAuto (default), BackendBPFIter or BackendSockDiag.
+	Backend string
+	sd      [4]kernel.SockDiag
+	iter    *kernel.SockIter
+	iterErr error
+	tried   bool
 }
 
-// Count dumps TCP and UDP sockets of both families in the calling thread's
-// network namespace. A family the kernel does not support (IPv6 disabled)
-// counts as empty.
+// ActiveBackend reports the backend the last Count used.
+func (c *Counter) ActiveBackend() string {
+	if c.iter != nil {
+		return BackendBPFIter
+	}
+	return BackendSockDiag
+}
+
+// IterError is why BPF iterators are not used (nil when they are or were
+// not tried).
+func (c *Counter) IterError() error { return c.iterErr }
+
+// Close releases the BPF iterators.
+func (c *Counter) Close() error {
+	if c.iter != nil {
+		c.iter.Close()
+		c.iter = nil
+	}
+	return nil
+}
+
+// Count counts TCP and UDP sockets of both families in the calling thread's
+// network namespace.
 func (c *Counter) Count(ctx context.Context) (Counts, error) {
+	if c.Backend != BackendSockDiag && !c.tried {
+		c.tried = true
+		c.iter, c.iterErr = kernel.NewSockIter()
+	}
+	if c.iter != nil {
+		return c.countIter(ctx)
+	}
+	if c.Backend == BackendBPFIter {
+		return Counts{}, fmt.Errorf("socket backend bpf_iter: %w", c.iterErr)
+	}
+	return c.countDiag(ctx)
+}
+
+func (c *Counter) countIter(ctx context.Context) (Counts, error) {
 	var out Counts
+	err := c.iter.Each(ctx, func(proto uint8, sk *kernel.InetSocket) {
+		fi := 0
+		switch sk.Family {
+		case unix.AF_INET:
+		case unix.AF_INET6:
+			fi = 1
+		default:
+			return
+		}
+		pi := 0
+		if proto == unix.IPPROTO_UDP {
+			pi = 1
+		}
+		out.add(fi, pi, sk)
+	})
+	if err != nil {
+		return out, fmt.Errorf("count sockets: %w", err)
+	}
+	return out, nil
+}
+
+// countDiag dumps over sock_diag. The four dump sockets are opened on the
+// calling thread (so they belong to its namespace) and received in
+// parallel. A family the kernel does not support (IPv6 disabled) counts as
+// empty.
+func (c *Counter) countDiag(ctx context.Context) (Counts, error) {
+	type job struct {
+		fi, pi int
+		d      *kernel.SockDiagDump
+		out    Counts
+		err    error
+	}
+	jobs := make([]*job, 0, 4)
+	var startErr error
 	for fi := range kernelFamily {
 		for pi := range kernelProto {
-			err := c.sd.Dump(ctx, kernelFamily[fi], kernelProto[pi], kernel.SockDiagStatesAll, func(sk *kernel.InetSocket) {
-				st := sk.State
-				if st == 12 {
-					st = 3
-				}
-				if int(st) < len(out.ByState[fi][pi]) {
-					out.ByState[fi][pi][st]++
-				}
-				out.Total++
-				if Tracked(sk) {
-					out.Tracked++
-				}
-			})
+			d, err := c.sd[fi*2+pi].Start(ctx, kernelFamily[fi], kernelProto[pi], kernel.SockDiagStatesAll)
 			if err != nil {
-				if fi == 1 && isNoFamily(err) {
-					continue
-				}
-				return out, fmt.Errorf("count %s %s sockets: %w", protocolNames[pi], familyNames[fi], err)
+				startErr = fmt.Errorf("count %s %s sockets: %w", protocolNames[pi], familyNames[fi], err)
+				break
+			}
+			jobs = append(jobs, &job{fi: fi, pi: pi, d: d})
+		}
+	}
+	if startErr != nil {
+		for _, j := range jobs {
+			j.d.Close()
+		}
+		return Counts{}, startErr
+	}
+	var wg sync.WaitGroup
+	for _, j := range jobs[1:] {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			j.err = j.d.Each(ctx, func(sk *kernel.InetSocket) { j.out.add(j.fi, j.pi, sk) })
+		}()
+	}
+	j0 := jobs[0]
+	j0.err = j0.d.Each(ctx, func(sk *kernel.InetSocket) { j0.out.add(j0.fi, j0.pi, sk) })
+	wg.Wait()
+	var out Counts
+	for _, j := range jobs {
+		if j.err != nil {
+			if j.fi == 1 && isNoFamily(j.err) {
+				continue
+			}
+			return out, fmt.Errorf("count %s %s sockets: %w", protocolNames[j.pi], familyNames[j.fi], j.err)
+		}
+		out.merge(&j.out)
+	}
+	return out, nil
+}
+
+func (c *Counts) add(fi, pi int, sk *kernel.InetSocket) {
+	st := sk.State
+	if st == 12 {
+		st = 3
+	}
+	if int(st) < len(c.ByState[fi][pi]) {
+		c.ByState[fi][pi][st]++
+	}
+	c.Total++
+	if Tracked(sk) {
+		c.Tracked++
+	}
+}
+
+func (c *Counts) merge(o *Counts) {
+	for f := range c.ByState {
+		for p := range c.ByState[f] {
+			for s := range c.ByState[f][p] {
+				c.ByState[f][p][s] += o.ByState[f][p][s]
 			}
 		}
 	}
-	return out, nil
+	c.Tracked += o.Tracked
+	c.Total += o.Total
 }
 
 func isNoFamily(err error) bool {

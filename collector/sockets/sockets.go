@@ -19,17 +19,28 @@ const Name = "sockets"
 // Config is the collectors.sockets section.
 type Config struct {
 	config.CollectorCommon `yaml:",inline"`
+	// Backend is auto (BPF socket iterators when they load, else
+	// sock_diag), bpf_iter or sock_diag.
+	Backend string `yaml:"backend"`
 }
 
 // Validate checks the section.
-func (c *Config) Validate() error { return errors.Join(c.ValidateCommon()) }
+func (c *Config) Validate() error {
+	errs := []error{c.ValidateCommon()}
+	switch c.Backend {
+	case BackendAuto, BackendBPFIter, BackendSockDiag:
+	default:
+		errs = append(errs, config.Errorf("backend", "must be auto, bpf_iter or sock_diag, got %q", c.Backend))
+	}
+	return errors.Join(errs...)
+}
 
 type factory struct{}
 
 func (factory) Type() string { return Name }
 
 func (factory) DefaultConfig() config.CollectorConfig {
-	return &Config{CollectorCommon: config.CollectorCommon{Interval: 15 * time.Second}}
+	return &Config{CollectorCommon: config.CollectorCommon{Interval: 15 * time.Second}, Backend: BackendAuto}
 }
 
 func (factory) New(cfg config.CollectorConfig, deps collector.Deps) (collector.Collector, error) {
@@ -46,6 +57,9 @@ var (
 	socketsDesc = prometheus.NewDesc("netsight_sockets",
 		"Inet sockets by family, protocol and state (sock_diag), like `ss -tan`/`ss -uan` counts.",
 		[]string{"family", "protocol", "state"}, nil)
+	backendDesc = prometheus.NewDesc("netsight_sockets_backend_info",
+		"The kernel interface used to count sockets: bpf_iter (BPF socket iterators) or sock_diag.",
+		[]string{"backend"}, nil)
 	trackedDesc = prometheus.NewDesc("netsight_sockets_tracked_connections",
 		"TCP and UDP sockets in any state with a specific peer, excluding wildcard peers and 127.0.0.1/::ffff:127.0.0.1: the seed-000 `ss | awk` figure that EC2 connection tracking counts.",
 		nil, nil)
@@ -64,24 +78,42 @@ type Collector struct {
 	logger *slog.Logger
 	mu     sync.Mutex
 	ctr    Counter
+	logged bool
 }
 
 // New builds the collector.
-func New(_ *Config, logger *slog.Logger) *Collector {
+func New(cfg *Config, logger *slog.Logger) *Collector {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Collector{logger: logger}
+	return &Collector{logger: logger, ctr: Counter{Backend: cfg.Backend}}
+}
+
+// Close releases the BPF iterators.
+func (c *Collector) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.ctr.Close()
 }
 
 // Update counts the sockets of the namespace the calling thread is in.
 func (c *Collector) Update(ctx context.Context, ch chan<- prometheus.Metric) error {
 	c.mu.Lock()
 	counts, err := c.ctr.Count(ctx)
+	backend := c.ctr.ActiveBackend()
+	if !c.logged {
+		c.logged = true
+		if ierr := c.ctr.IterError(); ierr != nil && backend == BackendSockDiag {
+			c.logger.Info("counting sockets with sock_diag", "reason", ierr.Error())
+		} else {
+			c.logger.Info("counting sockets", "backend", backend)
+		}
+	}
 	c.mu.Unlock()
 	if err != nil {
 		return err
 	}
+	ch <- prometheus.MustNewConstMetric(backendDesc, prometheus.GaugeValue, 1, backend)
 	for fi, fam := range familyNames {
 		for pi, proto := range protocolNames {
 			for _, st := range exported[pi] {
@@ -94,4 +126,7 @@ func (c *Collector) Update(ctx context.Context, ch chan<- prometheus.Metric) err
 	return nil
 }
 
-var _ collector.Collector = (*Collector)(nil)
+var (
+	_ collector.Collector = (*Collector)(nil)
+	_ collector.Closer    = (*Collector)(nil)
+)

@@ -17,6 +17,7 @@ import (
 // CAP_NET_ADMIN. A dumper is not safe for concurrent use.
 type ConntrackDumper struct {
 	buf []byte
+	tap func([]byte) // tests: sees every received buffer
 }
 
 // ctnetlink constants (linux/netfilter/nfnetlink*.h).
@@ -76,6 +77,9 @@ func (d *ConntrackDumper) Dump(ctx context.Context, fn func(*ConntrackEntry) boo
 				return n, false, fmt.Errorf("dump conntrack: receive buffer overrun: %w", err)
 			}
 			return n, false, fmt.Errorf("dump conntrack: receive: %w", err)
+		}
+		if d.tap != nil {
+			d.tap(d.buf[:m])
 		}
 		done, stop, cnt, err := walkConntrackMessages(d.buf[:m], &e, fn)
 		n += cnt

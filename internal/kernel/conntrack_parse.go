@@ -2,7 +2,6 @@ package kernel
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"syscall"
 )
@@ -79,8 +78,8 @@ func walkConntrackMessages(b []byte, e *ConntrackEntry, fn func(*ConntrackEntry)
 			}
 		case 1: // NLMSG_NOOP
 		default:
-			if err := decodeConntrack(msg, e); err != nil {
-				return false, false, n, fmt.Errorf("offset %d: %w", off+16, err)
+			if err := decodeConntrack(msg, off+16, e); err != nil {
+				return false, false, n, err
 			}
 			n++
 			if !fn(e) {
@@ -96,12 +95,12 @@ func align4(n int) int { return (n + 3) &^ 3 }
 
 // decodeConntrack fills e from one ctnetlink message payload (nfgenmsg +
 // attributes).
-func decodeConntrack(p []byte, e *ConntrackEntry) error {
+func decodeConntrack(p []byte, base int, e *ConntrackEntry) error {
 	if len(p) < 4 {
-		return errors.New("truncated nfgenmsg")
+		return fmt.Errorf("offset %d: truncated nfgenmsg", base)
 	}
 	*e = ConntrackEntry{Family: p[0]}
-	return walkAttrs(p[4:], 4, func(typ uint16, v []byte, at int) error {
+	return walkAttrs(p[4:], base+4, func(typ uint16, v []byte, at int) error {
 		switch typ {
 		case ctaTupleOrig:
 			return walkAttrs(v, at, func(typ uint16, v []byte, at int) error {

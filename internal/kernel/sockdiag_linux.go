@@ -28,19 +28,40 @@ const SockDiagStatesAll = 0xffff
 // safe for concurrent use. Counting needs no capability.
 type SockDiag struct {
 	buf []byte
+	tap func([]byte) // tests: sees every received buffer
 	req [unix.NLMSG_HDRLEN + 56]byte
 }
 
 // Dump calls fn for every socket of family (AF_INET/AF_INET6) and protocol
 // (IPPROTO_TCP/IPPROTO_UDP) whose state bit is set in states.
 func (s *SockDiag) Dump(ctx context.Context, family, protocol uint8, states uint32, fn func(*InetSocket)) error {
+	d, err := s.Start(ctx, family, protocol, states)
+	if err != nil {
+		return err
+	}
+	return d.Each(ctx, fn)
+}
+
+// SockDiagDump is a dump request in flight. Its socket belongs to the
+// namespace of the thread that called Start, so Each may run on any
+// goroutine (several dumps can be received in parallel).
+type SockDiagDump struct {
+	fd  int
+	buf []byte
+	tap func([]byte)
+}
+
+// Start opens a NETLINK_SOCK_DIAG socket in the calling thread's network
+// namespace and sends the dump request. The caller must call Each (which
+// closes the socket) or Close.
+func (s *SockDiag) Start(ctx context.Context, family, protocol uint8, states uint32) (*SockDiagDump, error) {
 	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_SOCK_DIAG)
 	if err != nil {
-		return fmt.Errorf("sock_diag: open netlink socket: %w", err)
+		return nil, fmt.Errorf("sock_diag: open netlink socket: %w", err)
 	}
-	defer unix.Close(fd)
 	if err := setDeadline(ctx, fd); err != nil {
-		return fmt.Errorf("sock_diag: %w", err)
+		unix.Close(fd)
+		return nil, fmt.Errorf("sock_diag: %w", err)
 	}
 	_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, dumpRcvBuf)
 	req := s.req[:]
@@ -53,17 +74,34 @@ func (s *SockDiag) Dump(ctx context.Context, family, protocol uint8, states uint
 	req[17] = protocol
 	nlenc.PutUint32(req[20:], states)
 	if err := unix.Sendto(fd, req, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
-		return fmt.Errorf("sock_diag: send request: %w", err)
+		unix.Close(fd)
+		return nil, fmt.Errorf("sock_diag: send request: %w", err)
 	}
 	if s.buf == nil {
 		s.buf = make([]byte, dumpBufSize)
 	}
+	return &SockDiagDump{fd: fd, buf: s.buf, tap: s.tap}, nil
+}
+
+// Close releases the socket (Each does it itself).
+func (d *SockDiagDump) Close() error {
+	if d.fd < 0 {
+		return nil
+	}
+	err := unix.Close(d.fd)
+	d.fd = -1
+	return err
+}
+
+// Each receives the dump, calling fn per socket, and closes the socket.
+func (d *SockDiagDump) Each(ctx context.Context, fn func(*InetSocket)) error {
+	defer d.Close()
 	var sk InetSocket
 	for {
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("sock_diag: %w", err)
 		}
-		m, _, err := unix.Recvfrom(fd, s.buf, 0)
+		m, _, err := unix.Recvfrom(d.fd, d.buf, 0)
 		if err != nil {
 			if errors.Is(err, unix.EINTR) {
 				continue
@@ -73,7 +111,10 @@ func (s *SockDiag) Dump(ctx context.Context, family, protocol uint8, states uint
 			}
 			return fmt.Errorf("sock_diag: receive: %w", err)
 		}
-		done, err := ParseInetDiagMessages(s.buf[:m], &sk, fn)
+		if d.tap != nil {
+			d.tap(d.buf[:m])
+		}
+		done, err := ParseInetDiagMessages(d.buf[:m], &sk, fn)
 		if err != nil {
 			return fmt.Errorf("sock_diag: %w", err)
 		}

@@ -39,6 +39,10 @@
 #define STAT_UNTRACKED_CLOSE 4
 #define STAT_MAX 5
 
+// Closed connections are submitted without waking user space (which drains
+// the ring on a timer) until this many bytes wait; set before load.
+const volatile __u32 wakeup_bytes = 1 << 20;
+
 struct conn {
 	__u64 cookie;
 	__u64 start_ns;   // connect() or accept (established) time
@@ -188,7 +192,10 @@ static __always_inline void emit_close(struct bpf_sock_ops *skops, __u64 cookie,
 		stat_inc(STAT_RINGBUF_LOST);
 	} else {
 		__builtin_memcpy(e, c, sizeof(*e));
-		bpf_ringbuf_submit(e, 0);
+		__u64 flags = BPF_RB_NO_WAKEUP;
+		if (bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes)
+			flags = BPF_RB_FORCE_WAKEUP;
+		bpf_ringbuf_submit(e, flags);
 		stat_inc(STAT_EVENTS);
 	}
 	bpf_map_delete_elem(&conns, &cookie);

@@ -73,6 +73,7 @@ const (
 	flowProgNetsightRstRecv = "netsight_rst_recv"
 	flowProgNetsightRstSend = "netsight_rst_send"
 	flowProgNetsightSockops = "netsight_sockops"
+	flowVarWakeupBytes      = "wakeup_bytes"
 )
 
 // loadFlow returns the embedded CollectionSpec for flow.
@@ -136,6 +137,7 @@ type flowMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type flowVariableSpecs struct {
+	WakeupBytes *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
 }
 
 // flowObjects contains all objects after they have been loaded into the kernel.
@@ -177,6 +179,7 @@ func (m *flowMaps) Close() error {
 //
 // It can be passed to loadFlowObjects or ebpf.CollectionSpec.LoadAndAssign.
 type flowVariables struct {
+	WakeupBytes *ebpf.Variable `ebpf:"wakeup_bytes"`
 }
 
 // flowPrograms contains all programs after they have been loaded into the kernel.

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unsafe"
 
 	cebpf "github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
@@ -20,6 +21,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/netsight/netsight/flow"
+	"github.com/netsight/netsight/internal/kernel"
 )
 
 // Options size the kernel side.
@@ -32,6 +34,10 @@ type Options struct {
 	// CgroupPath is the cgroup v2 directory to attach to; empty finds the
 	// v2 root in /proc/self/mountinfo.
 	CgroupPath string
+	// FlushInterval is how often user space drains the ring buffer; the
+	// kernel wakes it earlier only when a quarter of the buffer is used.
+	// Batching keeps the cost per closed connection low. Default 100ms.
+	FlushInterval time.Duration
 }
 
 // Stats are the tracer's self-metrics.
@@ -52,6 +58,7 @@ type Tracer struct {
 	links    []link.Link
 	reader   *ringbuf.Reader
 	cgroup   string
+	flush    time.Duration
 	mu       sync.Mutex
 	decErrs  uint64
 	records  uint64
@@ -62,6 +69,13 @@ type Tracer struct {
 // run eBPF flows" (no BPF capability, no BTF, no sock_ops) wrap
 // cilium/ebpf's ErrNotSupported or an *UnsupportedError.
 func Open(opts Options) (*Tracer, error) {
+	// Name the missing capability rather than the symptom (the first
+	// failing syscall would be the memlock rlimit or map creation).
+	if !kernel.HasCap(kernel.CapSysAdmin) {
+		if err := kernel.RequireCaps(kernel.CapBPF, kernel.CapPerfmon, kernel.CapNetAdmin); err != nil {
+			return nil, &UnsupportedError{What: "capabilities for eBPF (CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN, or CAP_SYS_ADMIN)", Err: err}
+		}
+	}
 	if err := rlimit.RemoveMemlock(); err != nil {
 		return nil, &UnsupportedError{What: "raise RLIMIT_MEMLOCK (CAP_SYS_RESOURCE)", Err: err}
 	}
@@ -87,7 +101,14 @@ func Open(opts Options) (*Tracer, error) {
 	if opts.RingBufferBytes > 0 {
 		spec.Maps[flowMapEvents].MaxEntries = opts.RingBufferBytes
 	}
-	t := &Tracer{cgroup: cg}
+	ringBytes := spec.Maps[flowMapEvents].MaxEntries
+	if err := spec.Variables["wakeup_bytes"].Set(ringBytes / 4); err != nil {
+		return nil, fmt.Errorf("set wakeup_bytes: %w", err)
+	}
+	t := &Tracer{cgroup: cg, flush: opts.FlushInterval}
+	if t.flush <= 0 {
+		t.flush = 100 * time.Millisecond
+	}
 	if err := spec.LoadAndAssign(&t.objs, nil); err != nil {
 		var ve *cebpf.VerifierError
 		if errors.As(err, &ve) {
@@ -150,22 +171,29 @@ func (t *Tracer) Run(ctx context.Context, sink func(flow.Record)) error {
 	defer stop()
 	clock := newClock()
 	var rec ringbuf.Record
+	t.reader.SetDeadline(time.Now().Add(t.flush))
 	for {
 		err := t.reader.ReadInto(&rec)
 		switch {
 		case err == nil:
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			// Drained: sleep until the next flush or a forced wakeup.
+			t.reader.SetDeadline(time.Now().Add(t.flush))
+			continue
 		case errors.Is(err, ringbuf.ErrClosed), errors.Is(err, os.ErrClosed):
 			return nil
 		default:
 			return fmt.Errorf("read ring buffer: %w", err)
 		}
-		var c flowConn
-		if _, err := binary.Decode(rec.RawSample, binary.LittleEndian, &c); err != nil {
+		if len(rec.RawSample) < int(unsafe.Sizeof(flowConn{})) {
 			t.mu.Lock()
 			t.decErrs++
 			t.mu.Unlock()
 			continue
 		}
+		// The record is the kernel's struct conn in host layout (bpf2go's
+		// flowConn mirrors it); copy it out of the ring.
+		c := *(*flowConn)(unsafe.Pointer(&rec.RawSample[0]))
 		t.mu.Lock()
 		t.records++
 		if t.records%256 == 0 {
@@ -176,9 +204,34 @@ func (t *Tracer) Run(ctx context.Context, sink func(flow.Record)) error {
 	}
 }
 
-// Active calls fn for every open connection in the kernel table.
+// Active calls fn for every open connection in the kernel table. It reads
+// the map in batches (BPF_MAP_LOOKUP_BATCH), which, unlike key-by-key
+// iteration, does not restart when connections close meanwhile; it falls
+// back to iteration on kernels without batch operations.
 func (t *Tracer) Active(fn func(flow.Record)) error {
 	clock := newClock()
+	const chunk = 1024
+	keys := make([]uint64, chunk)
+	vals := make([]flowConn, chunk)
+	var cursor cebpf.MapBatchCursor
+	for {
+		n, err := t.objs.Conns.BatchLookup(&cursor, keys, vals, nil)
+		for i := range n {
+			fn(toRecord(&vals[i], clock))
+		}
+		if errors.Is(err, cebpf.ErrKeyNotExist) {
+			return nil
+		}
+		if errors.Is(err, cebpf.ErrNotSupported) {
+			return t.iterate(fn, clock)
+		}
+		if err != nil {
+			return fmt.Errorf("batch lookup conns map: %w", err)
+		}
+	}
+}
+
+func (t *Tracer) iterate(fn func(flow.Record), clock clock) error {
 	var key uint64
 	var c flowConn
 	it := t.objs.Conns.Iterate()
@@ -234,17 +287,8 @@ const (
 	flFailed  = 1
 )
 
-// tcpStates are the kernel's TCP state names (include/net/tcp_states.h).
-var tcpStates = [...]string{"unknown", "established", "syn_sent", "syn_recv", "fin_wait1", "fin_wait2",
-	"time_wait", "close", "close_wait", "last_ack", "listen", "closing", "new_syn_recv", "bound_inactive"}
-
 // StateName returns the lower-case name of a kernel TCP state number.
-func StateName(s uint8) string {
-	if int(s) < len(tcpStates) {
-		return tcpStates[s]
-	}
-	return fmt.Sprintf("state_%d", s)
-}
+func StateName(s uint8) string { return flow.TCPStateName(s) }
 
 func addr(family uint8, a [4]uint32, port uint16) netip.AddrPort {
 	var b [16]byte
@@ -358,3 +402,19 @@ func unescapeMount(s string) string {
 }
 
 func isOct(c byte) bool { return c >= '0' && c <= '7' }
+
+// ProgramStats returns the summed run time and run count of the tracer's
+// programs. The kernel only counts while BPF statistics are enabled
+// (cilium/ebpf EnableStats or sysctl kernel.bpf_stats_enabled=1); used by
+// bench/flows to measure in-kernel cost.
+func (t *Tracer) ProgramStats() (runtime time.Duration, count uint64, err error) {
+	for _, p := range []*cebpf.Program{t.objs.NetsightSockops, t.objs.NetsightRstRecv, t.objs.NetsightRstSend} {
+		st, err := p.Stats()
+		if err != nil {
+			return 0, 0, fmt.Errorf("program stats: %w", err)
+		}
+		runtime += st.Runtime
+		count += st.RunCount
+	}
+	return runtime, count, nil
+}

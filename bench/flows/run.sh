@@ -1,0 +1,128 @@
+#!/usr/bin/env bash
+# bench/flows/run.sh: overhead of the flows collector, side by side in one run.
+#
+#  1. iperf3 throughput between two namespaces without the agent and with it
+#     (eBPF back end, then sock_diag), alternating ROUNDS times; prints the
+#     medians and the ratio (goal: under 2% loss).
+#  2. The agent's CPU per 10k connections/s: short connections at RATE/s for
+#     GEN_DUR seconds; the agent's user+sys CPU (getrusage) plus, for eBPF,
+#     the in-kernel run time of its programs (BPF stats), as a share of one
+#     core, scaled to 10k connections/s (goal: under 2% of a core).
+#
+# Run by hand as root (not in CI). Traffic stays between the two namespaces
+# this script creates (10.251.x.0/30) and is bounded in time.
+#   sudo bench/flows/run.sh            # DUR=5 ROUNDS=3 RATE=10000 GEN_DUR=10
+set -euo pipefail
+[ "$(id -u)" = 0 ] || { echo "run as root" >&2; exit 1; }
+for b in iperf3 jq ip go; do command -v $b >/dev/null || { echo "need $b" >&2; exit 1; }; done
+
+DUR=${DUR:-5}
+ROUNDS=${ROUNDS:-3}
+RATE=${RATE:-10000}
+GEN_DUR=${GEN_DUR:-10}
+root=$(cd "$(dirname "$0")/../.." && pwd)
+tmp=$(mktemp -d)
+A=fbench-a-$$
+B=fbench-b-$$
+net=$((RANDOM % 250))
+IPA=10.251.$net.1
+IPB=10.251.$net.2
+pids=()
+
+cleanup() {
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+	ip netns del "$A" 2>/dev/null || true
+	ip netns del "$B" 2>/dev/null || true
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+(cd "$root" && go build -o "$tmp/flowbench" ./bench/flows/flowbench)
+
+ip netns add "$A"
+ip netns add "$B"
+ip link add "fb$$a" type veth peer name "fb$$b"
+ip link set "fb$$a" netns "$A"
+ip link set "fb$$b" netns "$B"
+ip -n "$A" addr add $IPA/30 dev "fb$$a"
+ip -n "$B" addr add $IPB/30 dev "fb$$b"
+for ns in "$A" "$B"; do ip -n "$ns" link set lo up; done
+ip -n "$A" link set "fb$$a" up
+ip -n "$B" link set "fb$$b" up
+# The churn test closes from the client: let it reuse TIME_WAIT ports.
+ip netns exec "$A" sysctl -qw net.ipv4.ip_local_port_range="10000 65000" net.ipv4.tcp_tw_reuse=1
+sleep 1
+
+ip netns exec "$B" iperf3 -s -p 5201 >/dev/null 2>&1 &
+pids+=($!)
+sleep 0.5
+
+iperf_bps() { # appends the receiver's bit/s to $1; keeps the JSON in $1.json
+	ip netns exec "$A" timeout $((DUR + 20)) iperf3 -c $IPB -p 5201 -t "$DUR" -J >"$1.json"
+	jq '.end.sum_received.bits_per_second' "$1.json" >>"$1"
+	jq '.end.cpu_utilization_percent.host_total + .end.cpu_utilization_percent.remote_total' "$1.json" >>"$1.cpu"
+}
+
+AGENT=
+start_agent() { # backend; sets AGENT; report in $tmp/agent-<backend>.json
+	rm -f "$tmp/ready"
+	# sock_diag sees one network namespace: run it in the client's.
+	local in=()
+	[ "$1" = sockdiag ] && in=(ip netns exec "$A")
+	"${in[@]}" "$tmp/flowbench" agent -backend "$1" -duration 10m -ready "$tmp/ready" >"$tmp/agent-$1.json" 2>"$tmp/agent-$1.log" &
+	AGENT=$!
+	for _ in $(seq 100); do [ -e "$tmp/ready" ] && break; sleep 0.1; done
+	[ -e "$tmp/ready" ] || { echo "agent ($1) did not start:" >&2; cat "$tmp/agent-$1.log" >&2; exit 1; }
+}
+
+stop_agent() { kill -TERM "$AGENT"; wait "$AGENT" || true; }
+
+calc() { awk "BEGIN { printf \"%.4f\", $1 }"; }
+
+median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+
+echo "== throughput: iperf3 -t $DUR, $ROUNDS rounds, alternating =="
+: >"$tmp/none"; : >"$tmp/ebpf"; : >"$tmp/sockdiag"; : >"$tmp/ratio-ebpf"; : >"$tmp/ratio-sockdiag"; : >"$tmp/bpfshare"
+for r in $(seq "$ROUNDS"); do
+	iperf_bps "$tmp/none"
+	start_agent ebpf; iperf_bps "$tmp/ebpf"; stop_agent
+	# Share of one core spent in the eBPF programs during this transfer.
+	jq ".bpf_seconds / $DUR * 100" "$tmp/agent-ebpf.json" >>"$tmp/bpfshare"
+	start_agent sockdiag; iperf_bps "$tmp/sockdiag"; stop_agent
+	n=$(tail -1 "$tmp/none")
+	for b in ebpf sockdiag; do calc "$(tail -1 "$tmp/$b")/$n" >>"$tmp/ratio-$b"; echo >>"$tmp/ratio-$b"; done
+	echo "round $r: Gbit/s none $(calc "$n/1e9") ebpf $(calc "$(tail -1 "$tmp/ebpf")/1e9") sockdiag $(calc "$(tail -1 "$tmp/sockdiag")/1e9"); eBPF programs $(calc "$(tail -1 "$tmp/bpfshare")")% of a core"
+done
+none=$(median <"$tmp/none")
+for b in ebpf sockdiag; do
+	m=$(median <"$tmp/$b")
+	pr=$(median <"$tmp/ratio-$b")
+	echo "$b: median $(calc "$m/1e9") Gbit/s vs $(calc "$none/1e9") without agent: ratio of medians $(calc "$m/$none"), median of paired ratios $(calc "$pr") (throughput loss $(calc "(1-$pr)*100")%)"
+done
+echo "ebpf: the programs ran $(median <"$tmp/bpfshare")% of one core during the transfers, iperf3 (both ends) used $(median <"$tmp/ebpf.cpu")% of a core"
+echo
+echo "== connection churn: $RATE conn/s target for ${GEN_DUR}s =="
+ip netns exec "$B" "$tmp/flowbench" sink -listen $IPB:7000 -duration $((GEN_DUR * 4 + 30))s &
+pids+=($!)
+sleep 0.5
+for b in ebpf sockdiag; do
+	start_agent $b
+	gen=$(ip netns exec "$A" "$tmp/flowbench" gen -target $IPB:7000 -rate "$RATE" -duration "${GEN_DUR}s")
+	sleep 1.5 # let the last closes arrive
+	stop_agent
+	rep=$(cat "$tmp/agent-$b.json")
+	cpu=$(echo "$rep" | jq '.user_cpu_seconds + .sys_cpu_seconds')
+	bpf=$(echo "$rep" | jq .bpf_seconds)
+	wall=$(echo "$rep" | jq .wall_seconds)
+	closed=$(echo "$rep" | jq .connections_closed)
+	gsec=$(echo "$gen" | jq .seconds)
+	echo "$b: generator $(echo "$gen" | jq -c .)"
+	echo "$b: agent saw $closed closed flows (eBPF: both ends of each connection plus any other TCP on the host; sockdiag: the client namespace) in ${wall}s"
+	echo "$b: agent CPU ${cpu}s user+sys, ${bpf}s in eBPF programs ($(echo "$rep" | jq .bpf_runs) runs)"
+	if [ "$closed" -gt 0 ]; then
+		fr=$(calc "$closed/$gsec")
+		echo "$b: $(calc "$fr") flows/s -> per 10k flows/s: user space $(calc "$cpu/$gsec*100*10000/$fr")% of a core, eBPF $(calc "$bpf/$gsec*100*10000/$fr")%, total $(calc "($cpu+$bpf)/$gsec*100*10000/$fr")%"
+		echo "$b: per-flow cost: user space $(calc "$cpu/$closed*1e6") us, eBPF $(calc "$bpf/$closed*1e6") us"
+	fi
+done

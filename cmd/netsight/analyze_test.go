@@ -1,0 +1,174 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
+	"github.com/gopacket/gopacket/pcapgo"
+)
+
+// writeFixture writes a small capture: one connection with a handshake,
+// data, one retransmission, two duplicate ACKs, a zero window and an RST
+// from the server. It returns the file name and the offset of each record.
+func writeFixture(t *testing.T) (string, []int) {
+	t.Helper()
+	var buf bytes.Buffer
+	w := pcapgo.NewWriter(&buf)
+	if err := w.WriteFileHeader(65535, layers.LinkTypeEthernet); err != nil {
+		t.Fatal(err)
+	}
+	cli, srv := net.IP{10, 9, 0, 1}, net.IP{10, 9, 0, 2}
+	ts := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	var offsets []int
+	add := func(after time.Duration, fromServer bool, tcp layers.TCP, payload int) {
+		ts = ts.Add(after)
+		src, dst := cli, srv
+		tcp.SrcPort, tcp.DstPort = 50000, 80
+		if fromServer {
+			src, dst = srv, cli
+			tcp.SrcPort, tcp.DstPort = 80, 50000
+		}
+		ip := &layers.IPv4{Version: 4, TTL: 64, Protocol: layers.IPProtocolTCP, SrcIP: src, DstIP: dst, Flags: layers.IPv4DontFragment}
+		_ = tcp.SetNetworkLayerForChecksum(ip)
+		sb := gopacket.NewSerializeBuffer()
+		if err := gopacket.SerializeLayers(sb, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true},
+			&layers.Ethernet{SrcMAC: net.HardwareAddr{2, 0, 0, 0, 0, 1}, DstMAC: net.HardwareAddr{2, 0, 0, 0, 0, 2}, EthernetType: layers.EthernetTypeIPv4},
+			ip, &tcp, gopacket.Payload(make([]byte, payload))); err != nil {
+			t.Fatal(err)
+		}
+		offsets = append(offsets, buf.Len())
+		if err := w.WritePacket(gopacket.CaptureInfo{Timestamp: ts, CaptureLength: len(sb.Bytes()), Length: len(sb.Bytes())}, sb.Bytes()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ws := []layers.TCPOption{{OptionType: layers.TCPOptionKindWindowScale, OptionLength: 3, OptionData: []byte{7}}}
+	add(0, false, layers.TCP{Seq: 100, SYN: true, Window: 64240, Options: ws}, 0)
+	add(time.Millisecond, true, layers.TCP{Seq: 900, Ack: 101, SYN: true, ACK: true, Window: 65160, Options: ws}, 0)
+	add(time.Millisecond, false, layers.TCP{Seq: 101, Ack: 901, ACK: true, Window: 500}, 0)
+	add(time.Millisecond, false, layers.TCP{Seq: 101, Ack: 901, ACK: true, PSH: true, Window: 500}, 1000)
+	add(time.Millisecond, false, layers.TCP{Seq: 1101, Ack: 901, ACK: true, PSH: true, Window: 500}, 1000)
+	add(time.Millisecond, true, layers.TCP{Seq: 901, Ack: 1101, ACK: true, Window: 300}, 0)
+	add(time.Millisecond, true, layers.TCP{Seq: 901, Ack: 1101, ACK: true, Window: 300}, 0)
+	add(time.Millisecond, true, layers.TCP{Seq: 901, Ack: 1101, ACK: true, Window: 300}, 0)
+	add(300*time.Millisecond, false, layers.TCP{Seq: 1101, Ack: 901, ACK: true, Window: 500}, 1000)
+	add(time.Millisecond, true, layers.TCP{Seq: 901, Ack: 2101, ACK: true, Window: 0}, 0)
+	add(time.Millisecond, true, layers.TCP{Seq: 901, Ack: 2101, RST: true, ACK: true}, 0)
+	name := filepath.Join(t.TempDir(), "fixture.pcap")
+	if err := os.WriteFile(name, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return name, offsets
+}
+
+func runCmd(args ...string) (int, string, string) {
+	var out, errb bytes.Buffer
+	code := runMain(context.Background(), args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func TestAnalyzeJSON(t *testing.T) {
+	file, _ := writeFixture(t)
+	code, out, stderr := runCmd("analyze", "--json", file)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if stderr != "" {
+		t.Errorf("stderr not empty without a terminal (no progress bar expected): %q", stderr)
+	}
+	var m map[string]any
+	if err := json.Unmarshal([]byte(out), &m); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]float64{"packets": 11, "flows": 1, "retransmissions": 1, "fast_retransmissions": 0,
+		"out_of_order": 0, "duplicate_acks": 2, "zero_windows": 1, "resets": 1}
+	for k, v := range want {
+		got, ok := m[k].(float64)
+		if !ok || got != v {
+			t.Errorf("%s = %v, want %v", k, m[k], v)
+		}
+	}
+	flows, ok := m["top_flows"].([]any)
+	if !ok || len(flows) != 1 {
+		t.Fatalf("top_flows = %v", m["top_flows"])
+	}
+	f := flows[0].(map[string]any)
+	if f["client"] != "10.9.0.1:50000" || f["server"] != "10.9.0.2:80" || f["reset_by"] != "server" || f["retransmissions"] != 1.0 {
+		t.Errorf("flow = %v", f)
+	}
+	cs := f["client_to_server"].(map[string]any)
+	if cs["window_scale"] != 7.0 {
+		t.Errorf("client window scale = %v", cs["window_scale"])
+	}
+	if m["partial"] != false {
+		t.Errorf("partial = %v", m["partial"])
+	}
+}
+
+func TestAnalyzeTextAndCSV(t *testing.T) {
+	file, _ := writeFixture(t)
+	code, out, stderr := runCmd("analyze", file)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	for _, s := range []string{"Read 11 packets", "retransmissions", "Worst flows", "10.9.0.1:50000 -> 10.9.0.2:80"} {
+		if !strings.Contains(out, s) {
+			t.Errorf("text output lacks %q:\n%s", s, out)
+		}
+	}
+	code, out, stderr = runCmd("analyze", "--csv", file)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	recs, err := csv.NewReader(strings.NewReader(out)).ReadAll()
+	if err != nil || len(recs) != 2 || recs[0][0] != "client" || recs[1][0] != "10.9.0.1:50000" || recs[1][8] != "1" {
+		t.Fatalf("csv = %v, %v", recs, err)
+	}
+}
+
+func TestAnalyzeTruncated(t *testing.T) {
+	file, offsets := writeFixture(t)
+	data, _ := os.ReadFile(file)
+	cut := filepath.Join(t.TempDir(), "cut.pcap")
+	// cut inside record 5 (0-based): 5 records are complete
+	if err := os.WriteFile(cut, data[:offsets[5]+20], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr := runCmd("analyze", "--json", cut)
+	if code != 1 || !strings.Contains(stderr, "byte offset") || !strings.Contains(stderr, "truncated") {
+		t.Fatalf("exit %d, stderr %q: want exit 1 naming the byte offset", code, stderr)
+	}
+	code, out, stderr := runCmd("analyze", "--json", "--partial-ok", cut)
+	if code != 0 || !strings.Contains(stderr, "warning") {
+		t.Fatalf("--partial-ok: exit %d, stderr %q", code, stderr)
+	}
+	var m map[string]any
+	if err := json.Unmarshal([]byte(out), &m); err != nil {
+		t.Fatal(err)
+	}
+	if m["packets"] != 5.0 || m["partial"] != true {
+		t.Errorf("packets = %v partial = %v, want 5, true", m["packets"], m["partial"])
+	}
+	files := m["files"].([]any)
+	if off := files[0].(map[string]any)["error_offset"]; off != float64(offsets[5]) {
+		t.Errorf("error_offset = %v, want %d", off, offsets[5])
+	}
+	// not a capture at all
+	bad := filepath.Join(t.TempDir(), "bad.pcap")
+	_ = os.WriteFile(bad, []byte("hello, this is not a pcap file"), 0o644)
+	if code, _, stderr := runCmd("analyze", bad); code != 1 || !strings.Contains(stderr, "byte offset 0") {
+		t.Errorf("bad file: exit %d, %q", code, stderr)
+	}
+	if code, _, _ := runCmd("analyze"); code != 2 {
+		t.Errorf("no file: exit %d, want 2", code)
+	}
+}

@@ -1,0 +1,154 @@
+package ebpf
+
+import (
+	"context"
+	"io"
+	"net"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/netsight/netsight/flow"
+)
+
+// TestTracerLoopback: one loopback connection is seen live (Active) and at
+// close (ring buffer) from both ends, with bytes, direction and process.
+func TestTracerLoopback(t *testing.T) {
+	requireLab(t)
+	tr, err := Open(Options{MaxConns: 1024, RingBufferBytes: 1 << 16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	got := make(chan flow.Record, 1024)
+	done := make(chan error, 1)
+	go func() { done <- tr.Run(ctx, func(r flow.Record) { got <- r }) }()
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		c, err := ln.Accept()
+		if err == nil {
+			_, _ = io.Copy(io.Discard, c)
+			c.Close()
+		}
+	}()
+	c, err := net.Dial("tcp4", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	local := c.LocalAddr().(*net.TCPAddr).AddrPort()
+	const size = 100000
+	if _, err := c.Write(make([]byte, size)); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	var live bool
+	if err := tr.Active(func(r flow.Record) {
+		if r.Local == local {
+			live = r.Direction == flow.DirClient && !r.Closed && r.BytesSent >= size
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if !live {
+		t.Error("open connection not in the kernel table with its bytes")
+	}
+	c.Close()
+	var client, server *flow.Record
+	timeout := time.After(5 * time.Second)
+	for client == nil || server == nil {
+		select {
+		case r := <-got:
+			switch {
+			case r.Local == local:
+				client = &r
+			case r.Remote == local:
+				server = &r
+			}
+		case <-timeout:
+			t.Fatalf("closed records: client %v server %v", client, server)
+		}
+	}
+	pid := uint32(os.Getpid())
+	if client.Direction != flow.DirClient || client.PID != pid || client.Comm == "" || client.BytesSent < size || client.ConnectLatency <= 0 || client.SRTT <= 0 {
+		t.Errorf("client record: %+v", client)
+	}
+	if server.Direction != flow.DirServer || server.PID != pid || server.BytesReceived < size || !server.Closed {
+		t.Errorf("server record: %+v", server)
+	}
+	st, err := tr.Stats()
+	if err != nil || st.ProgramsAttached != 3 {
+		t.Errorf("stats %+v, %v; want 3 programs attached", st, err)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("run: %v", err)
+	}
+}
+
+// TestTracerActiveMany: more open connections than one batch are all
+// reported by Active, with the right directions.
+func TestTracerActiveMany(t *testing.T) {
+	requireLab(t)
+	tr, err := Open(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	const n = 2500
+	accepted := make(chan net.Conn, n)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted <- c
+		}
+	}()
+	var conns []net.Conn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for range n {
+		c, err := net.Dial("tcp4", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+	}
+	for range n {
+		select {
+		case c := <-accepted:
+			conns = append(conns, c)
+		case <-time.After(10 * time.Second):
+			t.Fatal("accept timed out")
+		}
+	}
+	port := uint16(ln.Addr().(*net.TCPAddr).Port)
+	var clients, servers int
+	if err := tr.Active(func(r flow.Record) {
+		switch {
+		case r.Remote.Port() == port && r.Direction == flow.DirClient:
+			clients++
+		case r.Local.Port() == port && r.Direction == flow.DirServer:
+			servers++
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if clients != n || servers != n {
+		t.Errorf("active: %d clients, %d servers; want %d each", clients, servers, n)
+	}
+}

@@ -1,0 +1,327 @@
+package flows
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/netsight/netsight/collector"
+	"github.com/netsight/netsight/collector/flows/ebpf"
+	"github.com/netsight/netsight/collector/flows/sockdiag"
+	"github.com/netsight/netsight/config"
+	"github.com/netsight/netsight/flow"
+)
+
+// SharedTableKey is the collector.Shared key under which the flows
+// collector publishes its *flow.Table.
+const SharedTableKey = "flow.table"
+
+// APIPattern is the route of the flow API.
+const APIPattern = "GET /api/v1/flows"
+
+func init() { collector.Register(factory{}) }
+
+type factory struct{}
+
+func (factory) Type() string                          { return "flows" }
+func (factory) DefaultConfig() config.CollectorConfig { return DefaultConfig() }
+
+func (factory) New(cfg config.CollectorConfig, deps collector.Deps) (collector.Collector, error) {
+	c, ok := cfg.(*Config)
+	if !ok {
+		return nil, fmt.Errorf("flows: config has type %T, want *flows.Config", cfg)
+	}
+	return New(c, deps)
+}
+
+// source is a back end.
+type source interface {
+	name() string
+	run(ctx context.Context, sink func(flow.Record)) error
+	// refresh reports the open connections (called every interval).
+	refresh(ctx context.Context, now time.Time, sink func(flow.Record)) error
+	collect(ch chan<- prometheus.Metric)
+	close() error
+}
+
+// Collector is the flows collector.
+type Collector struct {
+	cfg    *Config
+	logger *slog.Logger
+	table  *flow.Table
+	src    source
+
+	mu   sync.Mutex
+	last flow.Interval
+}
+
+// New builds the collector and loads its back end: in auto mode eBPF is
+// tried first and sock_diag is used when eBPF cannot load (logged once).
+func New(cfg *Config, deps collector.Deps) (*Collector, error) {
+	logger := deps.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	c := &Collector{cfg: cfg, logger: logger, table: flow.NewTable(flow.Config{
+		MaxEntries: cfg.MaxConnections, IdleTimeout: cfg.IdleTimeout,
+		Retention: max(cfg.Retention, time.Millisecond), TopK: cfg.TopK,
+	})}
+	switch cfg.Backend {
+	case BackendEBPF, BackendAuto:
+		tr, err := ebpf.Open(ebpf.Options{MaxConns: uint32(cfg.MaxConnections),
+			RingBufferBytes: uint32(cfg.RingBufferBytes), CgroupPath: cfg.CgroupPath})
+		if err == nil {
+			c.src = &ebpfSource{tr: tr}
+			logger.Info("flows: eBPF back end attached", "cgroup", tr.CgroupPath())
+			break
+		}
+		if cfg.Backend == BackendEBPF {
+			return nil, collector.NotSupported("eBPF flow programs", err)
+		}
+		logger.Warn("flows: eBPF back end unavailable, falling back to sock_diag", "reason", err.Error())
+		fallthrough
+	case BackendSockDiag:
+		proc := ""
+		if cfg.Attribution() {
+			proc = "/proc"
+		}
+		c.src = &sockdiagSource{b: sockdiag.New(sockdiag.Options{ProcRoot: proc, MaxTracked: cfg.MaxConnections}), every: cfg.PollInterval, logger: logger}
+	default:
+		return nil, fmt.Errorf("flows: unknown backend %q", cfg.Backend)
+	}
+	if deps.Shared != nil {
+		deps.Shared.Set(SharedTableKey, c.table)
+	}
+	if deps.Handle != nil {
+		deps.Handle(APIPattern, c.Handler())
+	}
+	return c, nil
+}
+
+// Table returns the connection table.
+func (c *Collector) Table() *flow.Table { return c.table }
+
+// Backend returns the name of the back end in use.
+func (c *Collector) Backend() string { return c.src.name() }
+
+// Run feeds the table until ctx ends.
+func (c *Collector) Run(ctx context.Context) error {
+	return c.src.run(ctx, func(r flow.Record) { c.table.Upsert(r, time.Now()) })
+}
+
+// Close releases the back end. It is safe to call more than once.
+func (c *Collector) Close() error { return c.src.close() }
+
+// Refresh asks the back end for the open connections now (tests and
+// one-shot commands; Update calls it every interval).
+func (c *Collector) Refresh(ctx context.Context) error {
+	return c.src.refresh(ctx, time.Now(), func(r flow.Record) { c.table.Upsert(r, time.Now()) })
+}
+
+// Update refreshes open connections, ends the interval and sends metrics.
+func (c *Collector) Update(ctx context.Context, ch chan<- prometheus.Metric) error {
+	err := c.Refresh(ctx)
+	iv := c.table.Roll(time.Now())
+	c.mu.Lock()
+	c.last = iv
+	c.mu.Unlock()
+	c.emit(ch, c.table.Totals(), iv)
+	c.src.collect(ch)
+	ch <- prometheus.MustNewConstMetric(backendDesc, prometheus.GaugeValue, 1, c.src.name())
+	return err
+}
+
+// LastInterval returns the groups of the last completed interval.
+func (c *Collector) LastInterval() flow.Interval {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.last
+}
+
+// ---- back ends ----
+
+type ebpfSource struct{ tr *ebpf.Tracer }
+
+func (s *ebpfSource) name() string { return BackendEBPF }
+func (s *ebpfSource) run(ctx context.Context, sink func(flow.Record)) error {
+	return s.tr.Run(ctx, sink)
+}
+func (s *ebpfSource) refresh(_ context.Context, _ time.Time, sink func(flow.Record)) error {
+	return s.tr.Active(sink)
+}
+func (s *ebpfSource) close() error { return s.tr.Close() }
+func (s *ebpfSource) collect(ch chan<- prometheus.Metric) {
+	st, err := s.tr.Stats()
+	if err != nil {
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(progsDesc, prometheus.GaugeValue, float64(st.ProgramsAttached))
+	ch <- prometheus.MustNewConstMetric(ringLostDesc, prometheus.CounterValue, float64(st.RingBufferLost))
+	ch <- prometheus.MustNewConstMetric(mapFullDesc, prometheus.CounterValue, float64(st.MapFull), "conns")
+	ch <- prometheus.MustNewConstMetric(mapFullDesc, prometheus.CounterValue, float64(st.ListenersFull), "listeners")
+	ch <- prometheus.MustNewConstMetric(eventsDesc, prometheus.CounterValue, float64(st.RingBufferRecords))
+	ch <- prometheus.MustNewConstMetric(decodeErrDesc, prometheus.CounterValue, float64(st.DecodeErrors))
+	ch <- prometheus.MustNewConstMetric(untrackedDesc, prometheus.CounterValue, float64(st.UntrackedCloses))
+}
+
+type sockdiagSource struct {
+	b      *sockdiag.Backend
+	every  time.Duration
+	logger *slog.Logger
+	pollMu sync.Mutex
+}
+
+func (s *sockdiagSource) name() string { return BackendSockDiag }
+
+func (s *sockdiagSource) run(ctx context.Context, sink func(flow.Record)) error {
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		if err := s.b.Run(ctx, sink); err != nil && ctx.Err() == nil {
+			// Without destroy notifications closes are inferred from polls.
+			s.logger.Warn("flows: sock_diag destroy notifications unavailable; closed connections are seen by polling only", "err", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		t := time.NewTicker(s.every)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return nil
+			case now := <-t.C:
+				pctx, cancel := context.WithTimeout(ctx, max(s.every, time.Second))
+				err := s.poll(pctx, now, sink)
+				cancel()
+				if err != nil && ctx.Err() == nil {
+					s.logger.Debug("flows: sock_diag poll failed", "err", err)
+				}
+			}
+		}
+	})
+	return g.Wait()
+}
+
+func (s *sockdiagSource) poll(ctx context.Context, now time.Time, sink func(flow.Record)) error {
+	s.pollMu.Lock()
+	defer s.pollMu.Unlock()
+	return s.b.Poll(ctx, now, sink)
+}
+
+func (s *sockdiagSource) refresh(ctx context.Context, now time.Time, sink func(flow.Record)) error {
+	return s.poll(ctx, now, sink)
+}
+func (s *sockdiagSource) close() error { return nil }
+func (s *sockdiagSource) collect(ch chan<- prometheus.Metric) {
+	st := s.b.Stats()
+	ch <- prometheus.MustNewConstMetric(sdPollErrDesc, prometheus.CounterValue, float64(st.PollErrors))
+	ch <- prometheus.MustNewConstMetric(sdLostDesc, prometheus.CounterValue, float64(st.DestroyLost))
+	ch <- prometheus.MustNewConstMetric(sdClosedDesc, prometheus.CounterValue, float64(st.Destroyed), "destroy_notification")
+	ch <- prometheus.MustNewConstMetric(sdClosedDesc, prometheus.CounterValue, float64(st.Vanished), "poll")
+	ch <- prometheus.MustNewConstMetric(sdSkippedDesc, prometheus.CounterValue, float64(st.Skipped))
+}
+
+// ---- API ----
+
+// Handler serves GET /api/v1/flows.
+//
+// Query parameters: remote (address or CIDR), port (local or remote),
+// min_retransmissions, direction (client|server), limit (default 1000, at
+// most 10000).
+func (c *Collector) Handler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		f, err := ParseFilter(r.URL.Query())
+		if err != nil {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+			return
+		}
+		limit := f.Limit
+		f.Limit = limit + 1
+		flows := c.table.Flows(f)
+		truncated := len(flows) > limit
+		if truncated {
+			flows = flows[:limit]
+		}
+		writeJSON(w, http.StatusOK, apiResponse{Backend: c.src.name(), Flows: flows, Truncated: truncated})
+	})
+}
+
+type apiResponse struct {
+	Backend   string        `json:"backend"`
+	Truncated bool          `json:"truncated"`
+	Flows     []flow.Record `json:"flows"`
+}
+
+// MaxLimit caps the limit parameter of the flow API.
+const MaxLimit = 10000
+
+// ParseFilter parses the flow API's query parameters.
+func ParseFilter(q map[string][]string) (flow.Filter, error) {
+	get := func(k string) string {
+		if v := q[k]; len(v) > 0 {
+			return v[len(v)-1]
+		}
+		return ""
+	}
+	f := flow.Filter{Limit: 1000}
+	var errs []error
+	if v := get("remote"); v != "" {
+		p, err := parsePrefix(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("remote: %w", err))
+		}
+		f.Remote = p
+	}
+	if v := get("port"); v != "" {
+		n, err := strconv.ParseUint(v, 10, 16)
+		if err != nil || n == 0 {
+			errs = append(errs, fmt.Errorf("port: want 1-65535, got %q", v))
+		}
+		f.Port = uint16(n)
+	}
+	if v := get("min_retransmissions"); v != "" {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("min_retransmissions: want a non-negative integer, got %q", v))
+		}
+		f.MinRetransmits = n
+	}
+	if v := get("direction"); v != "" {
+		d, err := flow.ParseDirection(v)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		f.Direction = d
+	}
+	if v := get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > MaxLimit {
+			errs = append(errs, fmt.Errorf("limit: want 1-%d, got %q", MaxLimit, v))
+		}
+		f.Limit = n
+	}
+	return f, errors.Join(errs...)
+}
+
+var _ collector.Collector = (*Collector)(nil)
+var _ collector.Runner = (*Collector)(nil)
+var _ collector.Closer = (*Collector)(nil)
+
+// EBPFProgramStats returns the in-kernel run time and run count of the eBPF
+// programs (zero unless BPF statistics are enabled); an error with the
+// sock_diag back end.
+func (c *Collector) EBPFProgramStats() (time.Duration, uint64, error) {
+	s, ok := c.src.(*ebpfSource)
+	if !ok {
+		return 0, 0, errors.New("not the eBPF back end")
+	}
+	return s.tr.ProgramStats()
+}

@@ -1,0 +1,177 @@
+package flow
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"time"
+)
+
+// Direction says which side opened the connection.
+type Direction uint8
+
+// Directions.
+const (
+	DirUnknown Direction = iota
+	// DirClient: this host connected (active open).
+	DirClient
+	// DirServer: this host accepted (passive open).
+	DirServer
+)
+
+func (d Direction) String() string {
+	switch d {
+	case DirClient:
+		return "client"
+	case DirServer:
+		return "server"
+	}
+	return "unknown"
+}
+
+// MarshalText makes a Direction a JSON string.
+func (d Direction) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// ParseDirection parses "client", "server" or "unknown".
+func ParseDirection(s string) (Direction, error) {
+	switch s {
+	case "client":
+		return DirClient, nil
+	case "server":
+		return DirServer, nil
+	case "unknown", "":
+		return DirUnknown, nil
+	}
+	return DirUnknown, fmt.Errorf("direction %q: want client or server", s)
+}
+
+// Record is the state of one TCP connection as a back end last saw it.
+// Counters are totals over the connection's life so far.
+type Record struct {
+	// ID identifies the connection while it lives (the kernel socket cookie
+	// for eBPF, the socket cookie from INET_DIAG for sock_diag). Records
+	// with the same ID update the same table entry.
+	ID uint64
+
+	Local, Remote netip.AddrPort
+	Direction     Direction
+
+	// PID and Comm of the process at connect (client) or of the process
+	// that called listen() (server); CgroupID is its cgroup v2 id. Zero when
+	// unknown.
+	PID      uint32
+	Comm     string
+	CgroupID uint64
+
+	// State is the TCP state name in lower case ("established", "close").
+	State string
+	// Start is when the connection was opened (connect or accept), End when
+	// it closed (zero while open).
+	Start, End time.Time
+	Closed     bool
+
+	BytesSent     uint64 // bytes acknowledged by the peer
+	BytesReceived uint64 // bytes received in order
+	SegsOut       uint64 // data segments sent, retransmissions included
+	SegsIn        uint64 // data segments received
+
+	SRTT, MinRTT, MaxRTT time.Duration
+
+	// Retransmits counts retransmitted segments, as tcpi_total_retrans.
+	Retransmits uint64
+	// SynRetransmits is the part of Retransmits sent during the handshake.
+	SynRetransmits uint64
+	// RTOs counts retransmission timeouts.
+	RTOs uint64
+
+	RSTSent, RSTReceived uint64
+
+	// ConnectLatency is the handshake time (client side); ConnectFailed is
+	// set when a connect never reached ESTABLISHED (refused, timed out).
+	ConnectLatency time.Duration
+	ConnectFailed  bool
+}
+
+// ServerPort is the well-known side's port: the remote port of a client
+// connection, the local port of a server connection.
+func (r *Record) ServerPort() uint16 {
+	if r.Direction == DirServer {
+		return r.Local.Port()
+	}
+	return r.Remote.Port()
+}
+
+// recordJSON is the wire shape of GET /api/v1/flows.
+type recordJSON struct {
+	ID                 uint64    `json:"id"`
+	LocalAddr          string    `json:"local_addr"`
+	LocalPort          uint16    `json:"local_port"`
+	RemoteAddr         string    `json:"remote_addr"`
+	RemotePort         uint16    `json:"remote_port"`
+	Direction          Direction `json:"direction"`
+	PID                uint32    `json:"pid"`
+	Comm               string    `json:"comm"`
+	CgroupID           uint64    `json:"cgroup_id"`
+	State              string    `json:"state"`
+	Closed             bool      `json:"closed"`
+	Start              time.Time `json:"start,omitzero"`
+	End                time.Time `json:"end,omitzero"`
+	DurationSeconds    float64   `json:"duration_seconds"`
+	Retransmissions    uint64    `json:"retransmissions"`
+	SynRetransmissions uint64    `json:"syn_retransmissions"`
+	RTOs               uint64    `json:"rtos"`
+	BytesSent          uint64    `json:"bytes_sent"`
+	BytesReceived      uint64    `json:"bytes_received"`
+	SegsOut            uint64    `json:"segs_out"`
+	SegsIn             uint64    `json:"segs_in"`
+	SRTTSeconds        float64   `json:"srtt_seconds"`
+	MinRTTSeconds      float64   `json:"min_rtt_seconds"`
+	MaxRTTSeconds      float64   `json:"max_rtt_seconds"`
+	RSTSent            uint64    `json:"rst_sent"`
+	RSTReceived        uint64    `json:"rst_received"`
+	ConnectLatency     float64   `json:"connect_latency_seconds"`
+	ConnectFailed      bool      `json:"connect_failed"`
+}
+
+// MarshalJSON writes the API shape (addresses and ports apart, durations in
+// seconds).
+func (r Record) MarshalJSON() ([]byte, error) {
+	j := recordJSON{
+		ID: r.ID, LocalAddr: addrString(r.Local.Addr()), LocalPort: r.Local.Port(),
+		RemoteAddr: addrString(r.Remote.Addr()), RemotePort: r.Remote.Port(),
+		Direction: r.Direction, PID: r.PID, Comm: r.Comm, CgroupID: r.CgroupID,
+		State: r.State, Closed: r.Closed, Start: r.Start, End: r.End,
+		Retransmissions: r.Retransmits, SynRetransmissions: r.SynRetransmits, RTOs: r.RTOs,
+		BytesSent: r.BytesSent, BytesReceived: r.BytesReceived, SegsOut: r.SegsOut, SegsIn: r.SegsIn,
+		SRTTSeconds: r.SRTT.Seconds(), MinRTTSeconds: r.MinRTT.Seconds(), MaxRTTSeconds: r.MaxRTT.Seconds(),
+		RSTSent: r.RSTSent, RSTReceived: r.RSTReceived,
+		ConnectLatency: r.ConnectLatency.Seconds(), ConnectFailed: r.ConnectFailed,
+	}
+	if !r.Start.IsZero() {
+		end := r.End
+		if end.IsZero() {
+			end = time.Now()
+		}
+		j.DurationSeconds = end.Sub(r.Start).Seconds()
+	}
+	return json.Marshal(j)
+}
+
+func addrString(a netip.Addr) string {
+	if !a.IsValid() {
+		return ""
+	}
+	return a.Unmap().String()
+}
+
+// tcpStates are the kernel's TCP state names (include/net/tcp_states.h).
+var tcpStates = [...]string{"unknown", "established", "syn_sent", "syn_recv", "fin_wait1", "fin_wait2",
+	"time_wait", "close", "close_wait", "last_ack", "listen", "closing", "new_syn_recv", "bound_inactive"}
+
+// TCPStateName returns the lower-case name of a kernel TCP state number.
+func TCPStateName(s uint8) string {
+	if int(s) < len(tcpStates) {
+		return tcpStates[s]
+	}
+	return fmt.Sprintf("state_%d", s)
+}

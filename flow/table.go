@@ -1,0 +1,474 @@
+package flow
+
+import (
+	"cmp"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+)
+
+// Config bounds a Table.
+type Config struct {
+	// MaxEntries bounds the connections held (open and recently closed).
+	// When full, the least recently updated entry is evicted.
+	MaxEntries int
+	// IdleTimeout drops an open connection that no back end reported for
+	// this long (its socket vanished without a close event).
+	IdleTimeout time.Duration
+	// Retention keeps closed connections this long for the flow API.
+	Retention time.Duration
+	// TopK is the number of folded groups an Interval keeps; the rest are
+	// summed into Interval.Other.
+	TopK int
+	// MaxGroups bounds the folded groups tracked within one interval;
+	// connections beyond it go straight to Other.
+	MaxGroups int
+}
+
+// DefaultConfig returns the bounds used by the flows collector.
+func DefaultConfig() Config {
+	return Config{MaxEntries: 65536, IdleTimeout: 2 * time.Minute, Retention: 30 * time.Second, TopK: 10, MaxGroups: 16384}
+}
+
+// Totals are monotonic counters since the table was made, indexed by
+// Direction (DirUnknown, DirClient, DirServer).
+type Totals struct {
+	Opened, Closed                  [3]uint64
+	ConnectFailures                 [3]uint64
+	Retransmits, SynRetransmits     [3]uint64
+	RTOs                            [3]uint64
+	BytesSent, BytesReceived        [3]uint64
+	SegsOut, SegsIn                 [3]uint64
+	RSTSent, RSTReceived            [3]uint64
+	RTT                             [3]Histogram
+	ConnectLatency                  Histogram
+	Evicted, IdleExpired, Entries   uint64
+	StaleIgnored, GroupOverflowConn uint64
+}
+
+// GroupKey is a connection with the client's ephemeral port folded away.
+type GroupKey struct {
+	Local, Remote netip.Addr
+	ServerPort    uint16
+	Direction     Direction
+}
+
+// Group sums what the connections of one GroupKey did in an interval.
+type Group struct {
+	Key GroupKey
+	// Other is set on the bucket that sums every group beyond the top K.
+	Other bool
+	// Connections is the number of distinct connections active in the
+	// interval; Opened of them were new.
+	Connections, Opened, ConnectFailures uint64
+	Retransmits, RTOs                    uint64
+	BytesSent, BytesReceived             uint64
+	// MaxSRTT is the largest smoothed RTT among the connections.
+	MaxSRTT time.Duration
+}
+
+// LossEvents is the primary score: retransmissions, timeouts and failed
+// connects in the interval.
+func (g *Group) LossEvents() uint64 { return g.Retransmits + g.RTOs + g.ConnectFailures }
+
+func (g *Group) add(o *Group) {
+	g.Connections += o.Connections
+	g.Opened += o.Opened
+	g.ConnectFailures += o.ConnectFailures
+	g.Retransmits += o.Retransmits
+	g.RTOs += o.RTOs
+	g.BytesSent += o.BytesSent
+	g.BytesReceived += o.BytesReceived
+	g.MaxSRTT = max(g.MaxSRTT, o.MaxSRTT)
+}
+
+// Interval is the result of one Roll.
+type Interval struct {
+	Start, End time.Time
+	// Top are the first TopK groups by score: loss events, then max SRTT,
+	// then bytes, descending.
+	Top []Group
+	// Other sums every group not in Top (Other.Other is true).
+	Other Group
+}
+
+type entry struct {
+	rec        Record
+	updated    time.Time
+	prev, next *entry // LRU list, least recently updated first
+	opened     bool   // counted in Totals.Opened
+	failed     bool   // counted in Totals.ConnectFailures
+	closed     bool   // counted in Totals.Closed
+	inGroup    bool   // counted in this interval's groups
+	rttSeen    bool   // RTT observed this interval
+	active     bool   // changed during this interval
+	lastSRTT   time.Duration
+}
+
+// Table holds connections. It is safe for concurrent use.
+type Table struct {
+	cfg Config
+
+	mu        sync.Mutex
+	entries   map[uint64]*entry
+	lru       lruList
+	spare     *entry // an evicted entry to reuse
+	totals    Totals
+	groups    map[GroupKey]*Group
+	overflow  Group
+	lastRoll  time.Time
+	rttBounds []float64
+}
+
+// RTTBuckets are the histogram bounds (seconds) of RTT and connect latency.
+var RTTBuckets = []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5}
+
+// NewTable returns an empty table; zero fields of cfg take DefaultConfig's.
+func NewTable(cfg Config) *Table {
+	def := DefaultConfig()
+	if cfg.MaxEntries <= 0 {
+		cfg.MaxEntries = def.MaxEntries
+	}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = def.IdleTimeout
+	}
+	if cfg.Retention <= 0 {
+		cfg.Retention = def.Retention
+	}
+	if cfg.TopK <= 0 {
+		cfg.TopK = def.TopK
+	}
+	if cfg.MaxGroups <= 0 {
+		cfg.MaxGroups = def.MaxGroups
+	}
+	t := &Table{cfg: cfg, entries: map[uint64]*entry{}, groups: map[GroupKey]*Group{}, lastRoll: time.Now()}
+	for i := range t.totals.RTT {
+		t.totals.RTT[i] = NewHistogram(RTTBuckets)
+	}
+	t.totals.ConnectLatency = NewHistogram(RTTBuckets)
+	return t
+}
+
+// Config returns the table's bounds.
+func (t *Table) Config() Config { return t.cfg }
+
+// Upsert records the latest state of a connection. Counters that went down
+// (a reused ID) restart from the new values. An update for a connection
+// already closed is ignored unless it is itself a close (late poll
+// results racing a close event).
+func (t *Table) Upsert(r Record, now time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	e, ok := t.entries[r.ID]
+	if ok && e.rec.Closed {
+		t.totals.StaleIgnored++
+		return
+	}
+	if !ok {
+		if len(t.entries) >= t.cfg.MaxEntries {
+			t.evictOldest()
+		}
+		if e = t.spare; e != nil {
+			t.spare = nil
+			*e = entry{}
+		} else {
+			e = &entry{}
+		}
+		t.lru.pushBack(e)
+		t.entries[r.ID] = e
+	} else {
+		t.lru.moveToBack(e)
+	}
+	prev := e.rec
+	if !ok {
+		prev = Record{}
+	}
+	// Keep attribution learnt earlier when a later report lacks it.
+	if r.PID == 0 && prev.PID != 0 {
+		r.PID, r.Comm, r.CgroupID = prev.PID, prev.Comm, prev.CgroupID
+	}
+	if r.Start.IsZero() {
+		r.Start = prev.Start
+	}
+	if r.MaxRTT < prev.MaxRTT {
+		r.MaxRTT = prev.MaxRTT
+	}
+	if prev.MinRTT > 0 && (r.MinRTT == 0 || prev.MinRTT < r.MinRTT) {
+		r.MinRTT = prev.MinRTT
+	}
+	e.rec = r
+	e.updated = now
+	t.account(e, &prev, &r)
+}
+
+func (t *Table) account(e *entry, prev, r *Record) {
+	d := r.Direction
+	tt := &t.totals
+	g := t.group(r)
+	if !e.inGroup {
+		e.inGroup = true
+		g.Connections++
+	}
+	e.active = true
+	if r.ConnectFailed && !e.failed {
+		e.failed = true
+		tt.ConnectFailures[d]++
+		g.ConnectFailures++
+	}
+	established := !r.ConnectFailed && r.State != "syn_sent" && r.State != "syn_recv"
+	if established && !e.opened {
+		e.opened = true
+		tt.Opened[d]++
+		g.Opened++
+		if r.ConnectLatency > 0 {
+			tt.ConnectLatency.Observe(r.ConnectLatency.Seconds())
+		}
+	}
+	if r.Closed && !e.closed {
+		e.closed = true
+		if e.opened {
+			tt.Closed[d]++
+		}
+		if r.End.IsZero() {
+			r.End = e.updated
+			e.rec.End = r.End
+		}
+	}
+	add := func(tot *[3]uint64, cur, old uint64) uint64 {
+		var delta uint64
+		if cur >= old {
+			delta = cur - old
+		} else {
+			delta = cur // counter restarted
+		}
+		tot[d] += delta
+		return delta
+	}
+	g.Retransmits += add(&tt.Retransmits, r.Retransmits, prev.Retransmits)
+	add(&tt.SynRetransmits, r.SynRetransmits, prev.SynRetransmits)
+	g.RTOs += add(&tt.RTOs, r.RTOs, prev.RTOs)
+	g.BytesSent += add(&tt.BytesSent, r.BytesSent, prev.BytesSent)
+	g.BytesReceived += add(&tt.BytesReceived, r.BytesReceived, prev.BytesReceived)
+	add(&tt.SegsOut, r.SegsOut, prev.SegsOut)
+	add(&tt.SegsIn, r.SegsIn, prev.SegsIn)
+	add(&tt.RSTSent, r.RSTSent, prev.RSTSent)
+	add(&tt.RSTReceived, r.RSTReceived, prev.RSTReceived)
+	g.MaxSRTT = max(g.MaxSRTT, r.SRTT)
+	if r.SRTT > 0 {
+		e.lastSRTT = r.SRTT
+	}
+	// One RTT observation per connection per interval, made on close
+	// (short connections) or at the Roll (long ones).
+	if r.Closed && !e.rttSeen && e.lastSRTT > 0 {
+		e.rttSeen = true
+		tt.RTT[d].Observe(e.lastSRTT.Seconds())
+	}
+}
+
+func (t *Table) group(r *Record) *Group {
+	k := GroupKey{Local: r.Local.Addr().Unmap(), Remote: r.Remote.Addr().Unmap(), ServerPort: r.ServerPort(), Direction: r.Direction}
+	if g, ok := t.groups[k]; ok {
+		return g
+	}
+	if len(t.groups) >= t.cfg.MaxGroups {
+		t.totals.GroupOverflowConn++
+		return &t.overflow
+	}
+	g := &Group{Key: k}
+	t.groups[k] = g
+	return g
+}
+
+func (t *Table) evictOldest() {
+	e := t.lru.head
+	if e == nil {
+		return
+	}
+	t.remove(e)
+	t.spare = e
+	t.totals.Evicted++
+}
+
+func (t *Table) remove(e *entry) {
+	t.lru.remove(e)
+	delete(t.entries, e.rec.ID)
+}
+
+// lruList is an intrusive doubly linked list of entries (no allocation per
+// element).
+type lruList struct{ head, tail *entry }
+
+func (l *lruList) pushBack(e *entry) {
+	e.prev, e.next = l.tail, nil
+	if l.tail != nil {
+		l.tail.next = e
+	} else {
+		l.head = e
+	}
+	l.tail = e
+}
+
+func (l *lruList) remove(e *entry) {
+	if e.prev != nil {
+		e.prev.next = e.next
+	} else {
+		l.head = e.next
+	}
+	if e.next != nil {
+		e.next.prev = e.prev
+	} else {
+		l.tail = e.prev
+	}
+	e.prev, e.next = nil, nil
+}
+
+func (l *lruList) moveToBack(e *entry) {
+	if l.tail == e {
+		return
+	}
+	l.remove(e)
+	l.pushBack(e)
+}
+
+// Roll ends the current interval: it observes the RTT of connections still
+// open, expires closed and idle entries, and returns the interval's top-K
+// groups and the "other" bucket.
+func (t *Table) Roll(now time.Time) Interval {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	iv := Interval{Start: t.lastRoll, End: now, Other: t.overflow}
+	iv.Other.Other = true
+	t.lastRoll = now
+
+	for e := t.lru.head; e != nil; {
+		next := e.next
+		if e.active && !e.rttSeen && e.lastSRTT > 0 && !e.rec.ConnectFailed {
+			t.totals.RTT[e.rec.Direction].Observe(e.lastSRTT.Seconds())
+		}
+		e.active, e.rttSeen, e.inGroup = false, false, false
+		switch {
+		case e.rec.Closed && now.Sub(e.updated) >= t.cfg.Retention:
+			t.remove(e)
+		case !e.rec.Closed && now.Sub(e.updated) >= t.cfg.IdleTimeout:
+			t.remove(e)
+			t.totals.IdleExpired++
+		}
+		e = next
+	}
+
+	all := make([]Group, 0, len(t.groups))
+	for _, g := range t.groups {
+		all = append(all, *g)
+	}
+	slices.SortFunc(all, compareGroups)
+	k := min(t.cfg.TopK, len(all))
+	iv.Top = all[:k]
+	for i := k; i < len(all); i++ {
+		iv.Other.add(&all[i])
+	}
+	clear(t.groups)
+	t.overflow = Group{}
+	return iv
+}
+
+func compareGroups(a, b Group) int {
+	if c := cmp.Compare(b.LossEvents(), a.LossEvents()); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(b.MaxSRTT, a.MaxSRTT); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(b.BytesSent+b.BytesReceived, a.BytesSent+a.BytesReceived); c != 0 {
+		return c
+	}
+	// Deterministic order for equal scores.
+	if c := a.Key.Remote.Compare(b.Key.Remote); c != 0 {
+		return c
+	}
+	if c := a.Key.Local.Compare(b.Key.Local); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(a.Key.ServerPort, b.Key.ServerPort); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.Key.Direction, b.Key.Direction)
+}
+
+// Totals returns a copy of the monotonic counters.
+func (t *Table) Totals() Totals {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := t.totals
+	for i := range out.RTT {
+		out.RTT[i] = out.RTT[i].Clone()
+	}
+	out.ConnectLatency = out.ConnectLatency.Clone()
+	out.Entries = uint64(len(t.entries))
+	return out
+}
+
+// Len returns the number of connections held.
+func (t *Table) Len() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.entries)
+}
+
+// Filter selects connections for Flows. Zero fields match everything.
+type Filter struct {
+	// Remote matches the remote address (a prefix: a single address is a
+	// /32 or /128).
+	Remote netip.Prefix
+	// Port matches the local or the remote port.
+	Port uint16
+	// MinRetransmits keeps connections with at least this many.
+	MinRetransmits uint64
+	// Direction keeps one direction (DirUnknown: both).
+	Direction Direction
+	// Limit caps the result (0: no cap).
+	Limit int
+}
+
+// Match reports whether r passes the filter.
+func (f *Filter) Match(r *Record) bool {
+	if f.Remote.IsValid() && !f.Remote.Contains(r.Remote.Addr().Unmap()) {
+		return false
+	}
+	if f.Port != 0 && r.Local.Port() != f.Port && r.Remote.Port() != f.Port {
+		return false
+	}
+	if r.Retransmits < f.MinRetransmits {
+		return false
+	}
+	if f.Direction != DirUnknown && r.Direction != f.Direction {
+		return false
+	}
+	return true
+}
+
+// Flows returns the connections held (open, and closed within Retention)
+// that match f, most retransmissions first, then most recent first.
+func (t *Table) Flows(f Filter) []Record {
+	t.mu.Lock()
+	out := make([]Record, 0, min(len(t.entries), 1024))
+	for _, e := range t.entries {
+		if f.Match(&e.rec) {
+			out = append(out, e.rec)
+		}
+	}
+	t.mu.Unlock()
+	slices.SortFunc(out, func(a, b Record) int {
+		if c := cmp.Compare(b.Retransmits, a.Retransmits); c != 0 {
+			return c
+		}
+		if c := b.Start.Compare(a.Start); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.ID, b.ID)
+	})
+	if f.Limit > 0 && len(out) > f.Limit {
+		out = out[:f.Limit]
+	}
+	return out
+}

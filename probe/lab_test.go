@@ -1,0 +1,429 @@
+package probe
+
+import (
+	"context"
+	"math"
+	"net"
+	"net/netip"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/netsight/netsight/internal/testlab"
+	"github.com/netsight/netsight/probe/probelab"
+)
+
+// labPair is a client and a server namespace joined by a veth pair:
+// client c0 10.66.0.1/24 + fd66::1/64, server s0 10.66.0.2/24 + fd66::2/64.
+type labPair struct {
+	client, server *testlab.NetNS
+}
+
+// labTest gates privileged tests: they run in the full pass (as root in
+// CI), not in the -short race pass.
+func labTest(t *testing.T) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("lab test: skipped with -short")
+	}
+	testlab.RequireRoot(t)
+}
+
+func newLabPair(t *testing.T) *labPair {
+	t.Helper()
+	labTest(t)
+	testlab.RequireBinary(t, "ip")
+	testlab.RequireBinary(t, "ethtool")
+	c, s := testlab.NewNetNS(t), testlab.NewNetNS(t)
+	if err := probelab.Veth(c.Name, "c0", "10.66.0.1/24", s.Name, "s0", "10.66.0.2/24"); err != nil {
+		t.Fatal(err)
+	}
+	for _, x := range []struct{ ns, dev, addr string }{{c.Name, "c0", "fd66::1/64"}, {s.Name, "s0", "fd66::2/64"}} {
+		if err := probelab.IP("-n", x.ns, "addr", "add", x.addr, "dev", x.dev, "nodad"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// 10.66.9.0/24 sits behind the server, whose firewall answers with
+	// ICMP host unreachable (nft reject: not rate limited, unlike
+	// "unreachable" routes).
+	if err := probelab.IP("-n", c.Name, "route", "add", "10.66.9.0/24", "via", "10.66.0.2"); err != nil {
+		t.Fatal(err)
+	}
+	for _, kv := range [][2]string{{"net.ipv4.ip_forward", "1"}, {"net.ipv4.icmp_ratelimit", "0"}} {
+		if err := probelab.Sysctl(s.Name, kv[0], kv[1]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testlab.RequireBinary(t, "nft")
+	rules := "table ip unreach { chain forward_filter { type filter hook forward priority 0; ip daddr 10.66.9.0/24 reject with icmp type host-unreachable; }; }"
+	if _, err := probelab.Exec(s.Name, "sh", "-c", "printf '%s' \"$0\" | nft -f -", rules); err != nil {
+		t.Fatal(err)
+	}
+	return &labPair{client: c, server: s}
+}
+
+// runProbes runs count probes per target from namespace ns and returns a
+// summary per target.
+func runProbes(t *testing.T, ns string, targets []Target, count int, opts Options) []*Summary {
+	t.Helper()
+	sums := make([]*Summary, len(targets))
+	for i := range sums {
+		sums[i] = &Summary{}
+	}
+	var mu sync.Mutex
+	opts.Socket = probelab.Socket(ns)
+	opts.Count = count
+	opts.NoSpread = true
+	opts.OnResult = func(r Result) {
+		mu.Lock()
+		sums[r.Target].Add(r)
+		mu.Unlock()
+	}
+	e, err := New(targets, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := e.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if ctx.Err() != nil {
+		t.Fatalf("probes did not finish: %v", ctx.Err())
+	}
+	return sums
+}
+
+// binomialBounds returns the two-sided 99.9% acceptance interval of
+// Binomial(n, p): the smallest lo and largest hi with P(X<lo) <= 0.0005 and
+// P(X>hi) <= 0.0005.
+func binomialBounds(n int, p float64) (lo, hi int) {
+	pmf := func(k int) float64 {
+		lg := func(x int) float64 { v, _ := math.Lgamma(float64(x + 1)); return v }
+		return math.Exp(lg(n) - lg(k) - lg(n-k) + float64(k)*math.Log(p) + float64(n-k)*math.Log1p(-p))
+	}
+	cum := 0.0
+	for lo = 0; lo <= n; lo++ {
+		if cum+pmf(lo) > 0.0005 {
+			break
+		}
+		cum += pmf(lo)
+	}
+	cum = 0
+	for hi = n; hi >= 0; hi-- {
+		if cum+pmf(hi) > 0.0005 {
+			break
+		}
+		cum += pmf(hi)
+	}
+	return lo, hi
+}
+
+func TestBinomialBounds(t *testing.T) {
+	lo, hi := binomialBounds(500, 0.1)
+	// Normal approximation: 50 ± 3.29*6.7 = 28..72.
+	if lo < 25 || lo > 32 || hi < 68 || hi > 76 {
+		t.Fatalf("bounds(500, 0.1) = %d..%d", lo, hi)
+	}
+}
+
+// TestLabICMPRelay is the acceptance test: 500 echoes through a relay
+// adding 20 ms each way and dropping 10% of echo requests.
+func TestLabICMPRelay(t *testing.T) {
+	labTest(t)
+	testlab.RequireBinary(t, "ethtool")
+	c, r, s := testlab.NewNetNS(t), testlab.NewNetNS(t), testlab.NewNetNS(t)
+	if err := probelab.Veth(c.Name, "c0", "10.66.1.1/24", r.Name, "rc", ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := probelab.Veth(r.Name, "rs", "", s.Name, "s0", "10.66.1.2/24"); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	relay, err := probelab.StartRelay(ctx, r.Name, "rc", "rs", probelab.RelayConfig{
+		Delay: 20 * time.Millisecond, Loss: 0.10, Droppable: probelab.IsICMPEchoRequest})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer relay.Close()
+	// Warm up ARP (the relay delays it too) with a few unimpaired-count probes.
+	target := Target{Name: "relay", Host: "10.66.1.2", Protocol: ICMP, Interval: 10 * time.Millisecond, Timeout: time.Second}
+	runProbes(t, c.Name, []Target{target}, 3, Options{})
+	drop0 := relay.Dropped()
+
+	start := time.Now()
+	sum := runProbes(t, c.Name, []Target{target}, 500, Options{})[0]
+	took := time.Since(start)
+	dropped := relay.Dropped() - drop0
+	lost := sum.Sent - sum.Received
+	p50, ok := sum.Quantile(0.5)
+	if !ok {
+		t.Fatal("no RTT")
+	}
+	p99, _ := sum.Quantile(0.99)
+	lo, hi := binomialBounds(500, 0.10)
+	t.Logf("500 echoes in %s: sent %d received %d lost %d (relay dropped %d, 99.9%% bounds %d..%d), RTT p50 %s p99 %s min %s max %s",
+		took.Round(time.Millisecond), sum.Sent, sum.Received, lost, dropped, lo, hi, p50, p99, sum.RTTMin, sum.RTTMax)
+	if sum.Sent != 500 {
+		t.Errorf("sent %d, want 500", sum.Sent)
+	}
+	if lost < int64(lo) || lost > int64(hi) {
+		t.Errorf("lost %d outside binomial 99.9%% bounds %d..%d", lost, lo, hi)
+	}
+	if lost != dropped {
+		t.Errorf("lost %d, but the relay dropped exactly %d echo requests", lost, dropped)
+	}
+	if d := p50 - 40*time.Millisecond; d < -time.Millisecond || d > time.Millisecond {
+		t.Errorf("RTT p50 %s, want 40ms ± 1ms", p50)
+	}
+	if sum.Outcomes[Timeout] != lost {
+		t.Errorf("timeouts %d, lost %d", sum.Outcomes[Timeout], lost)
+	}
+}
+
+var pingRTT = regexp.MustCompile(`rtt min/avg/max/mdev = ([0-9.]+)/([0-9.]+)/([0-9.]+)/`)
+
+// TestLabICMPSockets checks the datagram and the raw path, IPv4 and IPv6,
+// large and DF probes, a dead address, and compares RTTs with ping.
+func TestLabICMPSockets(t *testing.T) {
+	lab := newLabPair(t)
+	for _, mode := range []struct {
+		name       string
+		pingGroups string
+		want       ICMPMode
+	}{
+		{"raw", "1\t0", ICMPRaw},                    // the default: datagram sockets denied, raw fallback
+		{"datagram", "0\t2147483647", ICMPDatagram}, // everyone may open ping sockets
+	} {
+		t.Run(mode.name, func(t *testing.T) {
+			if err := probelab.Sysctl(lab.client.Name, "net.ipv4.ping_group_range", mode.pingGroups); err != nil {
+				t.Fatal(err)
+			}
+			var e *Engine
+			targets := []Target{
+				{Name: "v4", Host: "10.66.0.2", Protocol: ICMP, Interval: 10 * time.Millisecond, Timeout: time.Second},
+				{Name: "v6", Host: "fd66::2", Protocol: ICMP, Interval: 10 * time.Millisecond, Timeout: time.Second},
+				{Name: "big", Host: "10.66.0.2", Protocol: ICMP, Size: MaxSize, Interval: 10 * time.Millisecond, Timeout: time.Second},
+				{Name: "big6", Host: "fd66::2", Protocol: ICMP, Size: MaxSize, Interval: 10 * time.Millisecond, Timeout: time.Second},
+				{Name: "df-fits", Host: "10.66.0.2", Protocol: ICMP, Size: 1472, DF: true, Interval: 10 * time.Millisecond, Timeout: time.Second},
+				{Name: "df-too-big", Host: "10.66.0.2", Protocol: ICMP, Size: 1473, DF: true, Interval: 10 * time.Millisecond, Timeout: time.Second},
+				{Name: "dead", Host: "10.66.0.99", Protocol: ICMP, Interval: 10 * time.Millisecond, Timeout: 300 * time.Millisecond},
+				{Name: "unreach", Host: "10.66.9.5", Protocol: ICMP, Interval: 10 * time.Millisecond, Timeout: time.Second},
+			}
+			sums := make([]*Summary, len(targets))
+			for i := range sums {
+				sums[i] = &Summary{}
+			}
+			var mu sync.Mutex
+			e, err := New(targets, Options{Socket: probelab.Socket(lab.client.Name), Count: 20, NoSpread: true,
+				OnResult: func(r Result) { mu.Lock(); sums[r.Target].Add(r); mu.Unlock() }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			var socks []SocketInfo
+			go func() {
+				time.Sleep(100 * time.Millisecond)
+				s := e.Sockets()
+				mu.Lock()
+				socks = s
+				mu.Unlock()
+			}()
+			if err := e.Run(ctx); err != nil {
+				t.Fatal(err)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if len(socks) == 0 {
+				t.Fatal("no icmp socket reported")
+			}
+			for _, s := range socks {
+				if s.Mode != mode.want {
+					t.Errorf("socket %+v, want mode %s", s, mode.want)
+				}
+			}
+			// Four sockets at most: {v4, v6} x {df, no df}, shared by all targets.
+			if len(socks) > 4 {
+				t.Errorf("%d sockets, want at most 4 shared ones", len(socks))
+			}
+			for i, tg := range targets {
+				s := sums[i]
+				loss, _ := s.Loss()
+				p50, hasRTT := s.Quantile(0.5)
+				t.Logf("%-10s sent %d received %d loss %.2f p50 %s outcomes %v", tg.Name, s.Sent, s.Received, loss, p50, s.Outcomes)
+				switch tg.Name {
+				case "dead":
+					if loss != 1 || hasRTT {
+						t.Errorf("dead address: loss %v, RTT present %v; want loss 1 and no RTT", loss, hasRTT)
+					}
+				case "unreach":
+					// The router answers only the first few probes (the
+					// kernel limits ICMP errors per flow); the others
+					// time out. Both count as loss, neither has an RTT.
+					if loss != 1 || hasRTT || s.Outcomes[Unreachable] < 1 || s.Outcomes[Unreachable]+s.Outcomes[Timeout] != 20 {
+						t.Errorf("unreachable network: loss %v outcomes %v, want unreachable (and timeouts)", loss, s.Outcomes)
+					}
+				case "df-too-big":
+					if loss != 1 || hasRTT || s.Outcomes[Error] != 20 {
+						t.Errorf("DF probe over the MTU: loss %v outcomes %v, want 20 errors", loss, s.Outcomes)
+					}
+				default:
+					if s.Sent != 20 || s.Received != 20 || !hasRTT {
+						t.Errorf("%s: sent %d received %d, want 20/20", tg.Name, s.Sent, s.Received)
+					}
+				}
+			}
+			// Same path, ping's view. Both use kernel receive stamps and
+			// user-space send stamps; on an idle veth they agree within
+			// tens of µs (see bench/probe for the measured error).
+			testlab.RequireBinary(t, "ping")
+			out, err := probelab.Exec(lab.client.Name, "ping", "-n", "-q", "-c", "20", "-i", "0.01", "10.66.0.2")
+			if err != nil {
+				t.Fatal(err)
+			}
+			m := pingRTT.FindStringSubmatch(out)
+			if m == nil {
+				t.Fatalf("cannot parse ping output: %s", out)
+			}
+			pingAvg, _ := strconv.ParseFloat(m[2], 64)
+			ours, _ := sums[0].RTTAvg()
+			t.Logf("idle veth RTT avg: netsight %.3f ms, ping %.3f ms", ours.Seconds()*1e3, pingAvg)
+			if math.Abs(ours.Seconds()*1e3-pingAvg) > 1 {
+				t.Errorf("RTT avg %s differs from ping's %.3f ms by more than 1 ms", ours, pingAvg)
+			}
+		})
+	}
+}
+
+// TestLabTCP checks the outcomes: open, refused (closed port), timeout
+// (dead address), and that SYN-ACK loss shows as loss, not as RTT spikes.
+func TestLabTCP(t *testing.T) {
+	lab := newLabPair(t)
+	testlab.RequireBinary(t, "nft")
+	ln, err := lab.server.ListenTCP("10.66.0.2:8080")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go acceptAll(ln)
+	ln6, err := lab.server.ListenTCP("[fd66::2]:8080")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln6.Close()
+	go acceptAll(ln6)
+
+	t.Run("outcomes", func(t *testing.T) {
+		targets := []Target{
+			{Name: "open", Host: "10.66.0.2", Port: 8080, Protocol: TCP, Interval: 20 * time.Millisecond, Timeout: 500 * time.Millisecond},
+			{Name: "open6", Host: "fd66::2", Port: 8080, Protocol: TCP, Interval: 20 * time.Millisecond, Timeout: 500 * time.Millisecond},
+			{Name: "closed", Host: "10.66.0.2", Port: 8081, Protocol: TCP, Interval: 20 * time.Millisecond, Timeout: 500 * time.Millisecond},
+			{Name: "dead", Host: "10.66.0.99", Port: 8080, Protocol: TCP, Interval: 20 * time.Millisecond, Timeout: 500 * time.Millisecond},
+		}
+		sums := runProbes(t, lab.client.Name, targets, 10, Options{})
+		for i, tg := range targets {
+			s := sums[i]
+			loss, _ := s.Loss()
+			p50, _ := s.Quantile(0.5)
+			t.Logf("%-7s sent %d received %d loss %.2f p50 %s outcomes %v", tg.Name, s.Sent, s.Received, loss, p50, s.Outcomes)
+		}
+		if s := sums[0]; s.Outcomes[OK] != 10 || s.Sent != 10 || s.Received != 10 {
+			t.Errorf("open port: %+v", s.Outcomes)
+		}
+		if s := sums[1]; s.Outcomes[OK] != 10 {
+			t.Errorf("open port over IPv6: %+v", s.Outcomes)
+		}
+		if s := sums[2]; s.Outcomes[Refused] != 10 || s.Outcomes[OK] != 0 {
+			t.Errorf("closed port: outcomes %v, want 10 refused and no ok", s.Outcomes)
+		}
+		s := sums[3]
+		loss, _ := s.Loss()
+		if _, hasRTT := s.Quantile(0.5); loss != 1 || hasRTT || s.Outcomes[OK] != 0 {
+			t.Errorf("dead address: loss %v outcomes %v, want loss 1, no RTT", loss, s.Outcomes)
+		}
+		if s.Outcomes[Timeout]+s.Outcomes[Unreachable] != 10 {
+			t.Errorf("dead address: outcomes %v, want timeouts or unreachable", s.Outcomes)
+		}
+		// No TIME_WAIT left behind by our probes (linger 0).
+		out, err := probelab.Exec(lab.client.Name, "ss", "-tan", "state", "time-wait")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := strings.Count(out, "10.66.0.2:8080"); n > 0 {
+			t.Errorf("%d TIME_WAIT sockets left by probes:\n%s", n, out)
+		}
+	})
+
+	t.Run("synack-loss", func(t *testing.T) {
+		// Drop 10% of the server's SYN-ACKs.
+		rules := `table inet probeloss {
+	chain out {
+		type filter hook output priority 0; policy accept;
+		tcp sport 8080 tcp flags & (syn | ack) == (syn | ack) numgen random mod 10 == 0 counter drop
+	}
+}`
+		if _, err := probelab.Exec(lab.server.Name, "sh", "-c", "printf '%s' \"$0\" | nft -f -", rules); err != nil {
+			t.Fatal(err)
+		}
+		defer probelab.Exec(lab.server.Name, "nft", "delete", "table", "inet", "probeloss")
+		// 40 targets at 50 ms: 400 probes in ~0.5 s, plus SYN RTOs.
+		var targets []Target
+		for i := range 40 {
+			targets = append(targets, Target{Name: "t" + strconv.Itoa(i), Host: "10.66.0.2", Port: 8080, Protocol: TCP,
+				Interval: 50 * time.Millisecond, Timeout: 2500 * time.Millisecond})
+		}
+		sums := runProbes(t, lab.client.Name, targets, 10, Options{})
+		var all Summary
+		for _, s := range sums {
+			all.Sent += s.Sent
+			all.Received += s.Received
+			for i := range all.Outcomes {
+				all.Outcomes[i] += s.Outcomes[i]
+			}
+			all.RTTs = append(all.RTTs, s.RTTs...)
+		}
+		out, _ := probelab.Exec(lab.server.Name, "nft", "list", "table", "inet", "probeloss")
+		lost := all.Sent - all.Received
+		loss, _ := all.Loss()
+		lo, hi := binomialBounds(int(all.Sent), 0.10)
+		p50, _ := Quantile(all.RTTs, 0.5)
+		maxRTT, _ := Quantile(all.RTTs, 1)
+		t.Logf("400 handshakes: packets sent %d received %d lost %d (loss %.3f, 99.9%% bounds %d..%d); outcomes %v; RTT p50 %s max %s (%d samples)\nnft: %s",
+			all.Sent, all.Received, lost, loss, lo, hi, all.Outcomes, p50, maxRTT, len(all.RTTs), counterLine(out))
+		if lost < int64(lo) || lost > int64(hi) {
+			t.Errorf("lost %d of %d outside binomial 99.9%% bounds %d..%d for 10%% SYN-ACK loss", lost, all.Sent, lo, hi)
+		}
+		if maxRTT > 200*time.Millisecond {
+			t.Errorf("max RTT %s: a SYN retransmission leaked into the RTT", maxRTT)
+		}
+		if all.Outcomes[OK] < 390 {
+			t.Errorf("only %d of 400 handshakes completed (timeout 2.5s covers one retransmission)", all.Outcomes[OK])
+		}
+	})
+}
+
+func counterLine(s string) string {
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, "counter") {
+			return strings.TrimSpace(l)
+		}
+	}
+	return "?"
+}
+
+func acceptAll(ln net.Listener) {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		c.Close()
+	}
+}
+
+var _ = netip.Addr{}

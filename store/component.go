@@ -1,0 +1,106 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"runtime/debug"
+	"strconv"
+	"strings"
+
+	"github.com/netsight/netsight/agent"
+	"github.com/netsight/netsight/internal/buildinfo"
+)
+
+func init() { agent.RegisterComponent("store", newComponent) }
+
+// APIRoutes are the query API's routes (also answered, with an
+// "unavailable" error, when the store is disabled).
+var APIRoutes = []string{
+	"GET /api/v1/query", "POST /api/v1/query",
+	"GET /api/v1/query_range", "POST /api/v1/query_range",
+	"GET /api/v1/series", "POST /api/v1/series",
+	"GET /api/v1/labels", "POST /api/v1/labels",
+	"GET /api/v1/label/{name}/values",
+	"GET /api/v1/metadata",
+}
+
+func newComponent(env agent.Env) (agent.Component, error) {
+	cfg := env.Config.Store
+	logger := env.Logger.With("component", "store")
+	bi := serverBuildInfo()
+	env.Server.HandleKeep("GET /api/v1/status/buildinfo", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		(&API{}).respond(w, apiResult{data: bi})
+	}))
+	if !cfg.StoreEnabled() {
+		logger.Info("store disabled (store.enabled: false): no history, the query API and dashboard charts answer 'unavailable'")
+		err := &apiError{ErrUnavailable, errors.New("the embedded store is disabled (store.enabled: false)")}
+		for _, p := range APIRoutes {
+			env.Server.HandleKeep(p, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+				(&API{}).respondError(w, err)
+			}))
+		}
+		return nil, nil
+	}
+	s, err := Open(Options{
+		Dir:            filepath.Join(env.Config.DataDir, SubDir),
+		Interval:       cfg.ScrapeInterval,
+		Retention:      cfg.Retention,
+		RetentionBytes: cfg.RetentionSize,
+		Gatherer:       env.Gatherer,
+		Registerer:     env.Registry,
+		Logger:         logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	NewAPI(s, bi, logger).Register(env.Server.HandleKeep)
+	return s, nil
+}
+
+// serverBuildInfo answers /api/v1/status/buildinfo. "version" is the
+// Prometheus release whose PromQL engine and TSDB are embedded (clients such
+// as Grafana gate features on it); netsight's own version is in "branch"
+// ("netsight-<version>") and "revision".
+func serverBuildInfo() BuildInfo {
+	return BuildInfo{
+		Version:   prometheusVersion(),
+		Revision:  buildinfo.Revision(),
+		Branch:    "netsight-" + buildinfo.Version,
+		BuildUser: "netsight",
+		GoVersion: buildinfo.GoVersion(),
+	}
+}
+
+// prometheusVersion maps the Go module version of github.com/prometheus/prometheus
+// (v0.MMM.P for Prometheus M.MM.P since 3.0) to the release it was cut from.
+func prometheusVersion() string {
+	const fallback = "3.16.0"
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return fallback
+	}
+	for _, d := range bi.Deps {
+		if d.Path != "github.com/prometheus/prometheus" {
+			continue
+		}
+		if v := moduleToRelease(d.Version); v != "" {
+			return v
+		}
+	}
+	return fallback
+}
+
+func moduleToRelease(v string) string {
+	parts := strings.SplitN(strings.TrimPrefix(v, "v"), ".", 3)
+	if len(parts) != 3 || parts[0] != "0" {
+		return ""
+	}
+	mm, err := strconv.Atoi(parts[1])
+	if err != nil || mm < 100 {
+		return ""
+	}
+	patch, _, _ := strings.Cut(parts[2], "-")
+	return fmt.Sprintf("%d.%d.%s", mm/100, mm%100, patch)
+}

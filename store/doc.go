@@ -1,0 +1,16 @@
+// Package store is netsight's embedded history: a Prometheus TSDB
+// (github.com/prometheus/prometheus/tsdb) in <data_dir>/tsdb, fed by
+// gathering the agent's own registry every store.scrape_interval, and a
+// Prometheus-compatible HTTP query API over it (/api/v1/query, query_range,
+// series, labels, label/<name>/values, metadata, status/buildinfo) evaluated
+// by the upstream PromQL engine.
+//
+// Each ingest round is one TSDB transaction and therefore one WAL write, so a
+// kill -9 loses at most the round in flight; the WAL is replayed on the next
+// start. Series that disappear from the registry get a staleness marker, as
+// in a Prometheus scrape. Retention is by time and by size (blocks + WAL +
+// head chunks). Self-metrics are netsight_store_*.
+//
+// The package registers itself as an agent component (agent.RegisterComponent)
+// when linked into the binary.
+package store
