@@ -198,6 +198,12 @@ func (e *Engine) sendICMP(ti int, addr netip.Addr) {
 	var serr error
 	werr := s.rc.Write(func(fd uintptr) bool {
 		serr = unix.Sendto(int(fd), pkt, 0, sa)
+		if serr != nil && serr != unix.EAGAIN && s.mode == ICMPDatagram && asyncErr(serr) {
+			// With IP_RECVERR a datagram socket's pending error (an ICMP
+			// error about an earlier echo, to any target) fails the next
+			// send, whose packet is not sent. Reading it cleared it: retry.
+			serr = unix.Sendto(int(fd), pkt, 0, sa)
+		}
 		return serr != unix.EAGAIN
 	})
 	s.mu.Unlock()
@@ -479,13 +485,7 @@ func (e *Engine) readErrQueue(s *icmpSock, fd int, buf, oob []byte) {
 		}
 		delete(e.pending, r.serial)
 		e.pmu.Unlock()
-		res := Result{Target: p.ti, Start: p.start, Addr: p.addr, Sent: 1, Outcome: Unreachable,
-			Err: fmt.Errorf("icmp error from %s: %w", from, unix.Errno(ee.Errno))}
-		if ee.Errno == uint32(unix.EMSGSIZE) {
-			res.Outcome = Error
-			res.Err = fmt.Errorf("echo to %s: message too long for path MTU %d", p.addr, ee.Info)
-		}
-		e.opts.OnResult(res)
+		e.opts.OnResult(classifyRecvErr(p, ee, from))
 	}
 }
 
@@ -531,3 +531,39 @@ func parseEchoRequest(b []byte, v6 bool) (reply, bool) {
 }
 
 const sizeofSockExtendedErr = 16 // struct sock_extended_err
+
+// sock_extended_err origins.
+const (
+	eeOriginLocal = 1
+	eeOriginICMP  = 2
+	eeOriginICMP6 = 3
+)
+
+// classifyRecvErr turns an error-queue entry about probe p into a result.
+func classifyRecvErr(p *pend, ee unix.SockExtendedErr, from netip.Addr) Result {
+	res := Result{Target: p.ti, Start: p.start, Addr: p.addr, Sent: 1}
+	errno := unix.Errno(ee.Errno)
+	switch {
+	case ee.Origin == eeOriginLocal:
+		// The kernel could not send it (no buffer, message too long with
+		// DF): the probe never left, which still loses it.
+		res.Outcome, res.Err = Error, fmt.Errorf("echo to %s: local error: %w", p.addr, errno)
+	case errno == unix.EMSGSIZE:
+		res.Outcome, res.Err = Error, fmt.Errorf("echo to %s: message too long for path MTU %d (reported by %s)", p.addr, ee.Info, from)
+	case (ee.Origin == eeOriginICMP && ee.Type == 11 && ee.Code == 1) || (ee.Origin == eeOriginICMP6 && ee.Type == 3 && ee.Code == 1):
+		// Fragment reassembly time exceeded: a fragment was lost.
+		res.Outcome, res.Err = Timeout, fmt.Errorf("echo to %s: fragment reassembly timed out at %s", p.addr, from)
+	default:
+		res.Outcome, res.Err = Unreachable, fmt.Errorf("echo to %s: icmp type %d code %d from %s: %w", p.addr, ee.Type, ee.Code, from, errno)
+	}
+	return res
+}
+
+// asyncErr reports errnos that ICMP errors leave pending on a socket.
+func asyncErr(err error) bool {
+	switch err {
+	case unix.EHOSTUNREACH, unix.ENETUNREACH, unix.ECONNREFUSED, unix.EHOSTDOWN, unix.ENETDOWN, unix.EPROTO, unix.ENOPROTOOPT, unix.EACCES, unix.EMSGSIZE:
+		return true
+	}
+	return false
+}

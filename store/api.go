@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/klauspost/compress/gzip"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/timestamp"
@@ -91,6 +92,10 @@ func (a *API) Register(handle func(pattern string, h http.Handler)) {
 		"/api/v1/query_range": a.queryRange,
 		"/api/v1/series":      a.series,
 		"/api/v1/labels":      a.labelNames,
+		// The store keeps no exemplars: like a Prometheus without exemplar
+		// storage the answer is an empty list (Grafana asks when its
+		// "Exemplars" toggle is on).
+		"/api/v1/query_exemplars": a.queryExemplars,
 	} {
 		handle("GET "+path, a.wrap(f))
 		handle("POST "+path, a.wrap(f))
@@ -133,7 +138,7 @@ func (a *API) wrap(f apiFunc) http.Handler {
 			a.respondError(w, res.err)
 			return
 		}
-		a.respond(w, res)
+		a.respond(gzipWriter(w, r), res)
 	})
 }
 
@@ -165,6 +170,44 @@ func (a *API) respond(w http.ResponseWriter, res apiResult) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(b)
+}
+
+// gzipWriter compresses large responses for clients that accept gzip (a 1 h
+// range over thousands of series is megabytes of JSON; Grafana and browsers
+// send Accept-Encoding: gzip).
+func gzipWriter(w http.ResponseWriter, r *http.Request) http.ResponseWriter {
+	if !strings.Contains(r.Header.Get("Accept-Encoding"), "gzip") {
+		return w
+	}
+	return &gzResponse{ResponseWriter: w}
+}
+
+type gzResponse struct {
+	http.ResponseWriter
+	code int
+}
+
+func (g *gzResponse) WriteHeader(code int) { g.code = code }
+
+// Write is called once with the whole body (see respond).
+func (g *gzResponse) Write(b []byte) (int, error) {
+	if g.code == 0 {
+		g.code = http.StatusOK
+	}
+	h := g.ResponseWriter.Header()
+	h.Add("Vary", "Accept-Encoding")
+	if len(b) < 1024 {
+		g.ResponseWriter.WriteHeader(g.code)
+		return g.ResponseWriter.Write(b)
+	}
+	h.Set("Content-Encoding", "gzip")
+	h.Del("Content-Length")
+	g.ResponseWriter.WriteHeader(g.code)
+	zw, _ := gzip.NewWriterLevel(g.ResponseWriter, gzip.BestSpeed)
+	if _, err := zw.Write(b); err != nil {
+		return 0, err
+	}
+	return len(b), zw.Close()
 }
 
 func (a *API) respondError(w http.ResponseWriter, e *apiError) {
@@ -471,6 +514,24 @@ func (a *API) series(r *http.Request) apiResult {
 		return apiResult{err: toAPIError(err)}
 	}
 	return apiResult{data: out, warnings: warnings}
+}
+
+func (a *API) queryExemplars(r *http.Request) apiResult {
+	start, err := parseTimeParam(r, "start", minTime)
+	if err != nil {
+		return badData(err, "start")
+	}
+	end, err := parseTimeParam(r, "end", maxTime)
+	if err != nil {
+		return badData(err, "end")
+	}
+	if end.Before(start) {
+		return apiResult{err: &apiError{ErrBadData, errors.New("end timestamp must not be before start timestamp")}}
+	}
+	if _, err := a.parser.ParseExpr(r.FormValue("query")); err != nil {
+		return apiResult{err: &apiError{ErrBadData, err}}
+	}
+	return apiResult{data: []struct{}{}}
 }
 
 func (a *API) serveMetadata(r *http.Request) apiResult {

@@ -22,6 +22,7 @@ var APIRoutes = []string{
 	"GET /api/v1/query_range", "POST /api/v1/query_range",
 	"GET /api/v1/series", "POST /api/v1/series",
 	"GET /api/v1/labels", "POST /api/v1/labels",
+	"GET /api/v1/query_exemplars", "POST /api/v1/query_exemplars",
 	"GET /api/v1/label/{name}/values",
 	"GET /api/v1/metadata",
 }

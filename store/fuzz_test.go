@@ -33,7 +33,7 @@ func FuzzAPI(f *testing.F) {
 		default:
 			path = "/api/v1/query"
 		}
-		v := url.Values{"query": {q}, "match[]": {q}, "time": {a}, "start": {a}, "end": {b}, "step": {b}, "limit": {a}, "timeout": {b}}
+		v := url.Values{"query": {q}, "match[]": {q}, "time": {a}, "start": {a}, "end": {b}, "step": {b}, "limit": {a}, "timeout": {"2s"}}
 		rec := httptest.NewRecorder()
 		mux.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path+"?"+v.Encode(), nil))
 		var env struct {

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"io"
@@ -403,6 +404,11 @@ func TestGrafanaRequestSet(t *testing.T) {
 	if code != 200 || !strings.Contains(string(r.Data), `"version":"3.16.0"`) {
 		t.Errorf("buildinfo: %s", raw)
 	}
+	// Exemplars toggle: the store has none; Prometheus without exemplar storage answers [].
+	code, r, raw = do(t, http.MethodPost, u+"/api/v1/query_exemplars", url.Values{"query": {"test_gauge"}, "start": {start}, "end": {end}})
+	if code != 200 || string(r.Data) != `[]` {
+		t.Errorf("exemplars: %s", raw)
+	}
 	// An empty result is [] not null.
 	code, r, raw = do(t, http.MethodGet, u+"/api/v1/query", url.Values{"query": {`nope`}, "time": {end}})
 	if code != 200 || string(r.Data) != `{"resultType":"vector","result":[]}` {
@@ -416,6 +422,42 @@ func TestGrafanaRequestSet(t *testing.T) {
 	code, r, raw = do(t, http.MethodGet, u+"/api/v1/label/__name__/values", url.Values{"limit": {"1"}})
 	if code != 200 || len(r.Warnings) != 1 || strings.Count(string(r.Data), ",") != 0 {
 		t.Errorf("limit: %s", raw)
+	}
+}
+
+// Large responses are gzip-compressed for clients that accept it.
+func TestGzip(t *testing.T) {
+	ts := newTestStore(t)
+	ts.fill(t, 13)
+	req, _ := http.NewRequest(http.MethodGet, ts.srv.URL+"/api/v1/query_range?"+url.Values{
+		"query": {`{__name__=~"test_.+"}`}, "start": {strconvUnix(base)}, "end": {strconvUnix(ts.now)}, "step": {"1"}}.Encode(), nil)
+	req.Header.Set("Accept-Encoding", "gzip")
+	resp, err := http.DefaultTransport.RoundTrip(req) // no transparent decompression
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.Header.Get("Content-Encoding") != "gzip" {
+		t.Fatalf("not compressed: %v", resp.Header)
+	}
+	zr, err := gzip.NewReader(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r apiResp
+	if err := json.NewDecoder(zr).Decode(&r); err != nil || r.Status != "success" {
+		t.Fatalf("decode: %v %+v", err, r)
+	}
+	// Small answers stay plain.
+	req.URL.RawQuery = url.Values{"query": {"1"}}.Encode()
+	req.URL.Path = "/api/v1/query"
+	resp2, err := http.DefaultTransport.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp2.Body.Close()
+	if resp2.Header.Get("Content-Encoding") != "" {
+		t.Errorf("small response compressed")
 	}
 }
 

@@ -50,8 +50,8 @@ var (
 	// Worker mode: the parent re-runs this binary inside the client
 	// namespace (ip netns exec) so the prober uses plain socket(2), as in
 	// production, and its CPU is measured alone.
-	flagWorker  = flag.Int("worker", 0, "internal: probe this many targets 10.78.x.y at 1/s and print stats")
-	flagProto   = flag.String("worker-proto", "icmp", "internal: icmp or tcp")
+	flagWorker = flag.Int("worker", 0, "internal: probe this many targets 10.78.x.y at 1/s and print stats")
+	flagProto  = flag.String("worker-proto", "icmp", "internal: icmp or tcp")
 )
 
 func main() {
@@ -347,7 +347,9 @@ type scaleStats struct {
 	skipped                uint64
 }
 
-func scaleAddr(i int) netip.Addr { return netip.AddrFrom4([4]byte{10, 78, byte(1 + i/250), byte(1 + i%250)}) }
+func scaleAddr(i int) netip.Addr {
+	return netip.AddrFrom4([4]byte{10, 78, byte(1 + i/250), byte(1 + i%250)})
+}
 
 // worker runs inside the client namespace: plain sockets, own CPU.
 func worker() {

@@ -1,6 +1,7 @@
 package capture
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"net"
@@ -173,7 +174,9 @@ func TestUpdateWithoutRings(t *testing.T) {
 type collectorAdapter struct{ c *Collector }
 
 func (a collectorAdapter) Describe(chan<- *prometheus.Desc) {} // unchecked, like the agent
-func (a collectorAdapter) Collect(ch chan<- prometheus.Metric) { _ = a.c.Update(nil, ch) } //nolint:staticcheck
+func (a collectorAdapter) Collect(ch chan<- prometheus.Metric) {
+	_ = a.c.Update(context.Background(), ch)
+}
 
 func TestConfigFromYAML(t *testing.T) {
 	cfg, err := config.Load([]byte(`

@@ -191,6 +191,13 @@ func (s *sockdiagSource) run(ctx context.Context, sink func(flow.Record)) error 
 		return nil
 	})
 	g.Go(func() error {
+		// Poll at once: listeners (which tell server from client) and open
+		// connections are known before the first close arrives.
+		pctx, cancel := context.WithTimeout(ctx, max(s.every, time.Second))
+		if err := s.poll(pctx, time.Now(), sink); err != nil && ctx.Err() == nil {
+			s.logger.Debug("flows: sock_diag poll failed", "err", err)
+		}
+		cancel()
 		t := time.NewTicker(s.every)
 		defer t.Stop()
 		for {

@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/http/httptest"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -408,5 +410,67 @@ func TestLabIPv6EBPF(t *testing.T) {
 		if s.Local.Addr() != dst || !s.Local.Addr().Is4() == dst.Is4() || s.BytesReceived < 3000 {
 			t.Errorf("server flow for %s: %+v", dst, s)
 		}
+	}
+}
+
+// TestLabSynRetransmitEBPF: a dropped SYN is a handshake retransmission,
+// and the connect latency includes the 1 s SYN timeout.
+func TestLabSynRetransmitEBPF(t *testing.T) {
+	requireLab(t)
+	c := startCollector(t, BackendEBPF)
+	p := testlab.NewPair(t)
+	srv := p.B.StartSinkServer(t, p.Link.B.Addr4().String()+":0")
+	// Drop every SYN for 300 ms (testlab's AddLoss takes 0..99%).
+	testlab.RequireBinary(t, "nft")
+	script := filepath.Join(t.TempDir(), "syn.nft")
+	if err := os.WriteFile(script, fmt.Appendf(nil, `table netdev flowsyn {
+	chain c {
+		type filter hook ingress devices = { "%s" } priority -500; policy accept;
+		tcp dport %d tcp flags & (syn|ack) == syn drop
+	}
+}
+`, p.Link.B.Name, srv.Addr().Port()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := p.B.Run(context.Background(), "nft", "-f", script); err != nil {
+		t.Fatalf("nft: %v: %s", err, out)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	type dialed struct {
+		c   net.Conn
+		err error
+	}
+	dc := make(chan dialed, 1)
+	go func() {
+		c, err := p.A.Dial(ctx, "tcp", srv.Addr().String())
+		dc <- dialed{c, err}
+	}()
+	time.Sleep(300 * time.Millisecond) // the first SYN is dropped
+	if out, err := p.B.Run(context.Background(), "nft", "delete", "table", "netdev", "flowsyn"); err != nil {
+		t.Fatalf("nft delete: %v: %s", err, out)
+	}
+	d := <-dc
+	if d.err != nil {
+		t.Fatal(d.err)
+	}
+	conn := d.c
+	local := conn.LocalAddr().(*net.TCPAddr).AddrPort()
+	if _, err := conn.Write(make([]byte, 1000)); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	conn.Close()
+	r := waitFlow(t, c, 5*time.Second, flow.Filter{Port: local.Port(), Direction: flow.DirClient},
+		func(r flow.Record) bool { return r.Closed && r.Local == local })
+	t.Logf("syn retransmissions %d of %d, connect latency %s", r.SynRetransmits, r.Retransmits, r.ConnectLatency)
+	if r.SynRetransmits < 1 || r.Retransmits < r.SynRetransmits || r.ConnectFailed {
+		t.Errorf("flow: %+v", r)
+	}
+	if r.ConnectLatency < 900*time.Millisecond || r.ConnectLatency > 5*time.Second {
+		t.Errorf("connect latency %s, want about 1s (one SYN timeout)", r.ConnectLatency)
+	}
+	if tot := c.Table().Totals(); tot.SynRetransmits[flow.DirClient] < 1 {
+		t.Errorf("handshake retransmits total %d", tot.SynRetransmits[flow.DirClient])
 	}
 }

@@ -84,6 +84,13 @@ func DstPort(p uint16) Match {
 	return Match{expr: fmt.Sprintf("meta l4proto { tcp, udp } th dport %d", p)}
 }
 
+// TCPSrcPort matches TCP source port p; unlike SrcPort it combines with
+// TCPFlags (nft refuses `th` after a protocol set next to `tcp flags`).
+func TCPSrcPort(p uint16) Match { return Match{expr: fmt.Sprintf("tcp sport %d", p)} }
+
+// TCPDstPort matches TCP destination port p; it combines with TCPFlags.
+func TCPDstPort(p uint16) Match { return Match{expr: fmt.Sprintf("tcp dport %d", p)} }
+
 // IPv4Only matches IPv4 packets; IPv6Only IPv6 ones.
 func IPv4Only() Match { return Match{expr: "meta protocol ip"} }
 
@@ -189,7 +196,10 @@ func (ns *NetNS) addLoss(dir Direction, percent int, matches ...Match) (*LossRul
 		quoted[i] = strconv.Quote(d)
 	}
 	rule := strings.Join(append(exprs, "counter"), " ")
-	if percent > 0 {
+	switch {
+	case percent >= 100:
+		rule += " counter drop" // numgen's "mod 100 < 100" is out of range for nft
+	case percent > 0:
 		rule += fmt.Sprintf(" numgen random mod 100 < %d counter drop", percent)
 	}
 	script := fmt.Sprintf("table netdev %s {\n\tchain %s {\n\t\ttype filter hook %s devices = { %s } priority -500; policy accept;\n\t\t%s\n\t}\n}\n",

@@ -87,6 +87,7 @@ type Reader struct {
 
 	// pcap
 	order    binary.ByteOrder
+	bigEnd   bool
 	nanoRes  bool
 	linkType tcpanalysis.LinkType
 
@@ -237,6 +238,7 @@ func (r *Reader) pcapHeader() error {
 	default:
 		return r.ferr(0, false, "not a pcap or pcapng file: unknown magic number 0x%08x", binary.BigEndian.Uint32(h[0:4]))
 	}
+	r.bigEnd = r.order == binary.BigEndian
 	if major := r.order.Uint16(h[4:6]); major != 2 {
 		return r.ferr(4, false, "unsupported pcap major version %d (want 2)", major)
 	}
@@ -246,6 +248,37 @@ func (r *Reader) pcapHeader() error {
 
 func (r *Reader) pcapNext() ([]byte, CaptureInfo, error) {
 	start := r.off
+	// Fast path: the whole record is buffered and valid.
+	if x := r.br; x.w-x.r >= 16 {
+		h := x.b[x.r : x.r+16 : x.r+16]
+		var sec, frac, capLen, wireLen uint32
+		if r.bigEnd {
+			sec, frac = binary.BigEndian.Uint32(h[0:4]), binary.BigEndian.Uint32(h[4:8])
+			capLen, wireLen = binary.BigEndian.Uint32(h[8:12]), binary.BigEndian.Uint32(h[12:16])
+		} else {
+			sec, frac = binary.LittleEndian.Uint32(h[0:4]), binary.LittleEndian.Uint32(h[4:8])
+			capLen, wireLen = binary.LittleEndian.Uint32(h[8:12]), binary.LittleEndian.Uint32(h[12:16])
+		}
+		limit, mul := uint32(1e6), int64(1000)
+		if r.nanoRes {
+			limit, mul = 1e9, 1
+		}
+		if capLen <= MaxRecordLen && frac < limit && x.w-x.r >= 16+int(capLen) {
+			data := x.b[x.r+16 : x.r+16+int(capLen)]
+			x.r += 16 + int(capLen)
+			r.off += 16 + int64(capLen)
+			if wireLen < capLen {
+				wireLen = capLen
+			}
+			return data, CaptureInfo{
+				TimestampNanos: int64(sec)*1e9 + int64(frac)*mul,
+				CaptureLen:     int(capLen),
+				WireLen:        int(wireLen),
+				LinkType:       r.linkType,
+				Offset:         start,
+			}, nil
+		}
+	}
 	if hb, err := r.br.Peek(16); len(hb) == 0 && err == io.EOF {
 		return nil, CaptureInfo{}, io.EOF // clean end between records
 	}

@@ -32,44 +32,7 @@ import (
 // waits until the store holds a few rounds of data.
 func startAgent(t *testing.T, configFile string) string {
 	t.Helper()
-	addrCh := make(chan string, 1)
-	a, err := agent.New(agent.Options{
-		ConfigFile: configFile,
-		Overrides: map[string]string{
-			"server.listen":         "127.0.0.1:0",
-			"data_dir":              t.TempDir(),
-			"store.scrape_interval": "1s",
-			"log.level":             "warn",
-		},
-		LogOutput: io.Discard,
-		OnListen:  func(addr string) { addrCh <- addr },
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("agent run: %v", err)
-			}
-		case <-time.After(15 * time.Second):
-			t.Error("agent did not stop")
-		}
-	})
-	var addr string
-	select {
-	case addr = <-addrCh:
-	case err := <-done:
-		t.Fatalf("agent stopped: %v", err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("agent did not start listening")
-	}
-	base := "http://" + addr
+	base := startAgentWith(t, configFile, nil)
 	// Wait for at least 8 ingest rounds so charts have lines, not dots.
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -100,6 +63,54 @@ func startAgent(t *testing.T, configFile string) string {
 		}
 	}
 	return base
+}
+
+// startAgentWith runs the agent in-process with extra overrides and returns
+// its base URL once it listens.
+func startAgentWith(t *testing.T, configFile string, extra map[string]string) string {
+	t.Helper()
+	addrCh := make(chan string, 1)
+	overrides := map[string]string{
+		"server.listen":         "127.0.0.1:0",
+		"data_dir":              t.TempDir(),
+		"store.scrape_interval": "1s",
+		"log.level":             "warn",
+	}
+	for k, v := range extra {
+		overrides[k] = v
+	}
+	a, err := agent.New(agent.Options{
+		ConfigFile: configFile,
+		Overrides:  overrides,
+		LogOutput:  io.Discard,
+		OnListen:   func(addr string) { addrCh <- addr },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("agent run: %v", err)
+			}
+		case <-time.After(15 * time.Second):
+			t.Error("agent did not stop")
+		}
+	})
+	var addr string
+	select {
+	case addr = <-addrCh:
+	case err := <-done:
+		t.Fatalf("agent stopped: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("agent did not start listening")
+	}
+	return "http://" + addr
 }
 
 func artifactDir(t *testing.T) string {
@@ -158,54 +169,7 @@ func TestDashboardInChromium(t *testing.T) {
 
 	for _, theme := range []string{"light", "dark"} {
 		t.Run(theme, func(t *testing.T) {
-			opts := []chromedp.ExecAllocatorOption{
-				chromedp.ExecPath(chromium),
-				chromedp.Flag("headless", true),
-				chromedp.Flag("no-sandbox", true),
-				chromedp.Flag("disable-gpu", true),
-				chromedp.Flag("disable-quic", true),
-				chromedp.Flag("no-first-run", true),
-				chromedp.Flag("disable-background-networking", true),
-				chromedp.Flag("disable-component-update", true),
-				chromedp.Flag("disable-sync", true),
-				chromedp.Flag("disable-dev-shm-usage", true),
-				chromedp.UserDataDir(t.TempDir()),
-				chromedp.WindowSize(1440, 900),
-			}
-			actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
-			defer cancelA()
-			ctx, cancel := chromedp.NewContext(actx)
-			defer cancel()
-			var mu sync.Mutex
-			var problems []string
-			err := chromedp.Listen(ctx, func(ev any) {
-				mu.Lock()
-				defer mu.Unlock()
-				switch ev := ev.(type) {
-				case *runtime.EventConsoleAPICalled:
-					if ev.Type == runtime.ConsoleAPICalledTypeError || ev.Type == runtime.ConsoleAPICalledTypeAssert {
-						var parts []string
-						for _, a := range ev.Args {
-							parts = append(parts, string(a.Value)+a.Description)
-						}
-						problems = append(problems, "console."+string(ev.Type)+": "+strings.Join(parts, " "))
-					}
-				case *runtime.EventExceptionThrown:
-					d := ev.ExceptionDetails
-					msg := d.Text
-					if d.Exception != nil {
-						msg += " " + d.Exception.Description
-					}
-					problems = append(problems, fmt.Sprintf("exception at %s:%d: %s", d.URL, d.LineNumber, msg))
-				case *cdplog.EventEntryAdded:
-					if ev.Entry.Level == cdplog.EntryLevelError {
-						problems = append(problems, "log "+string(ev.Entry.Source)+": "+ev.Entry.Text+" "+ev.Entry.URL)
-					}
-				}
-			})
-			if err != nil {
-				t.Fatalf("start chromium: %v", err)
-			}
+			ctx, problems := openBrowser(t, chromium)
 			tctx, cancelT := context.WithTimeout(ctx, 90*time.Second)
 			defer cancelT()
 
@@ -264,12 +228,30 @@ func TestDashboardInChromium(t *testing.T) {
 			if theme2, err := chromedp.Run(tctx, chromedp.Evaluate[string](`document.documentElement.dataset.theme`)); err != nil || theme2 != theme {
 				t.Errorf("theme = %q (%v), want %s", theme2, err, theme)
 			}
-			// Copy under the lock, never hold it across a chromedp call: the
-			// listener runs in the tab's message loop.
-			mu.Lock()
-			seen := append([]string(nil), problems...)
-			mu.Unlock()
-			for _, p := range seen {
+			// Interaction: switch to the 1h range and toggle the theme; the
+			// page re-renders without errors.
+			if _, err := chromedp.Run(tctx, chromedp.Evaluate[bool](`(() => {
+				Array.from(document.querySelectorAll("#ranges button")).find(b => b.textContent === "1h").click();
+				document.getElementById("theme").click();
+				return true;
+			})()`)); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := chromedp.Run(tctx, chromedp.Poll[bool](`window.netsight.rendered >= 3 && !document.querySelector("#refresh.spin")`,
+				chromedp.WithPollingTimeout(45*time.Second))); err != nil {
+				t.Errorf("no re-render after range and theme change: %v", err)
+			}
+			after, err := chromedp.Run(tctx, chromedp.Evaluate[pageState](`window.netsight`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if after.Fetches.Failed != 0 || after.ChartsWithData == 0 {
+				t.Errorf("after range/theme change: %+v", after)
+			}
+			if u, err := chromedp.Run(tctx, chromedp.Evaluate[string](`location.search`)); err != nil || !strings.Contains(u, "range=1h") {
+				t.Errorf("URL after range change: %q %v", u, err)
+			}
+			for _, p := range problems() {
 				t.Errorf("browser: %s", p)
 			}
 			if st.Fetches.Failed != 0 || len(st.Errors) != 0 {
@@ -363,5 +345,105 @@ func loopbackConns(t *testing.T, addr string, n int) {
 		}
 		t.Cleanup(func() { c.Close() })
 		_, _ = c.Write(bytes.Repeat([]byte{'x'}, 1000*(i+1)))
+	}
+}
+
+// openBrowser starts headless Chromium with the CI flags and a fresh profile,
+// and records console errors, uncaught exceptions and error log entries
+// (failed loads). problems returns what was recorded so far.
+func openBrowser(t *testing.T, chromium string) (ctx context.Context, problems func() []string) {
+	t.Helper()
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(chromium),
+		chromedp.Flag("headless", true),
+		chromedp.Flag("no-sandbox", true),
+		chromedp.Flag("disable-gpu", true),
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("no-first-run", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1440, 900),
+	}
+	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
+	t.Cleanup(cancelA)
+	ctx, cancel := chromedp.NewContext(actx)
+	t.Cleanup(cancel)
+	var mu sync.Mutex
+	var seen []string
+	err := chromedp.Listen(ctx, func(ev any) {
+		mu.Lock()
+		defer mu.Unlock()
+		switch ev := ev.(type) {
+		case *runtime.EventConsoleAPICalled:
+			if ev.Type == runtime.ConsoleAPICalledTypeError || ev.Type == runtime.ConsoleAPICalledTypeAssert {
+				var parts []string
+				for _, a := range ev.Args {
+					parts = append(parts, string(a.Value)+a.Description)
+				}
+				seen = append(seen, "console."+string(ev.Type)+": "+strings.Join(parts, " "))
+			}
+		case *runtime.EventExceptionThrown:
+			d := ev.ExceptionDetails
+			msg := d.Text
+			if d.Exception != nil {
+				msg += " " + d.Exception.Description
+			}
+			seen = append(seen, fmt.Sprintf("exception at %s:%d: %s", d.URL, d.LineNumber, msg))
+		case *cdplog.EventEntryAdded:
+			if ev.Entry.Level == cdplog.EntryLevelError {
+				seen = append(seen, "log "+string(ev.Entry.Source)+": "+ev.Entry.Text+" "+ev.Entry.URL)
+			}
+		}
+	})
+	if err != nil {
+		t.Fatalf("start chromium: %v", err)
+	}
+	// Copy under the lock; never hold it across a chromedp call: the
+	// listener runs in the tab's message loop.
+	return ctx, func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]string(nil), seen...)
+	}
+}
+
+// TestDashboardStoreDisabled: with store.enabled: false the page degrades to
+// collector status (and flows) without errors, and says why.
+func TestDashboardStoreDisabled(t *testing.T) {
+	if testing.Short() {
+		t.Skip("browser test: skipped with -short")
+	}
+	chromium := testlab.RequireBinary(t, "chromium")
+	base := startAgentWith(t, "", map[string]string{"store.enabled": "false"})
+	ctx, problems := openBrowser(t, chromium)
+	tctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	if err := chromedp.Do(tctx, chromedp.Navigate(base+"/")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := chromedp.Run(tctx, chromedp.Poll[bool](`window.netsight && window.netsight.rendered >= 1`,
+		chromedp.WithPollingTimeout(30*time.Second))); err != nil {
+		t.Fatalf("dashboard did not render: %v", err)
+	}
+	verdict, err := chromedp.Run(tctx, chromedp.Evaluate[string](`document.getElementById("verdict").innerText`))
+	if err != nil || !strings.Contains(verdict, "store.enabled: false") {
+		t.Errorf("verdict %q (%v): want it to name store.enabled: false", verdict, err)
+	}
+	n, err := chromedp.Run(tctx, chromedp.Evaluate[int](`document.querySelectorAll("#collectors tbody tr").length + (document.getElementById("sections").hidden ? 1000 : 0)`))
+	if err != nil || n < 1001 {
+		t.Errorf("want collector rows and hidden charts, got %d (%v)", n, err)
+	}
+	shot, err := chromedp.Run(tctx, chromedp.FullScreenshot(100))
+	if err == nil {
+		path := filepath.Join(artifactDir(t), "dashboard-store-disabled.png")
+		if err := os.WriteFile(path, shot, 0o644); err == nil {
+			t.Logf("screenshot: %s", path)
+		}
+	}
+	for _, p := range problems() {
+		t.Errorf("browser: %s", p)
 	}
 }

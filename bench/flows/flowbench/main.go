@@ -72,6 +72,7 @@ func agent(args []string) error {
 	interval := fs.Duration("interval", time.Second, "Update interval")
 	ready := fs.String("ready", "", "file to create once attached")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile to this file")
+	attribution := fs.Bool("attribution", true, "sock_diag: scan /proc for socket owners")
 	_ = fs.Parse(args)
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
@@ -91,6 +92,7 @@ func agent(args []string) error {
 	cfg := flows.DefaultConfig()
 	cfg.Backend = *backend
 	cfg.Interval = *interval
+	cfg.ProcessAttribution = attribution
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	c, err := flows.New(cfg, collector.Deps{Logger: logger})
 	if err != nil {

@@ -11,8 +11,8 @@
 // on the transition to CLOSE sends the final record through the `events`
 // ring buffer and deletes the entry. Two tp_btf programs count RSTs sent and
 // received. Only UAPI types are used (struct bpf_sock_ops is stable), so the
-// object loads on any kernel with sock_ops callbacks (>= 5.10 for all the
-// fields used here).
+// object needs no vmlinux.h; bpf_get_netns_cookie in sock_ops needs Linux
+// >= 5.15.
 
 #include <linux/types.h>
 #include <linux/bpf.h>

@@ -82,6 +82,7 @@
       case "seconds": return secs(v);
       case "duration": return duration(v);
       case "ops": return v === null || isNaN(v) ? "–" : num(v) + "/s";
+      case "count": return v === null || isNaN(v) || !isFinite(v) || Math.abs(v) < 1 ? num(v) : num(Math.round(v));
       default: return num(v);
     }
   }
@@ -318,8 +319,12 @@
     }
     sec.classList.remove("absent");
     sec.querySelector(".absent-note").hidden = true;
+    // Like Grafana's $__rate_interval: at least 4 samples, and at least one
+    // step plus one sample so no sample falls between two evaluations.
+    var rateInterval = Math.max(4 * state.interval, w.step + state.interval) + "s";
     var qs = c.panel.series.map(function (s) {
-      return api("api/v1/query_range", { query: s.expr, start: w.start, end: w.end, step: w.step }).then(function (d) { return { def: s, result: d.result }; });
+      var expr = s.expr.split("$__rate_interval").join(rateInterval);
+      return api("api/v1/query_range", { query: expr, start: w.start, end: w.end, step: w.step }).then(function (d) { return { def: s, result: d.result }; });
     });
     return Promise.all(qs).then(function (rs) { drawChart(c, w, rs); }).catch(function (e) {
       destroyPlot(c);
@@ -376,7 +381,8 @@
     var opts = {
       width: Math.max(200, c.box.clientWidth - 24),
       height: 190,
-      cursor: { points: { size: 6 }, drag: { x: false, y: false } },
+      // Drag to zoom into a time span, double-click to zoom out.
+      cursor: { points: { size: 6 }, drag: { x: true, y: false } },
       legend: { live: true },
       scales: {
         x: { time: true },
@@ -509,10 +515,15 @@
 
   // ---------- refresh loop ----------
   function refresh() {
-    if (state.loading) return Promise.resolve();
+    if (state.loading) {
+      // A range or theme change while loading: run again when this one ends.
+      state.pending = true;
+      return Promise.resolve();
+    }
     state.loading = true;
     var btn = document.getElementById("refresh");
     btn.classList.add("spin");
+    if (state.storeDisabled) return refreshStatusOnly(btn);
     var w = window_();
     status.chartsWithData = 0;
     var names = api("api/v1/label/__name__/values", { start: w.start, end: w.end })
@@ -544,6 +555,33 @@
     }).then(function () {
       state.loading = false;
       btn.classList.remove("spin");
+      if (state.pending) {
+        state.pending = false;
+        refresh();
+      }
+    });
+  }
+
+  // Without the store only the collectors' status is live: hide charts and
+  // metric cards instead of showing an error in each.
+  function refreshStatusOnly(btn) {
+    document.getElementById("sections").hidden = true;
+    return getJSON("api/v1/status/collectors").catch(function () { return null; }).then(function (collectors) {
+      renderCollectors(collectors);
+      var root = document.getElementById("cards");
+      var card = root.querySelector('[data-card="collectors"]');
+      if (!card) { card = el("div", "card"); card.dataset.card = "collectors"; root.appendChild(card); }
+      var st = collectorsCard(card, P.cards.filter(function (c) { return c.special === "collectors"; })[0] || { title: "Collectors" }, collectors);
+      var v = document.getElementById("verdict");
+      v.dataset.status = st === "crit" ? "crit" : "warn";
+      document.getElementById("verdict-text").textContent = st === "crit" ? "Collectors down" : "Status only: history is off";
+      document.getElementById("verdict-sub").textContent = "— the embedded store is disabled (store.enabled: false): no charts or health thresholds; /metrics is still served";
+      status.rendered++;
+      return loadFlows(collectors);
+    }).then(function () {
+      state.loading = false;
+      btn.classList.remove("spin");
+      document.getElementById("updated").textContent = "updated " + new Date().toLocaleTimeString();
     });
   }
 
@@ -586,7 +624,7 @@
       document.getElementById("host").textContent = m.hostname || "";
       document.title = (m.hostname ? m.hostname + " · " : "") + "netsight";
       document.getElementById("version").textContent = "netsight " + m.version + (m.revision && m.revision !== "unknown" ? " (" + m.revision + ")" : "");
-      if (!m.store_enabled) document.getElementById("verdict-sub").textContent = "— the embedded store is disabled: no charts";
+      state.storeDisabled = !m.store_enabled;
     }).catch(function () { /* meta is cosmetic */ }).then(function () {
       refresh();
       schedule();

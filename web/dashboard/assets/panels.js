@@ -17,6 +17,10 @@
 //     expr   PromQL range query; the step follows the chosen time range.
 //     legend "{{label}}" templates; default: the labels that differ.
 //
+// In chart expressions $__rate_interval (as in Grafana) becomes a range that
+// always spans at least four samples and one step: use it in rate(),
+// increase() and histogram_quantile(rate()) so long ranges stay correct.
+//
 // Units: percent (0-1 ratio), bytes, bps (bits/s from bytes/s), seconds, ops
 // (per second), count, duration (seconds shown as "3h 5m").
 window.NETSIGHT_PANELS = {
@@ -105,9 +109,9 @@ window.NETSIGHT_PANELS = {
         { title: "Entries by state", unit: "count", stack: true, series: [{ expr: "topk(8, sum by (protocol, state) (netsight_conntrack_entries_by_state))", legend: "{{protocol}} {{state}}" }] },
         {
           title: "Drops and insert failures", unit: "ops", series: [
-            { expr: "sum(rate(netsight_conntrack_drop_total[1m]))", legend: "drop" },
-            { expr: "sum(rate(netsight_conntrack_early_drop_total[1m]))", legend: "early drop" },
-            { expr: "sum(rate(netsight_conntrack_insert_failed_total[1m]))", legend: "insert failed" },
+            { expr: "sum(rate(netsight_conntrack_drop_total[$__rate_interval]))", legend: "drop" },
+            { expr: "sum(rate(netsight_conntrack_early_drop_total[$__rate_interval]))", legend: "early drop" },
+            { expr: "sum(rate(netsight_conntrack_insert_failed_total[$__rate_interval]))", legend: "insert failed" },
           ],
         },
       ],
@@ -119,11 +123,11 @@ window.NETSIGHT_PANELS = {
       panels: [
         {
           title: "Allowance exceeded (packets shaped or dropped)", unit: "ops", series: [
-            { expr: "sum by (device) (rate(netsight_nic_bw_in_allowance_exceeded_total[1m]))", legend: "{{device}} bw_in" },
-            { expr: "sum by (device) (rate(netsight_nic_bw_out_allowance_exceeded_total[1m]))", legend: "{{device}} bw_out" },
-            { expr: "sum by (device) (rate(netsight_nic_pps_allowance_exceeded_total[1m]))", legend: "{{device}} pps" },
-            { expr: "sum by (device) (rate(netsight_nic_conntrack_allowance_exceeded_total[1m]))", legend: "{{device}} conntrack" },
-            { expr: "sum by (device) (rate(netsight_nic_linklocal_allowance_exceeded_total[1m]))", legend: "{{device}} linklocal" },
+            { expr: "sum by (device) (rate(netsight_nic_bw_in_allowance_exceeded_total[$__rate_interval]))", legend: "{{device}} bw_in" },
+            { expr: "sum by (device) (rate(netsight_nic_bw_out_allowance_exceeded_total[$__rate_interval]))", legend: "{{device}} bw_out" },
+            { expr: "sum by (device) (rate(netsight_nic_pps_allowance_exceeded_total[$__rate_interval]))", legend: "{{device}} pps" },
+            { expr: "sum by (device) (rate(netsight_nic_conntrack_allowance_exceeded_total[$__rate_interval]))", legend: "{{device}} conntrack" },
+            { expr: "sum by (device) (rate(netsight_nic_linklocal_allowance_exceeded_total[$__rate_interval]))", legend: "{{device}} linklocal" },
           ],
         },
         { title: "Conntrack allowance used", unit: "percent", series: [{ expr: "netsight_nic_conntrack_utilisation_ratio", legend: "used" }] },
@@ -146,7 +150,7 @@ window.NETSIGHT_PANELS = {
         { title: "Jitter", unit: "seconds", series: [{ expr: "netsight_probe_period_jitter_seconds", legend: "{{target}} {{protocol}}" }] },
         {
           title: "Outcomes", unit: "ops", stack: true, series: [
-            { expr: 'sum by (outcome) (rate(netsight_probe_results_total[1m]))', legend: "{{outcome}}" },
+            { expr: 'sum by (outcome) (rate(netsight_probe_results_total[$__rate_interval]))', legend: "{{outcome}}" },
           ],
         },
       ],
@@ -154,46 +158,46 @@ window.NETSIGHT_PANELS = {
     {
       id: "flows", title: "Flows", family: "netsight_flow_", absent: "The flows collector is not running on this host.",
       panels: [
-        { title: "Retransmissions", unit: "ops", series: [{ expr: "sum by (direction, phase) (rate(netsight_flow_retransmits_total[1m]))", legend: "{{direction}} {{phase}}" }] },
+        { title: "Retransmissions", unit: "ops", series: [{ expr: "sum by (direction, phase) (rate(netsight_flow_retransmits_total[$__rate_interval]))", legend: "{{direction}} {{phase}}" }] },
         {
           title: "Round-trip time", unit: "seconds", series: [
-            { expr: "histogram_quantile(0.5, sum by (le) (rate(netsight_flow_rtt_seconds_bucket[2m])))", legend: "p50" },
-            { expr: "histogram_quantile(0.9, sum by (le) (rate(netsight_flow_rtt_seconds_bucket[2m])))", legend: "p90" },
-            { expr: "histogram_quantile(0.99, sum by (le) (rate(netsight_flow_rtt_seconds_bucket[2m])))", legend: "p99" },
+            { expr: "histogram_quantile(0.5, sum by (le) (rate(netsight_flow_rtt_seconds_bucket[$__rate_interval])))", legend: "p50" },
+            { expr: "histogram_quantile(0.9, sum by (le) (rate(netsight_flow_rtt_seconds_bucket[$__rate_interval])))", legend: "p90" },
+            { expr: "histogram_quantile(0.99, sum by (le) (rate(netsight_flow_rtt_seconds_bucket[$__rate_interval])))", legend: "p99" },
           ],
         },
         {
           title: "Connections", unit: "ops", series: [
-            { expr: "sum by (direction) (rate(netsight_flow_connections_opened_total[1m]))", legend: "opened {{direction}}" },
-            { expr: "sum by (direction) (rate(netsight_flow_connect_failures_total[1m]))", legend: "failed {{direction}}", color: "#e5484d" },
+            { expr: "sum by (direction) (rate(netsight_flow_connections_opened_total[$__rate_interval]))", legend: "opened {{direction}}" },
+            { expr: "sum by (direction) (rate(netsight_flow_connect_failures_total[$__rate_interval]))", legend: "failed {{direction}}", color: "#e5484d" },
           ],
         },
-        { title: "Throughput", unit: "bps", series: [{ expr: "sum by (traffic) (rate(netsight_flow_bytes_total[1m]))", legend: "{{traffic}}" }] },
+        { title: "Throughput", unit: "bps", series: [{ expr: "sum by (traffic) (rate(netsight_flow_bytes_total[$__rate_interval]))", legend: "{{traffic}}" }] },
         { title: "Top retransmitting peers", unit: "count", series: [{ expr: 'topk(5, netsight_flow_top_retransmits{remote_addr!="other"} > 0)', legend: "{{remote_addr}}:{{server_port}}" }] },
       ],
     },
     {
       id: "nftables", title: "nftables conntrack states", family: "netsight_nftables_", absent: "The nftables collector is not running (collectors.nftables.enabled).",
       panels: [
-        { title: "Packets by conntrack state", unit: "ops", series: [{ expr: "sum by (state) (rate(netsight_nftables_ct_packets_total[1m]))", legend: "{{state}}" }] },
-        { title: "Invalid packets by hook", unit: "ops", series: [{ expr: 'sum by (hook, protocol) (rate(netsight_nftables_ct_packets_total{state="invalid"}[1m]))', legend: "{{hook}} {{protocol}}" }] },
-        { title: "Bytes by conntrack state", unit: "bps", series: [{ expr: "sum by (state) (rate(netsight_nftables_ct_bytes_total[1m]))", legend: "{{state}}" }] },
+        { title: "Packets by conntrack state", unit: "ops", series: [{ expr: "sum by (state) (rate(netsight_nftables_ct_packets_total[$__rate_interval]))", legend: "{{state}}" }] },
+        { title: "Invalid packets by hook", unit: "ops", series: [{ expr: 'sum by (hook, protocol) (rate(netsight_nftables_ct_packets_total{state="invalid"}[$__rate_interval]))', legend: "{{hook}} {{protocol}}" }] },
+        { title: "Bytes by conntrack state", unit: "bps", series: [{ expr: "sum by (state) (rate(netsight_nftables_ct_bytes_total[$__rate_interval]))", legend: "{{state}}" }] },
       ],
     },
     {
       id: "capture", title: "Packet capture (TCP analysis)", family: "netsight_capture_", absent: "The capture collector is not running (collectors.capture.enabled).",
       panels: [
-        { title: "TCP analysis events", unit: "ops", series: [{ expr: "topk(8, sum by (event) (rate(netsight_capture_tcp_events_total[1m])))", legend: "{{event}}" }] },
+        { title: "TCP analysis events", unit: "ops", series: [{ expr: "topk(8, sum by (event) (rate(netsight_capture_tcp_events_total[$__rate_interval])))", legend: "{{event}}" }] },
         {
           title: "RTT seen on the wire", unit: "seconds", series: [
-            { expr: "histogram_quantile(0.5, sum by (le) (rate(netsight_capture_tcp_rtt_seconds_bucket[2m])))", legend: "p50" },
-            { expr: "histogram_quantile(0.99, sum by (le) (rate(netsight_capture_tcp_rtt_seconds_bucket[2m])))", legend: "p99" },
+            { expr: "histogram_quantile(0.5, sum by (le) (rate(netsight_capture_tcp_rtt_seconds_bucket[$__rate_interval])))", legend: "p50" },
+            { expr: "histogram_quantile(0.99, sum by (le) (rate(netsight_capture_tcp_rtt_seconds_bucket[$__rate_interval])))", legend: "p99" },
           ],
         },
         {
           title: "Capture health", unit: "ops", series: [
-            { expr: "sum(rate(netsight_capture_kernel_packets_total[1m]))", legend: "packets" },
-            { expr: "sum(rate(netsight_capture_kernel_drops_total[1m]))", legend: "kernel drops", color: "#e5484d" },
+            { expr: "sum(rate(netsight_capture_kernel_packets_total[$__rate_interval]))", legend: "packets" },
+            { expr: "sum(rate(netsight_capture_kernel_drops_total[$__rate_interval]))", legend: "kernel drops", color: "#e5484d" },
           ],
         },
       ],
@@ -202,18 +206,18 @@ window.NETSIGHT_PANELS = {
       id: "agent", title: "Agent", family: "netsight_",
       panels: [
         { title: "Collector update duration", unit: "seconds", series: [{ expr: "netsight_collector_duration_seconds", legend: "{{collector}}" }] },
-        { title: "Collector errors", unit: "ops", series: [{ expr: "sum by (collector) (rate(netsight_collector_errors_total[1m]))", legend: "{{collector}}" }] },
+        { title: "Collector errors", unit: "ops", series: [{ expr: "sum by (collector) (rate(netsight_collector_errors_total[$__rate_interval]))", legend: "{{collector}}" }] },
         {
           title: "Agent memory", unit: "bytes", series: [
             { expr: "netsight_process_resident_memory_bytes", legend: "resident memory" },
             { expr: "go_memstats_heap_inuse_bytes", legend: "Go heap in use" },
           ],
         },
-        { title: "Agent CPU", unit: "percent", series: [{ expr: "rate(netsight_process_cpu_seconds_total[1m])", legend: "CPU (1 core = 100%)" }] },
+        { title: "Agent CPU", unit: "percent", series: [{ expr: "rate(netsight_process_cpu_seconds_total[$__rate_interval])", legend: "CPU (1 core = 100%)" }] },
         {
           title: "Store", unit: "count", series: [
             { expr: "sum(netsight_store_head_series)", legend: "series" },
-            { expr: "sum(rate(netsight_store_samples_appended_total[1m]))", legend: "samples/s" },
+            { expr: "sum(rate(netsight_store_samples_appended_total[$__rate_interval]))", legend: "samples/s" },
           ],
         },
         { title: "Store on disk", unit: "bytes", series: [{ expr: "sum(netsight_store_disk_bytes)", legend: "disk" }] },
