@@ -422,3 +422,63 @@ func BenchmarkAggregatorAdd(b *testing.B) {
 		a.Add(Result{Start: now.Add(time.Duration(i) * time.Millisecond), Outcome: OK, Sent: 1, Received: 1, RTT: time.Millisecond, HasRTT: true})
 	}
 }
+
+func FuzzParseErrQueue(f *testing.F) {
+	oob := make([]byte, unix.CmsgSpace(sizeofSockExtendedErr+16))
+	h := (*unix.Cmsghdr)(unsafePointer(&oob[0]))
+	h.Level, h.Type = unix.IPPROTO_IP, unix.IP_RECVERR
+	h.SetLen(unix.CmsgLen(sizeofSockExtendedErr + 16))
+	d := oob[unix.CmsgLen(0):]
+	binary.NativeEndian.PutUint32(d, uint32(unix.EHOSTUNREACH))
+	d[4], d[5], d[6] = eeOriginICMP, 3, 1
+	binary.NativeEndian.PutUint16(d[sizeofSockExtendedErr:], unix.AF_INET)
+	copy(d[sizeofSockExtendedErr+4:], []byte{10, 0, 0, 1})
+	buf := make([]byte, 64)
+	f.Add(oob, buildEcho(buf, false, false, 1, 2, 3, 4), false)
+	f.Add([]byte{}, []byte{128, 0, 0, 0}, true)
+	f.Fuzz(func(t *testing.T, oob, data []byte, v6 bool) {
+		ee, _, ok := parseRecvErr(oob)
+		r, rok := parseEchoRequest(data, v6)
+		if ok && rok {
+			res := classifyRecvErr(&pend{serial: r.serial, seq: r.seq}, ee, netip.Addr{})
+			if res.Outcome == OK || res.Received != 0 || res.Err == nil {
+				t.Fatalf("an ICMP error became %+v", res)
+			}
+		}
+	})
+}
+
+func TestParseErrQueue(t *testing.T) {
+	oob := make([]byte, unix.CmsgSpace(sizeofSockExtendedErr+16))
+	h := (*unix.Cmsghdr)(unsafePointer(&oob[0]))
+	h.Level, h.Type = unix.IPPROTO_IP, unix.IP_RECVERR
+	h.SetLen(unix.CmsgLen(sizeofSockExtendedErr + 16))
+	d := oob[unix.CmsgLen(0):]
+	binary.NativeEndian.PutUint32(d, uint32(unix.EHOSTUNREACH))
+	d[4], d[5], d[6] = eeOriginICMP, 3, 1
+	binary.NativeEndian.PutUint16(d[sizeofSockExtendedErr:], unix.AF_INET)
+	copy(d[sizeofSockExtendedErr+4:], []byte{10, 0, 0, 1})
+	ee, from, ok := parseRecvErr(oob)
+	if !ok || ee.Errno != uint32(unix.EHOSTUNREACH) || from != netip.MustParseAddr("10.0.0.1") {
+		t.Fatalf("%+v %v %v", ee, from, ok)
+	}
+	buf := make([]byte, 64)
+	r, ok := parseEchoRequest(buildEcho(buf, false, false, 1, 2, 3, 4), false)
+	if !ok || r.seq != 2 || r.token != 3 || r.serial != 4 {
+		t.Fatalf("%+v %v", r, ok)
+	}
+	for _, tc := range []struct {
+		ee   unix.SockExtendedErr
+		want Outcome
+	}{
+		{unix.SockExtendedErr{Errno: uint32(unix.EHOSTUNREACH), Origin: eeOriginICMP, Type: 3, Code: 1}, Unreachable},
+		{unix.SockExtendedErr{Errno: uint32(unix.EMSGSIZE), Origin: eeOriginICMP, Type: 3, Code: 4, Info: 1400}, Error},
+		{unix.SockExtendedErr{Errno: uint32(unix.ENOBUFS), Origin: eeOriginLocal}, Error},
+		{unix.SockExtendedErr{Errno: uint32(unix.ETIMEDOUT), Origin: eeOriginICMP, Type: 11, Code: 1}, Timeout},
+		{unix.SockExtendedErr{Errno: uint32(unix.EHOSTUNREACH), Origin: eeOriginICMP, Type: 11, Code: 0}, Unreachable},
+	} {
+		if got := classifyRecvErr(&pend{}, tc.ee, netip.Addr{}); got.Outcome != tc.want || got.Sent != 1 || got.Received != 0 {
+			t.Errorf("%+v: %+v, want %s", tc.ee, got, tc.want)
+		}
+	}
+}

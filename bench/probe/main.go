@@ -163,12 +163,20 @@ func (b *bench) impaired() error {
 	runEngine(c, []probe.Target{{Name: "w", Host: "10.66.1.2", Protocol: probe.ICMP, Interval: 10 * time.Millisecond, Timeout: time.Second}}, 3)
 
 	fmt.Printf("\n== 1. impaired path: relay 20 ms each way, 10%% echo-request loss, 10%% SYN-ACK loss (nft); %d probes each ==\n", n)
-	d0 := relay.Dropped()
-	oursICMP := runEngine(c, []probe.Target{{Name: "icmp", Host: "10.66.1.2", Protocol: probe.ICMP, Interval: 10 * time.Millisecond, Timeout: time.Second}}, n)[0]
-	relayDropped := relay.Dropped() - d0
-	oursTCP := runEngine(c, []probe.Target{{Name: "tcp", Host: "10.66.1.2", Port: 8080, Protocol: probe.TCP, Interval: 10 * time.Millisecond, Timeout: 2500 * time.Millisecond}}, n)[0]
-	bbICMP := bb.probeMany("icmp", "10.66.1.2", n, 16)
-	bbTCP := bb.probeMany("tcp", "10.66.1.2:8080", n, 16)
+	// Interleaved rounds, so both tools see the same machine load.
+	const rounds = 5
+	oursICMP, oursTCP := &probe.Summary{}, &probe.Summary{}
+	bbICMP, bbTCP := &bbResult{}, &bbResult{}
+	var relayDropped int64
+	for range rounds {
+		d0 := relay.Dropped()
+		merge(oursICMP, runEngine(c, []probe.Target{{Name: "icmp", Host: "10.66.1.2", Protocol: probe.ICMP, Interval: 10 * time.Millisecond, Timeout: time.Second}}, n/rounds)[0])
+		relayDropped += relay.Dropped() - d0
+		bbICMP.add(bb.probeMany("icmp", "10.66.1.2", n/rounds, 16))
+		merge(oursTCP, runEngine(c, []probe.Target{{Name: "tcp", Host: "10.66.1.2", Port: 8080, Protocol: probe.TCP, Interval: 10 * time.Millisecond, Timeout: 2500 * time.Millisecond}}, n/rounds)[0])
+		bbTCP.add(bb.probeMany("tcp", "10.66.1.2:8080", n/rounds, 16))
+	}
+	n = n / rounds * rounds
 
 	fmt.Printf("truth: relay dropped %d of %d echo requests (%.1f%%); SYN-ACK drop probability 10%%\n", relayDropped, n, 100*float64(relayDropped)/float64(n))
 	fmt.Printf("%-34s %10s %10s %10s %10s %10s\n", "", "loss", "p50 ms", "p90 ms", "p99 ms", "max ms")
@@ -521,6 +529,21 @@ type bbResult struct {
 	success  []bool
 	duration []time.Duration
 	rtt      []time.Duration
+}
+
+func (r *bbResult) add(o *bbResult) {
+	r.success = append(r.success, o.success...)
+	r.duration = append(r.duration, o.duration...)
+	r.rtt = append(r.rtt, o.rtt...)
+}
+
+func merge(dst, src *probe.Summary) {
+	dst.Sent += src.Sent
+	dst.Received += src.Received
+	for i := range dst.Outcomes {
+		dst.Outcomes[i] += src.Outcomes[i]
+	}
+	dst.RTTs = append(dst.RTTs, src.RTTs...)
 }
 
 func (r *bbResult) loss() float64 {
