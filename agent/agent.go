@@ -139,7 +139,11 @@ func New(opts Options) (*Agent, error) {
 func (a *Agent) Registry() *prometheus.Registry { return a.reg }
 
 // Config is the configuration in force.
-func (a *Agent) Config() *config.Config { return a.cfg }
+func (a *Agent) Config() *config.Config {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	return a.cfg
+}
 
 // Status returns the collectors' status.
 func (a *Agent) Status() []collector.Status {
@@ -292,7 +296,9 @@ func (a *Agent) reload(ctx context.Context) {
 		}
 		return
 	}
+	a.mu.Lock()
 	a.cfg = cfg
+	a.mu.Unlock()
 	a.logger.Info("config reloaded", "config", a.opts.ConfigFile)
 }
 

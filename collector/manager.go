@@ -104,8 +104,9 @@ func NewManager(cfgs config.Collectors, deps Deps) (*Manager, error) {
 		e.status = Status{Name: e.name, Interval: e.interval}
 		m.entries = append(m.entries, e)
 		if !common.IsEnabled() {
-			e.status.State, e.status.Reason = StateDisabled, "disabled in config"
-			e.logger.Info("collector disabled", "reason", "disabled in config")
+			reason := "disabled (opt-in: set collectors." + e.name + ".enabled: true)"
+			e.status.State, e.status.Reason = StateDisabled, reason
+			e.logger.Info("collector disabled", "reason", reason)
 			continue
 		}
 		d := deps

@@ -100,25 +100,37 @@ type entry struct {
 	opened     bool   // counted in Totals.Opened
 	failed     bool   // counted in Totals.ConnectFailures
 	closed     bool   // counted in Totals.Closed
-	inGroup    bool   // counted in this interval's groups
-	rttSeen    bool   // RTT observed this interval
-	active     bool   // changed during this interval
-	lastSRTT   time.Duration
+	// The three per-interval flags below are valid while gen equals the
+	// table's gen; Roll starts a new interval by bumping the table's gen
+	// instead of visiting every entry.
+	gen      uint64
+	inGroup  bool // counted in this interval's groups
+	rttSeen  bool // RTT observed this interval
+	active   bool // changed during this interval
+	lastSRTT time.Duration
 }
 
 // Table holds connections. It is safe for concurrent use.
 type Table struct {
 	cfg Config
 
-	mu        sync.Mutex
-	entries   map[uint64]*entry
-	lru       lruList
-	spare     *entry // an evicted entry to reuse
-	totals    Totals
-	groups    map[GroupKey]*Group
-	overflow  Group
-	lastRoll  time.Time
-	rttBounds []float64
+	mu      sync.Mutex
+	entries idIndex // ID -> entry
+	lru     lruList
+	spare   *entry // an evicted entry to reuse
+	gen     uint64 // current interval, starts at 1
+	lastNow time.Time
+	// touched are the entries first updated while open in this interval
+	// (the ones Roll may observe an RTT for); stale pointers (evicted or
+	// reused entries) are recognised by their gen. Past touchedMax Roll
+	// walks the whole table instead.
+	touched         []*entry
+	touchedOverflow bool
+	totals          Totals
+	groups          map[GroupKey]*Group
+	overflow        Group
+	lastRoll        time.Time
+	rttBounds       []float64
 }
 
 // RTTBuckets are the histogram bounds (seconds) of RTT and connect latency.
@@ -142,7 +154,7 @@ func NewTable(cfg Config) *Table {
 	if cfg.MaxGroups <= 0 {
 		cfg.MaxGroups = def.MaxGroups
 	}
-	t := &Table{cfg: cfg, entries: map[uint64]*entry{}, groups: map[GroupKey]*Group{}, lastRoll: time.Now()}
+	t := &Table{cfg: cfg, groups: map[GroupKey]*Group{}, lastRoll: time.Now(), gen: 1}
 	for i := range t.totals.RTT {
 		t.totals.RTT[i] = NewHistogram(RTTBuckets)
 	}
@@ -160,13 +172,36 @@ func (t *Table) Config() Config { return t.cfg }
 func (t *Table) Upsert(r Record, now time.Time) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	e, ok := t.entries[r.ID]
+	t.upsert(&r, now)
+}
+
+// UpsertBatch is Upsert for each record, under one lock and with one
+// timestamp (the high-rate path of the eBPF back end).
+func (t *Table) UpsertBatch(recs []Record, now time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for i := range recs {
+		t.upsert(&recs[i], now)
+	}
+}
+
+// upsert may modify *in (the caller's copy).
+func (t *Table) upsert(in *Record, now time.Time) {
+	r := in
+	// Entries are kept in update order (the LRU list), which Roll relies on
+	// to expire entries from the head: never let the clock go back.
+	if now.Before(t.lastNow) {
+		now = t.lastNow
+	} else {
+		t.lastNow = now
+	}
+	e, ok := t.entries.get(r.ID)
 	if ok && e.rec.Closed {
 		t.totals.StaleIgnored++
 		return
 	}
 	if !ok {
-		if len(t.entries) >= t.cfg.MaxEntries {
+		if t.entries.len() >= t.cfg.MaxEntries {
 			t.evictOldest()
 		}
 		if e = t.spare; e != nil {
@@ -176,13 +211,13 @@ func (t *Table) Upsert(r Record, now time.Time) {
 			e = &entry{}
 		}
 		t.lru.pushBack(e)
-		t.entries[r.ID] = e
+		t.entries.put(r.ID, e)
 	} else {
 		t.lru.moveToBack(e)
 	}
-	prev := e.rec
-	if !ok {
-		prev = Record{}
+	var prev Record
+	if ok {
+		prev = e.rec
 	}
 	// Keep attribution learnt earlier when a later report lacks it.
 	if r.PID == 0 && prev.PID != 0 {
@@ -197,14 +232,25 @@ func (t *Table) Upsert(r Record, now time.Time) {
 	if prev.MinRTT > 0 && (r.MinRTT == 0 || prev.MinRTT < r.MinRTT) {
 		r.MinRTT = prev.MinRTT
 	}
-	e.rec = r
+	e.rec = *r
 	e.updated = now
-	t.account(e, &prev, &r)
+	t.account(e, &prev, r)
 }
 
 func (t *Table) account(e *entry, prev, r *Record) {
 	d := r.Direction
 	tt := &t.totals
+	if e.gen != t.gen {
+		e.gen = t.gen
+		e.inGroup, e.rttSeen, e.active = false, false, false
+		if !r.Closed {
+			if len(t.touched) < 2*t.cfg.MaxEntries {
+				t.touched = append(t.touched, e)
+			} else {
+				t.touchedOverflow = true
+			}
+		}
+	}
 	g := t.group(r)
 	if !e.inGroup {
 		e.inGroup = true
@@ -291,8 +337,9 @@ func (t *Table) evictOldest() {
 }
 
 func (t *Table) remove(e *entry) {
+	e.gen = 0 // stale in touched
 	t.lru.remove(e)
-	delete(t.entries, e.rec.ID)
+	t.entries.del(e.rec.ID)
 }
 
 // lruList is an intrusive doubly linked list of entries (no allocation per
@@ -341,12 +388,33 @@ func (t *Table) Roll(now time.Time) Interval {
 	iv.Other.Other = true
 	t.lastRoll = now
 
-	for e := t.lru.head; e != nil; {
-		next := e.next
-		if e.active && !e.rttSeen && e.lastSRTT > 0 && !e.rec.ConnectFailed {
+	// One RTT observation for each connection active in the interval and
+	// not observed at its close.
+	observe := func(e *entry) {
+		if e.gen == t.gen && e.active && !e.rttSeen && e.lastSRTT > 0 && !e.rec.ConnectFailed {
+			e.rttSeen = true
 			t.totals.RTT[e.rec.Direction].Observe(e.lastSRTT.Seconds())
 		}
-		e.active, e.rttSeen, e.inGroup = false, false, false
+	}
+	if t.touchedOverflow {
+		for e := t.lru.head; e != nil; e = e.next {
+			observe(e)
+		}
+	} else {
+		for _, e := range t.touched {
+			observe(e)
+		}
+	}
+	clear(t.touched)
+	t.touched = t.touched[:0]
+	t.touchedOverflow = false
+	t.gen++
+	// Expire from the least recently updated end: the list is in update
+	// order, so the walk stops at the first entry younger than both
+	// Retention and IdleTimeout.
+	minAge := min(t.cfg.Retention, t.cfg.IdleTimeout)
+	for e := t.lru.head; e != nil && now.Sub(e.updated) >= minAge; {
+		next := e.next
 		switch {
 		case e.rec.Closed && now.Sub(e.updated) >= t.cfg.Retention:
 			t.remove(e)
@@ -404,7 +472,7 @@ func (t *Table) Totals() Totals {
 		out.RTT[i] = out.RTT[i].Clone()
 	}
 	out.ConnectLatency = out.ConnectLatency.Clone()
-	out.Entries = uint64(len(t.entries))
+	out.Entries = uint64(t.entries.len())
 	return out
 }
 
@@ -412,7 +480,7 @@ func (t *Table) Totals() Totals {
 func (t *Table) Len() int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return len(t.entries)
+	return t.entries.len()
 }
 
 // Filter selects connections for Flows. Zero fields match everything.
@@ -451,8 +519,8 @@ func (f *Filter) Match(r *Record) bool {
 // that match f, most retransmissions first, then most recent first.
 func (t *Table) Flows(f Filter) []Record {
 	t.mu.Lock()
-	out := make([]Record, 0, min(len(t.entries), 1024))
-	for _, e := range t.entries {
+	out := make([]Record, 0, min(t.entries.len(), 1024))
+	for e := t.lru.head; e != nil; e = e.next {
 		if f.Match(&e.rec) {
 			out = append(out, e.rec)
 		}

@@ -7,15 +7,14 @@ package tcpanalysis_test
 // They need root and run in the second (non -short) CI pass.
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
 	"math"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -33,34 +32,15 @@ type labPair struct {
 	cliIP, srvIP string
 }
 
-// newLabPair joins two fresh namespaces with a veth pair 10.<n>.0.1/24 (client)
-// - 10.<n>.0.2/24 (server), with segmentation offloads off so that the
-// capture sees MSS-sized segments like the wire would.
+// newLabPair joins two fresh namespaces with a veth pair vcli 10.<n>.0.1/24
+// (client) - vsrv 10.<n>.0.2/24 (server). testlab turns segmentation
+// offloads off, so the capture sees MSS-sized segments like the wire would.
 func newLabPair(t *testing.T, n int) *labPair {
 	t.Helper()
-	p := &labPair{cli: testlab.NewNetNS(t), srv: testlab.NewNetNS(t), cliIf: "vcli", srvIf: "vsrv",
-		cliIP: fmt.Sprintf("10.%d.0.1", n), srvIP: fmt.Sprintf("10.%d.0.2", n)}
-	ctx := context.Background()
-	run := func(ns *testlab.NetNS, args ...string) {
-		t.Helper()
-		if out, err := ns.Run(ctx, args[0], args[1:]...); err != nil {
-			t.Fatalf("%v: %s", err, out)
-		}
-	}
-	if out, err := exec.Command("ip", "link", "add", p.cliIf, "netns", p.cli.Name, "type", "veth", "peer", "name", p.srvIf, "netns", p.srv.Name).CombinedOutput(); err != nil {
-		t.Fatalf("create veth: %v: %s", err, out)
-	}
-	run(p.cli, "ip", "addr", "add", p.cliIP+"/24", "dev", p.cliIf)
-	run(p.srv, "ip", "addr", "add", p.srvIP+"/24", "dev", p.srvIf)
-	run(p.cli, "ip", "link", "set", p.cliIf, "up")
-	run(p.srv, "ip", "link", "set", p.srvIf, "up")
-	for _, x := range []struct {
-		ns *testlab.NetNS
-		If string
-	}{{p.cli, p.cliIf}, {p.srv, p.srvIf}} {
-		// Not every veth offload is switchable everywhere; best effort.
-		_, _ = x.ns.Run(ctx, "ethtool", "-K", x.If, "tso", "off", "gso", "off", "gro", "off")
-	}
+	p := &labPair{cli: testlab.NewNetNS(t), srv: testlab.NewNetNS(t), cliIf: "vcli", srvIf: "vsrv"}
+	sub := testlab.Subnet{V4: netip.MustParsePrefix(fmt.Sprintf("10.%d.0.0/24", n)), V6: testlab.RandomSubnet().V6}
+	l := testlab.ConnectVeth(t, p.cli, p.srv, testlab.WithNames(p.cliIf, p.srvIf), testlab.WithSubnet(sub))
+	p.cliIP, p.srvIP = l.A.Addr4().String(), l.B.Addr4().String()
 	return p
 }
 
@@ -78,47 +58,6 @@ func (p *labPair) loss(t *testing.T, pct, port int) {
 		if out, err := p.srv.Run(ctx, "nft", args...); err != nil {
 			t.Fatalf("nft: %v: %s", err, out)
 		}
-	}
-}
-
-// startTcpdump captures on the client interface into a temp file and
-// returns a function that stops it and returns the file name.
-func startTcpdump(t *testing.T, ns *testlab.NetNS, ifname string) func() string {
-	t.Helper()
-	file := filepath.Join(t.TempDir(), "capture.pcap")
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	cmd := ns.Command(ctx, "tcpdump", "-i", ifname, "-s", "128", "-n", "-U", "--immediate-mode", "-w", file, "tcp")
-	stderr, _ := cmd.StderrPipe()
-	if err := cmd.Start(); err != nil {
-		cancel()
-		t.Fatalf("tcpdump: %v", err)
-	}
-	ready := make(chan struct{})
-	var lines []string
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			lines = append(lines, sc.Text())
-			if strings.Contains(sc.Text(), "listening on") {
-				close(ready)
-				for sc.Scan() {
-					lines = append(lines, sc.Text())
-				}
-				return
-			}
-		}
-	}()
-	select {
-	case <-ready:
-	case <-time.After(10 * time.Second):
-		cancel()
-		t.Fatalf("tcpdump did not start: %v", lines)
-	}
-	return func() string {
-		_ = cmd.Process.Signal(syscall.SIGINT)
-		_ = cmd.Wait()
-		cancel()
-		return file
 	}
 }
 
@@ -249,7 +188,7 @@ func within(got, want int, frac float64, abs int) bool {
 
 func requireLabTools(t *testing.T) {
 	testlab.RequireRoot(t)
-	for _, b := range []string{"tcpdump", "tshark", "iperf3", "nft", "ip", "ethtool"} {
+	for _, b := range []string{"tcpdump", "tshark", "iperf3", "nft", "ip"} {
 		testlab.RequireBinary(t, b)
 	}
 }
@@ -270,11 +209,11 @@ func TestLabRetransmissionsUnderLoss(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer func() { _ = srv.Process.Kill(); _ = srv.Wait() }()
-			waitListen(t, p.srv, "5201")
-			stop := startTcpdump(t, p.cli, p.cliIf)
+			p.srv.WaitListening(t, 5201)
+			dump := p.cli.StartTcpdump(t, p.cliIf, testlab.TcpdumpOptions{Snaplen: 128, Filter: "tcp"})
 			// Bitrate-limited so the capture stays small (~20k packets).
 			out, err := p.cli.Command(ctx, "iperf3", "-c", p.srvIP, "-t", "2", "-b", "80M", "-J").Output()
-			file := stop()
+			file := dump.Stop()
 			if err != nil {
 				t.Fatalf("iperf3: %v: %s", err, out)
 			}
@@ -360,21 +299,6 @@ func TestLabRetransmissionsUnderLoss(t *testing.T) {
 	}
 }
 
-// waitListen waits until something listens on port in ns (checked with
-// ss, so that a one-shot server such as iperf3 -s -1 is not consumed).
-func waitListen(t *testing.T, ns *testlab.NetNS, port string) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		out, _ := ns.Run(context.Background(), "ss", "-Hltn", "sport = :"+port)
-		if strings.TrimSpace(out) != "" {
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("nothing listening on port %s", port)
-}
-
 // TestLabZeroWindowAndResets makes a receiver that stops reading (tiny
 // SO_RCVBUF, never reads), so the sender hits a zero window and probes it;
 // then RSTs from both sides. Counts must agree with tshark on the file.
@@ -413,7 +337,7 @@ func TestLabZeroWindowAndResets(t *testing.T) {
 			accepted <- c // never read
 		}
 	}()
-	stop := startTcpdump(t, p.cli, p.cliIf)
+	dump := p.cli.StartTcpdump(t, p.cliIf, testlab.TcpdumpOptions{Snaplen: 128, Filter: "tcp"})
 
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -438,7 +362,7 @@ func TestLabZeroWindowAndResets(t *testing.T) {
 		}
 	}
 	time.Sleep(200 * time.Millisecond)
-	file := stop()
+	file := dump.Stop()
 
 	a := analyzeFile(t, file)
 	tv := tsharkAnalyze(t, file)

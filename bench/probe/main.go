@@ -1,6 +1,7 @@
 // Command probebench compares netsight's prober with
 // prometheus-blackbox-exporter on the same lab paths, in network namespaces
-// it creates and removes itself (root required; traffic stays inside them):
+// it creates and removes itself with internal/testlab (root required;
+// traffic stays inside them):
 //
 //  1. impaired path (user-space relay: 20 ms each way, 10% echo-request
 //     loss; nftables dropping 10% of SYN-ACKs): our loss and RTT against
@@ -15,8 +16,7 @@ package main
 import (
 	"bufio"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -36,8 +36,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/netsight/netsight/internal/testlab"
 	"github.com/netsight/netsight/probe"
-	"github.com/netsight/netsight/probe/probelab"
 )
 
 var (
@@ -81,21 +81,32 @@ func main() {
 }
 
 type bench struct {
-	namespaces []string
+	namespaces []*testlab.NetNS
+	paths      []*testlab.RelayedPath
 	procs      []*exec.Cmd
 	once       sync.Once
 }
 
-func (b *bench) ns() string {
-	var r [3]byte
-	_, _ = rand.Read(r[:])
-	name := fmt.Sprintf("nsbench-%d-%s", os.Getpid(), hex.EncodeToString(r[:]))
-	if err := probelab.IP("netns", "add", name); err != nil {
-		panic(err)
+// ns creates a lab namespace that cleanup removes.
+func (b *bench) ns() (*testlab.NetNS, error) {
+	ns, err := testlab.CreateNetNS()
+	if err != nil {
+		return nil, err
 	}
-	_ = probelab.IP("-n", name, "link", "set", "lo", "up")
-	b.namespaces = append(b.namespaces, name)
-	return name
+	b.namespaces = append(b.namespaces, ns)
+	return ns, nil
+}
+
+// pair creates two lab namespaces joined by a veth pair.
+func (b *bench) pair(opts ...testlab.VethOption) (c, s *testlab.NetNS, l *testlab.Link, err error) {
+	if c, err = b.ns(); err != nil {
+		return nil, nil, nil, err
+	}
+	if s, err = b.ns(); err != nil {
+		return nil, nil, nil, err
+	}
+	l, err = testlab.Connect(c, s, opts...)
+	return c, s, l, err
 }
 
 func (b *bench) cleanup() {
@@ -106,8 +117,15 @@ func (b *bench) cleanup() {
 				_ = p.Wait()
 			}
 		}
+		var errs []error
+		for _, p := range b.paths {
+			errs = append(errs, p.Close())
+		}
 		for _, n := range b.namespaces {
-			_ = probelab.IP("netns", "del", n)
+			errs = append(errs, n.Close())
+		}
+		if err := errors.Join(errs...); err != nil {
+			fmt.Fprintln(os.Stderr, "probebench: cleanup:", err)
 		}
 	})
 }
@@ -129,56 +147,63 @@ func (b *bench) run() error {
 // ---- 1. impaired path ----
 
 func (b *bench) impaired() error {
-	c, r, s := b.ns(), b.ns(), b.ns()
-	if err := probelab.Veth(c, "c0", "10.66.1.1/24", r, "rc", ""); err != nil {
-		return err
-	}
-	if err := probelab.Veth(r, "rs", "", s, "s0", "10.66.1.2/24"); err != nil {
-		return err
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	relay, err := probelab.StartRelay(ctx, r, "rc", "rs", probelab.RelayConfig{Delay: 20 * time.Millisecond, Loss: 0.10, Droppable: probelab.IsICMPEchoRequest})
+	// client <-> relay <-> server; the relay drops only echo requests, so
+	// its DroppedLoss is the exact truth for ICMP loss.
+	path, err := testlab.CreateRelayedPath(testlab.RelayConfig{
+		ClientToServer: testlab.Impairment{Delay: 20 * time.Millisecond, LossPercent: 10},
+		ServerToClient: testlab.Impairment{Delay: 20 * time.Millisecond},
+		LossMatch:      testlab.IsICMPEchoRequest,
+	})
 	if err != nil {
 		return err
 	}
-	defer relay.Close()
-	// TCP server and 10% SYN-ACK loss in the server namespace.
-	ln, err := listenIn(s, "10.66.1.2:8080")
+	b.paths = append(b.paths, path)
+	c, s, relay := path.Client, path.Server, path.Relay
+	srv := path.ServerEnd.Addr4().String()
+	// TCP server, and 10% of its SYN-ACKs dropped as they arrive at the
+	// client (the relay's AF_PACKET socket would see a frame dropped at the
+	// middle namespace's ingress before nftables does).
+	ln, err := s.ListenTCP(srv + ":8080")
 	if err != nil {
 		return err
 	}
 	defer ln.Close()
 	go acceptAll(ln)
-	rules := "table inet bench { chain out { type filter hook output priority 0; policy accept; tcp sport 8080 tcp flags & (syn | ack) == (syn | ack) numgen random mod 10 == 0 counter drop; }; }"
-	if _, err := probelab.Exec(s, "sh", "-c", "printf '%s' \"$0\" | nft -f -", rules); err != nil {
+	rule, err := c.NewLossRule(testlab.Ingress, 10, testlab.OnDevice(path.ClientEnd.Name), testlab.SYNACK(), testlab.TCPSrcPort(8080))
+	if err != nil {
 		return err
 	}
+	defer rule.Remove()
 	bb, err := b.startBlackbox(c)
 	if err != nil {
 		return err
 	}
 	n := *flagN
-	// Warm ARP through the relay.
-	runEngine(c, []probe.Target{{Name: "w", Host: "10.66.1.2", Protocol: probe.ICMP, Interval: 10 * time.Millisecond, Timeout: time.Second}}, 3)
+	// Warm up the sockets (neighbours are static).
+	runEngine(c, []probe.Target{{Name: "w", Host: srv, Protocol: probe.ICMP, Interval: 10 * time.Millisecond, Timeout: time.Second}}, 3)
 
 	fmt.Printf("\n== 1. impaired path: relay 20 ms each way, 10%% echo-request loss, 10%% SYN-ACK loss (nft); %d probes each ==\n", n)
 	// Interleaved rounds, so both tools see the same machine load.
 	const rounds = 5
 	oursICMP, oursTCP := &probe.Summary{}, &probe.Summary{}
 	bbICMP, bbTCP := &bbResult{}, &bbResult{}
-	var relayDropped int64
+	var relayDropped uint64
 	for range rounds {
-		d0 := relay.Dropped()
-		merge(oursICMP, runEngine(c, []probe.Target{{Name: "icmp", Host: "10.66.1.2", Protocol: probe.ICMP, Interval: 10 * time.Millisecond, Timeout: time.Second}}, n/rounds)[0])
-		relayDropped += relay.Dropped() - d0
-		bbICMP.add(bb.probeMany("icmp", "10.66.1.2", n/rounds, 16))
-		merge(oursTCP, runEngine(c, []probe.Target{{Name: "tcp", Host: "10.66.1.2", Port: 8080, Protocol: probe.TCP, Interval: 10 * time.Millisecond, Timeout: 2500 * time.Millisecond}}, n/rounds)[0])
-		bbTCP.add(bb.probeMany("tcp", "10.66.1.2:8080", n/rounds, 16))
+		d0 := relay.Stats().ClientToServer.DroppedLoss
+		merge(oursICMP, runEngine(c, []probe.Target{{Name: "icmp", Host: srv, Protocol: probe.ICMP, Interval: 10 * time.Millisecond, Timeout: time.Second}}, n/rounds)[0])
+		relayDropped += relay.Stats().ClientToServer.DroppedLoss - d0
+		bbICMP.add(bb.probeMany("icmp", srv, n/rounds, 16))
+		merge(oursTCP, runEngine(c, []probe.Target{{Name: "tcp", Host: srv, Port: 8080, Protocol: probe.TCP, Interval: 10 * time.Millisecond, Timeout: 2500 * time.Millisecond}}, n/rounds)[0])
+		bbTCP.add(bb.probeMany("tcp", srv+":8080", n/rounds, 16))
 	}
 	n = n / rounds * rounds
 
-	fmt.Printf("truth: relay dropped %d of %d echo requests (%.1f%%); SYN-ACK drop probability 10%%\n", relayDropped, n, 100*float64(relayDropped)/float64(n))
+	matched, dropped, err := rule.Counters()
+	if err != nil {
+		return err
+	}
+	fmt.Printf("truth: relay dropped %d of %d echo requests (%.1f%%); nftables dropped %d of %d SYN-ACKs (probability 10%%)\n",
+		relayDropped, n, 100*float64(relayDropped)/float64(n), dropped, matched)
 	fmt.Printf("%-34s %10s %10s %10s %10s %10s\n", "", "loss", "p50 ms", "p90 ms", "p99 ms", "max ms")
 	row := func(name string, loss float64, rtts []time.Duration) {
 		q := func(p float64) string {
@@ -207,17 +232,20 @@ func (b *bench) impaired() error {
 var pingLine = regexp.MustCompile(`time=([0-9.]+) ms`)
 
 func (b *bench) idle() error {
-	c, s := b.ns(), b.ns()
-	if err := probelab.Veth(c, "c0", "10.66.0.1/24", s, "s0", "10.66.0.2/24"); err != nil {
+	c, _, l, err := b.pair()
+	if err != nil {
 		return err
 	}
+	srv := l.B.Addr4().String()
 	const n = 1000
 	fmt.Printf("\n== 2. idle veth path: %d echoes at 10 ms, netsight vs ping (interleaved runs) ==\n", n)
 	var ours, ping []time.Duration
 	for round := 0; round < 4; round++ {
-		sum := runEngine(c, []probe.Target{{Name: "idle", Host: "10.66.0.2", Protocol: probe.ICMP, Interval: 10 * time.Millisecond, Timeout: time.Second}}, n/4)[0]
+		sum := runEngine(c, []probe.Target{{Name: "idle", Host: srv, Protocol: probe.ICMP, Interval: 10 * time.Millisecond, Timeout: time.Second}}, n/4)[0]
 		ours = append(ours, sum.RTTs...)
-		out, err := probelab.Exec(c, "ping", "-n", "-c", strconv.Itoa(n/4), "-i", "0.01", "10.66.0.2")
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		out, err := c.Run(ctx, "ping", "-n", "-c", strconv.Itoa(n/4), "-i", "0.01", srv)
+		cancel()
 		if err != nil {
 			return err
 		}
@@ -260,13 +288,20 @@ func (b *bench) scale() error {
 		maxN = max(maxN, n)
 	}
 	maxN = max(maxN, *flagBBScale)
-	c, s := b.ns(), b.ns()
-	if err := probelab.Veth(c, "c0", "10.77.0.1/24", s, "s0", "10.77.0.2/24"); err != nil {
+	// Target addresses (10.78.0.0/16) live on the server's loopback behind
+	// one next hop, so the client needs one neighbour entry, not one per
+	// target. The link's random subnet must not overlap them.
+	sub := testlab.RandomSubnet()
+	for sub.V4.Overlaps(scalePrefix) {
+		sub = testlab.RandomSubnet()
+	}
+	c, s, l, err := b.pair(testlab.WithSubnet(sub))
+	if err != nil {
 		return err
 	}
-	// Target addresses live on the server's loopback behind one next hop,
-	// so the client needs one neighbour entry, not one per target.
-	if err := probelab.IP("-n", c, "route", "add", "10.78.0.0/16", "via", "10.77.0.2"); err != nil {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := c.Run(ctx, "ip", "route", "add", scalePrefix.String(), "via", l.B.Addr4().String()); err != nil {
 		return err
 	}
 	addrs := make([]netip.Addr, maxN)
@@ -283,18 +318,18 @@ func (b *bench) scale() error {
 	defer os.Remove(f.Name())
 	_, _ = f.WriteString(batch.String())
 	f.Close()
-	if err := probelab.IP("-n", s, "-batch", f.Name()); err != nil {
+	if _, err := s.Run(ctx, "ip", "-batch", f.Name()); err != nil {
 		return err
 	}
 	// The server's ICMP rate limit off (it would drop echo replies).
 	for _, kv := range [][2]string{{"net.ipv4.icmp_ratelimit", "0"}, {"net.ipv4.icmp_msgs_per_sec", "1000000"}, {"net.ipv4.icmp_msgs_burst", "1000000"}} {
-		_ = probelab.Sysctl(s, kv[0], kv[1])
+		_ = s.Sysctl(kv[0], kv[1])
 	}
 	// TCP_DEFER_ACCEPT: the server completes handshakes in the kernel and
 	// never queues them for accept (our probes send no data and reset), so
 	// the lab server is not the bottleneck of the measurement.
 	var ln net.Listener
-	err = probelab.InNS(s, func() error {
+	err = s.Do(func() error {
 		lc := net.ListenConfig{Control: func(_, _ string, rc syscall.RawConn) error {
 			var serr error
 			_ = rc.Control(func(fd uintptr) {
@@ -355,6 +390,9 @@ type scaleStats struct {
 	skipped                uint64
 }
 
+// scalePrefix holds the targets of the CPU runs.
+var scalePrefix = netip.MustParsePrefix("10.78.0.0/16")
+
 func scaleAddr(i int) netip.Addr {
 	return netip.AddrFrom4([4]byte{10, 78, byte(1 + i/250), byte(1 + i%250)})
 }
@@ -369,16 +407,18 @@ func worker() {
 			ts[i].Port = 8080
 		}
 	}
-	st := measureEngine("", ts, *flagDur)
+	st := measureEngine(ts, *flagDur)
 	fmt.Printf("%f %f %f %f %d\n", st.rate, st.cores, st.loss, st.p50, st.skipped)
 }
 
-func runWorker(ns string, n int, proto probe.Protocol, window time.Duration) (scaleStats, error) {
+func runWorker(ns *testlab.NetNS, n int, proto probe.Protocol, window time.Duration) (scaleStats, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return scaleStats{}, err
 	}
-	out, err := probelab.Exec(ns, self, "-worker", strconv.Itoa(n), "-worker-proto", string(proto), "-duration", window.String())
+	ctx, cancel := context.WithTimeout(context.Background(), window+2*time.Minute)
+	defer cancel()
+	out, err := ns.Run(ctx, self, "-worker", strconv.Itoa(n), "-worker-proto", string(proto), "-duration", window.String())
 	if err != nil {
 		return scaleStats{}, err
 	}
@@ -389,16 +429,13 @@ func runWorker(ns string, n int, proto probe.Protocol, window time.Duration) (sc
 	return st, nil
 }
 
-func measureEngine(ns string, ts []probe.Target, window time.Duration) scaleStats {
+// measureEngine probes ts with plain socket(2) in the caller's namespace.
+func measureEngine(ts []probe.Target, window time.Duration) scaleStats {
 	var mu sync.Mutex
 	var sent, recv int64
 	var rtts []time.Duration
 	measuring := atomic.Bool{}
-	var sock probe.SocketFunc
-	if ns != "" {
-		sock = probelab.Socket(ns)
-	}
-	e, err := probe.New(ts, probe.Options{Socket: sock, OnResult: func(r probe.Result) {
+	e, err := probe.New(ts, probe.Options{OnResult: func(r probe.Result) {
 		if !measuring.Load() {
 			return
 		}
@@ -444,13 +481,13 @@ func selfCPU() float64 {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 }
 
-func runEngine(ns string, ts []probe.Target, count int) []*probe.Summary {
+func runEngine(ns *testlab.NetNS, ts []probe.Target, count int) []*probe.Summary {
 	sums := make([]*probe.Summary, len(ts))
 	for i := range sums {
 		sums[i] = &probe.Summary{}
 	}
 	var mu sync.Mutex
-	e, err := probe.New(ts, probe.Options{Socket: probelab.Socket(ns), Count: count, NoSpread: true, OnResult: func(r probe.Result) {
+	e, err := probe.New(ts, probe.Options{Socket: ns.Socket, Count: count, NoSpread: true, OnResult: func(r probe.Result) {
 		mu.Lock()
 		sums[r.Target].Add(r)
 		mu.Unlock()
@@ -465,7 +502,7 @@ func runEngine(ns string, ts []probe.Target, count int) []*probe.Summary {
 // ---- blackbox_exporter ----
 
 type blackbox struct {
-	ns     string
+	ns     *testlab.NetNS
 	cmd    *exec.Cmd
 	client *http.Client
 	addr   string
@@ -486,7 +523,7 @@ const blackboxConfig = `modules:
       ip_protocol_fallback: false
 `
 
-func (b *bench) startBlackbox(ns string) (*blackbox, error) {
+func (b *bench) startBlackbox(ns *testlab.NetNS) (*blackbox, error) {
 	dir, err := os.MkdirTemp("", "probebench-bb")
 	if err != nil {
 		return nil, err
@@ -497,23 +534,14 @@ func (b *bench) startBlackbox(ns string) (*blackbox, error) {
 	}
 	// Loopback of the client namespace only.
 	addr := "127.0.0.1:19115"
-	cmd := exec.Command("ip", "netns", "exec", ns, *flagBlackbox, "--config.file="+cfg, "--web.listen-address="+addr, "--log.level=warn")
+	cmd := ns.Command(context.Background(), *flagBlackbox, "--config.file="+cfg, "--web.listen-address="+addr, "--log.level=warn")
 	cmd.Stdout, cmd.Stderr = io.Discard, os.Stderr
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start blackbox: %w", err)
 	}
 	b.procs = append(b.procs, cmd)
 	bb := &blackbox{ns: ns, cmd: cmd, addr: addr}
-	tr := &http.Transport{MaxIdleConnsPerHost: 2048, MaxConnsPerHost: 2048, DialContext: func(ctx context.Context, network, a string) (net.Conn, error) {
-		var c net.Conn
-		err := probelab.InNS(ns, func() error {
-			var d net.Dialer
-			var err error
-			c, err = d.DialContext(ctx, network, a)
-			return err
-		})
-		return c, err
-	}}
+	tr := &http.Transport{MaxIdleConnsPerHost: 2048, MaxConnsPerHost: 2048, DialContext: ns.Dial}
 	bb.client = &http.Client{Transport: tr, Timeout: 10 * time.Second}
 	for i := 0; i < 100; i++ {
 		if resp, err := bb.client.Get("http://" + addr + "/-/healthy"); err == nil {
@@ -719,8 +747,10 @@ func procCPU(pids []int) float64 {
 
 // serverDrops reads TcpExtListenDrops in the server namespace: SYNs the
 // server itself dropped (accept queue full), which our TCP loss counts.
-func serverDrops(ns string) int64 {
-	out, err := probelab.Exec(ns, "nstat", "-az", "TcpExtListenDrops")
+func serverDrops(ns *testlab.NetNS) int64 {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	out, err := ns.Run(ctx, "nstat", "-az", "TcpExtListenDrops")
 	if err != nil {
 		return 0
 	}
@@ -732,16 +762,6 @@ func serverDrops(ns string) int64 {
 		}
 	}
 	return 0
-}
-
-func listenIn(ns, addr string) (net.Listener, error) {
-	var ln net.Listener
-	err := probelab.InNS(ns, func() error {
-		var err error
-		ln, err = net.Listen("tcp", addr)
-		return err
-	})
-	return ln, err
 }
 
 func acceptAll(ln net.Listener) {

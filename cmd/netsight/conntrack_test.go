@@ -5,12 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"flag"
-	"net"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -46,41 +44,13 @@ func TestConntrackCommandInNamespace(t *testing.T) {
 			t.Fatalf("%v %s", err, out)
 		}
 	}
-	ln, err := ns.ListenTCP("10.78.0.1:0")
+	srv := ns.StartSinkServer(t, "10.78.0.1:0") // holds the server ends open
+	const n = 50
+	held, err := ns.HoldConns(ctx, srv.Addr(), n)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var mu sync.Mutex
-	var conns []net.Conn
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			c.Close()
-		}
-	})
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	}()
-	const n = 50
-	for i := 0; i < n; i++ {
-		c, err := ns.Dial(ctx, "tcp", ln.Addr().String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		mu.Lock()
-		conns = append(conns, c)
-		mu.Unlock()
-	}
+	defer held.Release()
 	time.Sleep(100 * time.Millisecond)
 
 	var stdout, stderr bytes.Buffer

@@ -40,21 +40,7 @@ func TestEveryExportedFamilyDocumented(t *testing.T) {
 	bin := buildBinary(t)
 	ns := testlab.NewNetNS(t)
 	testlab.ConnectVeth(t, ns, testlab.NewNetNS(t)) // an interface with ethtool statistics for the nic collector
-	ln, err := ns.ListenTCP("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
-	port := ln.Addr().(*net.TCPAddr).Port
+	port := ns.StartSinkServer(t, "127.0.0.1:0").Addr().Port()
 	dir := t.TempDir()
 	cfg := fmt.Sprintf(`server:
   listen: 127.0.0.1:0

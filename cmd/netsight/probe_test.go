@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/netsight/netsight/internal/testlab"
 	"github.com/netsight/netsight/probe"
 )
 
@@ -46,27 +47,14 @@ func TestParseProbeTarget(t *testing.T) {
 }
 
 func listenLoopback(t *testing.T) (open, closed int) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
+	srv := (*testlab.NetNS)(nil).StartSinkServer(t, "127.0.0.1:0")
 	cl, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	closed = cl.Addr().(*net.TCPAddr).Port
 	cl.Close()
-	return ln.Addr().(*net.TCPAddr).Port, closed
+	return int(srv.Addr().Port()), closed
 }
 
 func TestProbeCommandJSON(t *testing.T) {

@@ -1,7 +1,6 @@
 package capture
 
 import (
-	"context"
 	"encoding/binary"
 	"errors"
 	"net"
@@ -16,6 +15,7 @@ import (
 	"golang.org/x/net/bpf"
 
 	"github.com/netsight/netsight/config"
+	"github.com/netsight/netsight/internal/metrictest"
 )
 
 func TestConfigValidate(t *testing.T) {
@@ -160,7 +160,7 @@ func fragment(f []byte) []byte {
 func TestUpdateWithoutRings(t *testing.T) {
 	c := &Collector{cfg: DefaultConfig(), rings: map[int]*ring{}, ns: -1}
 	reg := prometheus.NewPedanticRegistry()
-	reg.MustRegister(collectorAdapter{c})
+	reg.MustRegister(metrictest.AsPrometheus(c))
 	n, err := testutil.GatherAndCount(reg)
 	if err != nil || n != 5 {
 		t.Fatalf("series = %d, err = %v; want 5 (interfaces gauge + 4 interface change counters)", n, err)
@@ -168,14 +168,6 @@ func TestUpdateWithoutRings(t *testing.T) {
 	if err := c.Close(); err != nil {
 		t.Fatal(err)
 	}
-}
-
-// collectorAdapter turns Update into a prometheus.Collector for tests.
-type collectorAdapter struct{ c *Collector }
-
-func (a collectorAdapter) Describe(chan<- *prometheus.Desc) {} // unchecked, like the agent
-func (a collectorAdapter) Collect(ch chan<- prometheus.Metric) {
-	_ = a.c.Update(context.Background(), ch)
 }
 
 func TestConfigFromYAML(t *testing.T) {

@@ -4,7 +4,6 @@ package capture
 // tcpdump on the same veth, and interfaces followed as they come and go.
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -12,13 +11,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/netsight/netsight/internal/metrictest"
 	"github.com/netsight/netsight/internal/testlab"
 	"github.com/netsight/netsight/tcpanalysis"
 	"github.com/netsight/netsight/tcpanalysis/pcapfile"
@@ -69,61 +67,12 @@ func (p *labPair) loss(t *testing.T, pct int) {
 	}
 }
 
-func startTcpdump(t *testing.T, ns *testlab.NetNS, ifname string) func() string {
-	t.Helper()
-	file := filepath.Join(t.TempDir(), "capture.pcap")
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	cmd := ns.Command(ctx, "tcpdump", "-i", ifname, "-s", "128", "-n", "-U", "--immediate-mode", "-B", "16384", "-w", file, "tcp")
-	stderr, _ := cmd.StderrPipe()
-	if err := cmd.Start(); err != nil {
-		cancel()
-		t.Fatalf("tcpdump: %v", err)
-	}
-	ready := make(chan struct{})
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			if strings.Contains(sc.Text(), "listening on") {
-				close(ready)
-				for sc.Scan() {
-				}
-				return
-			}
-		}
-	}()
-	select {
-	case <-ready:
-	case <-time.After(10 * time.Second):
-		cancel()
-		t.Fatal("tcpdump did not start")
-	}
-	return func() string {
-		_ = cmd.Process.Signal(syscall.SIGINT)
-		_ = cmd.Wait()
-		cancel()
-		return file
-	}
-}
-
-func waitListen(t *testing.T, ns *testlab.NetNS, port string) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		out, _ := ns.Run(context.Background(), "ss", "-Hltn", "sport = :"+port)
-		if strings.TrimSpace(out) != "" {
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("nothing listening on port %s", port)
-}
-
 func requireLab(t *testing.T) {
 	if testing.Short() {
 		t.Skip("lab test")
 	}
 	testlab.RequireRoot(t)
-	for _, b := range []string{"tcpdump", "iperf3", "nft", "ip", "ethtool", "ss"} {
+	for _, b := range []string{"tcpdump", "iperf3", "nft", "ip", "ethtool"} {
 		testlab.RequireBinary(t, b)
 	}
 }
@@ -236,7 +185,7 @@ func runIperf(t *testing.T, p *labPair, args ...string) float64 {
 		t.Fatal(err)
 	}
 	defer func() { _ = srv.Process.Kill(); _ = srv.Wait() }()
-	waitListen(t, p.srv, "5201")
+	p.srv.WaitListening(t, 5201)
 	out, err := p.cli.Command(ctx, "iperf3", append([]string{"-c", p.srvIP, "-J"}, args...)...).Output()
 	if err != nil {
 		t.Fatalf("iperf3: %v: %s", err, out)
@@ -269,7 +218,7 @@ func TestLabLiveMatchesTcpdump(t *testing.T) {
 
 	// Scrape concurrently with the capture (for -race and for the locking).
 	reg := prometheus.NewPedanticRegistry()
-	reg.MustRegister(collectorAdapter{c})
+	reg.MustRegister(metrictest.AsPrometheus(c))
 	scrapeDone := make(chan struct{})
 	scraped := make(chan int)
 	go func() {
@@ -288,10 +237,10 @@ func TestLabLiveMatchesTcpdump(t *testing.T) {
 		}
 	}()
 
-	stop := startTcpdump(t, p.cli, p.cliIf)
+	dump := p.cli.StartTcpdump(t, p.cliIf, testlab.TcpdumpOptions{Snaplen: 128, BufferKiB: 16384, Filter: "tcp"})
 	bps := runIperf(t, p, "-t", "2", "-b", "100M")
 	time.Sleep(300 * time.Millisecond) // FIN/ACK exchange after iperf3 exits
-	file := stop()
+	file := dump.Stop()
 	off := analyzeFile(t, file)
 
 	var s snapshot
@@ -357,11 +306,11 @@ func TestLabKeepUpSmallMSS(t *testing.T) {
 	cfg.RingSizeMB = 16
 	c := startCollector(t, p.cli, cfg, "vcli")
 	r := c.ringFor("vcli")
-	stop := startTcpdump(t, p.cli, p.cliIf)
+	dump := p.cli.StartTcpdump(t, p.cliIf, testlab.TcpdumpOptions{Snaplen: 128, BufferKiB: 16384, Filter: "tcp"})
 	start := time.Now()
 	bps := runIperf(t, p, "-t", "2", "-b", "1G", "-M", "536")
 	time.Sleep(300 * time.Millisecond)
-	file := stop()
+	file := dump.Stop()
 	elapsed := time.Since(start)
 	off := analyzeFile(t, file)
 	// Wait until the ring has caught up: all packets counted, or the

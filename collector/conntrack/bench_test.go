@@ -111,7 +111,7 @@ func BenchmarkDumpStates20k(b *testing.B) {
 func BenchmarkDecodeEntries(b *testing.B) {
 	var bufs [][]byte
 	for _, f := range []string{"../../internal/kernel/testdata/ctnetlink_dump_0.bin"} {
-		bb, err := readFile(f)
+		bb, err := os.ReadFile(f)
 		if err != nil {
 			b.Skip(err)
 		}

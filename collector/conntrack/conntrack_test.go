@@ -1,6 +1,7 @@
 package conntrack
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/netsight/netsight/collector"
 	"github.com/netsight/netsight/internal/kernel"
+	"github.com/netsight/netsight/internal/metrictest"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -25,7 +27,7 @@ func TestUpdateFromFixture(t *testing.T) {
 	c.SetProcRoot("testdata/proc")
 	now := time.Unix(1e9, 0)
 	c.SetClock(func() time.Time { return now })
-	got, err := gather(c)
+	got, err := metrictest.Gather(context.Background(), c)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +60,7 @@ func TestNoConntrackIsNotSupported(t *testing.T) {
 	cfg := DefaultConfig()
 	c := New(cfg, nil)
 	c.SetProcRoot(t.TempDir())
-	_, err := gather(c)
+	_, err := metrictest.Gather(context.Background(), c)
 	if !errors.Is(err, collector.ErrNotSupported) || !strings.Contains(err.Error(), "nf_conntrack") {
 		t.Errorf("err = %v, want ErrNotSupported naming nf_conntrack", err)
 	}

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/netsight/netsight/internal/metrictest"
 )
 
 const globalMax = "/proc/sys/net/netfilter/nf_conntrack_max"
@@ -40,7 +42,7 @@ func TestLabFillTable(t *testing.T) {
 	c := New(DefaultConfig(), nil)
 	c.SetClock(func() time.Time { return clock })
 	var before, full map[string]float64
-	if err := ns.Do(func() error { var e error; before, e = gather(c); return e }); err != nil {
+	if err := ns.Do(func() error { var e error; before, e = metrictest.Gather(context.Background(), c); return e }); err != nil {
 		t.Fatal(err)
 	}
 	if v := before["netsight_conntrack_exhaustion_seconds"]; !math.IsInf(v, 1) {
@@ -80,7 +82,7 @@ func TestLabFillTable(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	err = ns.Do(func() error { var e error; full, e = gather(c); return e })
+	err = ns.Do(func() error { var e error; full, e = metrictest.Gather(context.Background(), c); return e })
 	restore()
 	t.Logf("global nf_conntrack_max lowered to %d for %v", count, time.Since(start).Round(time.Millisecond))
 	if err != nil {
@@ -114,7 +116,7 @@ func TestLabFillTable(t *testing.T) {
 		t.Fatal(err)
 	}
 	var s map[string]float64
-	if err := ns.Do(func() error { var e error; s, e = gather(c); return e }); err != nil {
+	if err := ns.Do(func() error { var e error; s, e = metrictest.Gather(context.Background(), c); return e }); err != nil {
 		t.Fatal(err)
 	}
 	for _, k := range []string{"drop", "insert_failed", "early_drop", "invalid", "search_restart"} {

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/netsight/netsight/internal/metrictest"
 	"github.com/netsight/netsight/internal/testlab"
 )
 
@@ -123,7 +124,7 @@ func TestLabCountsMatchConntrackTool(t *testing.T) {
 	var got map[string]float64
 	err := ns.Do(func() error {
 		var err error
-		got, err = gather(c)
+		got, err = metrictest.Gather(context.Background(), c)
 		return err
 	})
 	if err != nil {
@@ -165,7 +166,7 @@ func TestLabDumpCeiling(t *testing.T) {
 			cfg.OverLimit = tc.mode
 			c := New(cfg, nil)
 			var got map[string]float64
-			if err := ns.Do(func() error { var err error; got, err = gather(c); return err }); err != nil {
+			if err := ns.Do(func() error { var err error; got, err = metrictest.Gather(context.Background(), c); return err }); err != nil {
 				t.Fatal(err)
 			}
 			if v := got[fmt.Sprintf(`netsight_conntrack_dump_limited{mode=%q}`, tc.wantLabel)]; v != 1 {

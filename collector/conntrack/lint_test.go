@@ -1,29 +1,15 @@
 package conntrack
 
 import (
-	"context"
 	"os/exec"
 	"strings"
 	"testing"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/common/expfmt"
 
+	"github.com/netsight/netsight/internal/metrictest"
 	"github.com/netsight/netsight/internal/testlab"
 )
-
-// adapter exposes a netsight collector to a prometheus registry.
-type adapter struct {
-	u interface {
-		Update(context.Context, chan<- prometheus.Metric) error
-	}
-}
-
-func (a adapter) Describe(chan<- *prometheus.Desc) {}
-func (a adapter) Collect(ch chan<- prometheus.Metric) {
-	_ = a.u.Update(context.Background(), ch)
-}
 
 // TestMetricsLint runs promlint and `promtool check metrics` on the
 // fixture's exposition.
@@ -32,19 +18,7 @@ func TestMetricsLint(t *testing.T) {
 	cfg.MaxDumpEntries = 0
 	c := New(cfg, nil)
 	c.SetProcRoot("testdata/proc")
-	reg := prometheus.NewPedanticRegistry()
-	reg.MustRegister(adapter{c})
-	problems, err := testutil.GatherAndLint(reg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range problems {
-		t.Errorf("promlint: %s: %s", p.Metric, p.Text)
-	}
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
+	mfs := metrictest.Lint(t, c)
 	var sb strings.Builder
 	for _, mf := range mfs {
 		if _, err := expfmt.MetricFamilyToText(&sb, mf); err != nil {

@@ -114,7 +114,16 @@ func (c *Collector) Backend() string { return c.src.name() }
 
 // Run feeds the table until ctx ends.
 func (c *Collector) Run(ctx context.Context) error {
+	if b, ok := c.src.(batchSource); ok {
+		return b.runBatch(ctx, func(recs []flow.Record) { c.table.UpsertBatch(recs, time.Now()) })
+	}
 	return c.src.run(ctx, func(r flow.Record) { c.table.Upsert(r, time.Now()) })
+}
+
+// batchSource is a back end that can deliver closed connections in
+// batches (one table lock and one clock read per batch).
+type batchSource interface {
+	runBatch(ctx context.Context, sink func([]flow.Record)) error
 }
 
 // Close releases the back end. It is safe to call more than once.
@@ -153,6 +162,9 @@ type ebpfSource struct{ tr *ebpf.Tracer }
 func (s *ebpfSource) name() string { return BackendEBPF }
 func (s *ebpfSource) run(ctx context.Context, sink func(flow.Record)) error {
 	return s.tr.Run(ctx, sink)
+}
+func (s *ebpfSource) runBatch(ctx context.Context, sink func([]flow.Record)) error {
+	return s.tr.RunBatch(ctx, sink)
 }
 func (s *ebpfSource) refresh(_ context.Context, _ time.Time, sink func(flow.Record)) error {
 	return s.tr.Active(sink)

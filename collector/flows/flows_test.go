@@ -17,6 +17,7 @@ import (
 	"github.com/netsight/netsight/collector"
 	"github.com/netsight/netsight/config"
 	"github.com/netsight/netsight/flow"
+	"github.com/netsight/netsight/internal/metrictest"
 	"github.com/netsight/netsight/internal/testlab"
 )
 
@@ -134,15 +135,8 @@ func TestMetricsLint(t *testing.T) {
 	if err := c.Refresh(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	pa := collectorFunc(c)
-	problems, err := testutil.CollectAndLint(pa)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range problems {
-		t.Errorf("lint %s: %s", p.Metric, p.Text)
-	}
-	n := testutil.CollectAndCount(pa)
+	metrictest.Lint(t, c)
+	n := testutil.CollectAndCount(metrictest.AsPrometheus(c))
 	// Worst case (docs/collectors/flows.md): 2 directions x 13 per-direction
 	// series (+ histograms count as one each here) + 5 table/backend series
 	// + 4 x (top_k+1) top series + back end self-metrics.
@@ -157,7 +151,7 @@ func TestMetricsLint(t *testing.T) {
 // TestLabAutoFallback: in auto mode, an eBPF attach failure falls back to
 // sock_diag.
 func TestLabAutoFallback(t *testing.T) {
-	requireLab(t)
+	testlab.RequireRoot(t)
 	cfg := DefaultConfig()
 	cfg.CgroupPath = t.TempDir() // not a cgroup: attach fails
 	c, err := New(cfg, collector.Deps{})
@@ -177,7 +171,7 @@ func TestLabAutoFallback(t *testing.T) {
 // TestLabSockdiagCollector: the collector with the sock_diag back end sees
 // short loopback connections closed, through destroy notifications.
 func TestLabSockdiagCollector(t *testing.T) {
-	requireLab(t)
+	testlab.RequireRoot(t)
 	c := startCollector(t, BackendSockDiag)
 	time.Sleep(100 * time.Millisecond)
 	srv := (*testlab.NetNS)(nil).StartEchoServer(t, "127.0.0.1:0")
@@ -216,7 +210,7 @@ func TestLabNoCapabilities(t *testing.T) {
 		noCapsChild(t)
 		return
 	}
-	requireLab(t)
+	testlab.RequireRoot(t)
 	setpriv := testlab.RequireBinary(t, "setpriv")
 	cmd := exec.Command(setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all",
 		os.Args[0], "-test.run=^TestLabNoCapabilities$", "-test.v", "-test.count=1")

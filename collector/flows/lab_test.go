@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,6 +19,7 @@ import (
 
 	"github.com/netsight/netsight/collector"
 	"github.com/netsight/netsight/flow"
+	"github.com/netsight/netsight/internal/metrictest"
 	"github.com/netsight/netsight/internal/testlab"
 )
 
@@ -84,7 +84,7 @@ func within(got, want, tolerance float64) bool {
 // dropped at the receiver, so the sender retransmits; the flow's
 // retransmissions must be within 2% of iperf3's Retr.
 func TestLabIperf3LossEBPF(t *testing.T) {
-	requireLab(t)
+	testlab.RequireRoot(t)
 	testlab.RequireBinary(t, "iperf3")
 	c := startCollector(t, BackendEBPF)
 	p := testlab.NewPair(t)
@@ -128,7 +128,7 @@ func TestLabIperf3LossEBPF(t *testing.T) {
 // TestLabShortConnsEBPF: 1000 short connections in a burst are all counted,
 // each with its bytes.
 func TestLabShortConnsEBPF(t *testing.T) {
-	requireLab(t)
+	testlab.RequireRoot(t)
 	c := startCollector(t, BackendEBPF)
 	p := testlab.NewPair(t)
 	srv := p.B.StartEchoServer(t, p.Link.B.Addr4().String()+":0")
@@ -196,7 +196,7 @@ func TestLabShortConnsEBPF(t *testing.T) {
 // TestLabRefusedEBPF: a refused connect is a connect failure with the RST
 // counted.
 func TestLabRefusedEBPF(t *testing.T) {
-	requireLab(t)
+	testlab.RequireRoot(t)
 	c := startCollector(t, BackendEBPF)
 	p := testlab.NewPair(t)
 	target := netip.AddrPortFrom(p.Link.B.Addr4(), 9) // nothing listens
@@ -217,7 +217,7 @@ func TestLabRefusedEBPF(t *testing.T) {
 	}
 	// The metric family says so too.
 	reg := prometheus.NewPedanticRegistry()
-	reg.MustRegister(collectorFunc(c))
+	reg.MustRegister(metrictest.AsPrometheus(c))
 	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
@@ -240,7 +240,7 @@ func TestLabRefusedEBPF(t *testing.T) {
 // TestLabRTTRelayEBPF: the RTT through the lab's delay relay is the injected
 // delay within 1 ms.
 func TestLabRTTRelayEBPF(t *testing.T) {
-	requireLab(t)
+	testlab.RequireRoot(t)
 	c := startCollector(t, BackendEBPF)
 	const delay = 20 * time.Millisecond
 	p := testlab.NewRelayedPath(t, testlab.RelayConfig{
@@ -309,7 +309,7 @@ func TestLabRTTRelayEBPF(t *testing.T) {
 // TestLabAPI checks the JSON shape of GET /api/v1/flows and its filters on
 // real connections.
 func TestLabAPIEBPF(t *testing.T) {
-	requireLab(t)
+	testlab.RequireRoot(t)
 	c := startCollector(t, BackendEBPF)
 	p := testlab.NewPair(t)
 	srv := p.B.StartEchoServer(t, p.Link.B.Addr4().String()+":0")
@@ -362,26 +362,11 @@ func TestLabAPIEBPF(t *testing.T) {
 	}
 }
 
-// collectorFunc adapts Update to a prometheus.Collector for Gather.
-func collectorFunc(c *Collector) prometheus.Collector { return &promAdapter{c: c} }
-
-type promAdapter struct {
-	c  *Collector
-	mu sync.Mutex
-}
-
-func (p *promAdapter) Describe(chan<- *prometheus.Desc) {}
-func (p *promAdapter) Collect(ch chan<- prometheus.Metric) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	_ = p.c.Update(context.Background(), ch)
-}
-
 // TestLabIPv6EBPF: an IPv6 connection is recorded with its v6 addresses,
 // bytes and process, and a v4-mapped address on a dual-stack socket is
 // reported as IPv4.
 func TestLabIPv6EBPF(t *testing.T) {
-	requireLab(t)
+	testlab.RequireRoot(t)
 	c := startCollector(t, BackendEBPF)
 	p := testlab.NewPair(t)
 	if !p.Link.B.IPv6.IsValid() {
@@ -416,7 +401,7 @@ func TestLabIPv6EBPF(t *testing.T) {
 // TestLabSynRetransmitEBPF: a dropped SYN is a handshake retransmission,
 // and the connect latency includes the 1 s SYN timeout.
 func TestLabSynRetransmitEBPF(t *testing.T) {
-	requireLab(t)
+	testlab.RequireRoot(t)
 	c := startCollector(t, BackendEBPF)
 	p := testlab.NewPair(t)
 	srv := p.B.StartSinkServer(t, p.Link.B.Addr4().String()+":0")

@@ -2,13 +2,13 @@ package nftables
 
 import (
 	"context"
-	"net"
 	"strings"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/netsight/netsight/internal/metrictest"
 	"github.com/netsight/netsight/internal/testlab"
 )
 
@@ -103,23 +103,10 @@ func TestLabCountersMatchKnownTraffic(t *testing.T) {
 	}
 
 	// TCP: each connection's SYN is the one "new" packet in each hook.
-	ln, err := ns.ListenTCP("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
+	srv := ns.StartSinkServer(t, "127.0.0.1:0")
 	const conns = 5
 	for i := 0; i < conns; i++ {
-		c, err := ns.Dial(ctx, "tcp4", ln.Addr().String())
+		c, err := ns.Dial(ctx, "tcp4", srv.Addr().String())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -133,7 +120,7 @@ func TestLabCountersMatchKnownTraffic(t *testing.T) {
 	// Invalid: TCP segments without any flag bit, sent with a raw socket
 	// to the listener (which discards them silently: no reply).
 	const invalid = 4
-	port := ln.Addr().(*net.TCPAddr).Port
+	port := srv.Addr().Port()
 	if err := ns.Do(func() error {
 		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_RAW, unix.IPPROTO_TCP)
 		if err != nil {
@@ -168,7 +155,7 @@ func TestLabCountersMatchKnownTraffic(t *testing.T) {
 		}
 	}
 	time.Sleep(50 * time.Millisecond)
-	got, err := gatherErr(c)
+	got, err := metrictest.Gather(context.Background(), c)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/netsight/netsight/internal/kernel"
+	"github.com/netsight/netsight/internal/metrictest"
 	"github.com/netsight/netsight/internal/testlab"
 )
 
@@ -41,7 +42,7 @@ func TestLabVeth(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		got, err = gatherErr(c)
+		got, err = metrictest.Gather(context.Background(), c)
 		return err
 	}); err != nil {
 		t.Fatal(err)

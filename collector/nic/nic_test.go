@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/netsight/netsight/internal/kernel"
+	"github.com/netsight/netsight/internal/metrictest"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -111,7 +112,7 @@ func TestENAAllowances(t *testing.T) {
 		}},
 	}
 	for _, s := range steps {
-		got := gather(t, c)
+		got := metrictest.MustGather(t, c)
 		for k, v := range s.want {
 			if g, ok := got[k]; !ok || math.Abs(g-v) > 1e-9 {
 				t.Errorf("%s: %s = %v (present %v), want %v", s.name, k, g, ok, v)
@@ -136,7 +137,7 @@ func TestPerQueueAndGolden(t *testing.T) {
 	cfg.PerQueue = true
 	c := newFixture(t, cfg, map[string][]string{"ens5": {"ena_ens5.txt"}, "veth0": {"veth.txt"}},
 		map[string]string{"ens5": "ena", "veth0": "veth"})
-	got := gather(t, c)
+	got := metrictest.MustGather(t, c)
 	for k, v := range map[string]float64{
 		`netsight_nic_queue_stat{device="ens5",queue="1",stat="tx_cnt"}`:          139741500,
 		`netsight_nic_queue_stat{device="ens5",queue="0",stat="rx_csum_good"}`:    15923815,
@@ -160,7 +161,7 @@ func TestMaxStatsPerDevice(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.MaxStatsPerDevice = 5
 	c := newFixture(t, cfg, map[string][]string{"ens5": {"ena_ens5.txt"}}, nil)
-	got := gather(t, c)
+	got := metrictest.MustGather(t, c)
 	n := 0
 	for k := range got {
 		if strings.HasPrefix(k, "netsight_nic_stat{") {
@@ -235,14 +236,14 @@ func TestNeverPollsFasterThanOncePerSecond(t *testing.T) {
 	clock := time.Unix(1e9, 0)
 	c.SetClock(func() time.Time { return clock })
 	for i := 0; i < 5; i++ {
-		gather(t, c)
+		metrictest.MustGather(t, c)
 		clock = clock.Add(100 * time.Millisecond)
 	}
 	if src.step["ens5"] != 1 {
 		t.Errorf("driver read %d times within 0.5s, want 1", src.step["ens5"])
 	}
 	clock = clock.Add(time.Second)
-	got := gather(t, c)
+	got := metrictest.MustGather(t, c)
 	if src.step["ens5"] != 2 || got[`netsight_nic_pps_allowance_exceeded_total{device="ens5"}`] != 9 {
 		t.Errorf("after 1s: reads %d, pps %v; want 2 reads and the later value 9", src.step["ens5"], got[`netsight_nic_pps_allowance_exceeded_total{device="ens5"}`])
 	}
@@ -305,13 +306,4 @@ func golden(t *testing.T, name, got string) {
 	if string(want) != got {
 		t.Errorf("%s differs from output; run with -update after checking.\ngot:\n%s", p, got)
 	}
-}
-
-func gather(t *testing.T, c *Collector) map[string]float64 {
-	t.Helper()
-	m, err := gatherErr(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m
 }

@@ -15,22 +15,14 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 
+	"github.com/netsight/netsight/internal/metrictest"
 	"github.com/netsight/netsight/internal/testlab"
-	"github.com/netsight/netsight/probe/probelab"
 )
-
-// unchecked adapts the collector to prometheus.Collector for tests.
-type unchecked struct{ c *Collector }
-
-func (unchecked) Describe(chan<- *prometheus.Desc) {}
-func (u unchecked) Collect(ch chan<- prometheus.Metric) {
-	_ = u.c.Update(context.Background(), ch)
-}
 
 func gather(t *testing.T, c *Collector) (map[string]*dto.MetricFamily, string) {
 	t.Helper()
 	reg := prometheus.NewPedanticRegistry()
-	reg.MustRegister(unchecked{c})
+	reg.MustRegister(metrictest.AsPrometheus(c))
 	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
@@ -95,21 +87,7 @@ func (h *hostsResolver) LookupNetIP(_ context.Context, network, host string) ([]
 // open port, a closed port and a name that never resolves, with 1 s
 // periods, and checks the exported series.
 func TestCollectorLoopback(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
-	port := ln.Addr().(*net.TCPAddr).Port
+	port := int((*testlab.NetNS)(nil).StartSinkServer(t, "127.0.0.1:0").Addr().Port())
 	closed, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -202,18 +180,19 @@ func TestCollectorLabICMP(t *testing.T) {
 		t.Skip("lab test: skipped with -short")
 	}
 	testlab.RequireRoot(t)
-	testlab.RequireBinary(t, "ethtool")
-	c, s := testlab.NewNetNS(t), testlab.NewNetNS(t)
-	if err := probelab.Veth(c.Name, "c0", "10.66.0.1/24", s.Name, "s0", "10.66.0.2/24"); err != nil {
+	sub := testlab.RandomSubnetBits(24)
+	pair := testlab.NewPair(t, testlab.WithSubnet(sub))
+	dead, err := sub.Host4(99) // in the client's subnet, but nobody has it
+	if err != nil {
 		t.Fatal(err)
 	}
 	cfg := DefaultConfig()
 	cfg.Period = time.Second
 	cfg.Targets = []Target{
-		{Name: "live", Address: "10.66.0.2", Interval: 20 * time.Millisecond, Timeout: 300 * time.Millisecond},
-		{Name: "dead", Address: "10.66.0.99", Interval: 20 * time.Millisecond, Timeout: 300 * time.Millisecond},
+		{Name: "live", Address: pair.Link.B.Addr4().String(), Interval: 20 * time.Millisecond, Timeout: 300 * time.Millisecond},
+		{Name: "dead", Address: dead.Addr().String(), Interval: 20 * time.Millisecond, Timeout: 300 * time.Millisecond},
 	}
-	col, err := New(cfg, Options{Socket: probelab.Socket(c.Name)})
+	col, err := New(cfg, Options{Socket: pair.A.Socket})
 	if err != nil {
 		t.Fatal(err)
 	}

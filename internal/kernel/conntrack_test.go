@@ -184,22 +184,9 @@ func recordDumpFixture(t *testing.T) {
 	if out, err := ns.Run(ctx, "nft", "add table inet t; add chain inet t c { type filter hook output priority 0; }; add rule inet t c ct state established accept"); err != nil {
 		t.Fatalf("nft: %v %s", err, out)
 	}
-	ln, err := ns.ListenTCP("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			defer c.Close()
-		}
-	}()
+	srv := ns.StartSinkServer(t, "127.0.0.1:0") // keeps the connections open
 	for i := 0; i < 3; i++ {
-		c, err := ns.Dial(ctx, "tcp", ln.Addr().String())
+		c, err := ns.Dial(ctx, "tcp", srv.Addr().String())
 		if err != nil {
 			t.Fatal(err)
 		}

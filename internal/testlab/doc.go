@@ -54,6 +54,9 @@
 // its own; RelayStats separates loss on purpose (DroppedLoss) from anything
 // unintended (Unintended: queue overflow, socket buffer drops, oversized
 // frames, send errors). SetImpairment changes a direction on the fly.
+// RelayConfig.LossMatch limits loss to chosen frames: with IsICMPEchoRequest
+// only echo requests are dropped, so a prober's lost count must equal
+// DroppedLoss exactly.
 //
 // # Loss with nftables
 //
@@ -84,6 +87,14 @@
 //     concurrency and time; ns.HoldConns: N idle connections held until
 //     Release or ctx end. Per-connection local address, bytes and error.
 //   - ns.StartEchoServer / ns.StartSinkServer: small counting TCP servers.
+//
+// # Without a testing.TB
+//
+// Programs such as the benchmarks under bench/ use the same lab through
+// CreateNetNS, Connect, CreateRelayedPath, NewRelay and ns.NewLossRule, which
+// return errors instead of failing a test; the caller closes what it created
+// (NetNS.Close, RelayedPath.Close, Relay.Close, LossRule.Remove). ns.Socket is
+// socket(2) inside a namespace, for code that takes a socket function.
 //
 // # Requirements
 //

@@ -87,6 +87,13 @@ type RelayConfig struct {
 	MTU int
 	// Logger gets relay lifecycle messages (default: discarded).
 	Logger *slog.Logger
+	// LossMatch, when set, limits LossPercent (both directions) to the
+	// frames it returns true for; the others are always forwarded. ARP and
+	// neighbour discovery stay exempt either way. With IsICMPEchoRequest a
+	// prober's lost count equals DroppedLoss exactly, whatever else (MLD
+	// reports, ...) crosses the path. It runs on the reader goroutines and
+	// must not keep the frame.
+	LossMatch func(frame []byte) bool
 }
 
 // RelayDirStats counts what happened to the frames of one direction.
@@ -218,6 +225,7 @@ func NewRelay(ns *NetNS, clientIf, serverIf string, cfg RelayConfig) (*Relay, er
 			imp:     imps[d],
 			limit:   cfg.QueueLimit,
 			lossRNG: newRNG(cfg.Seed, uint64(2*d+1)),
+			match:   cfg.LossMatch,
 			jitRNG:  newRNG(cfg.Seed, uint64(2*d+2)),
 			bufSize: bufSize,
 		}
@@ -309,6 +317,7 @@ type relayDir struct {
 
 	// Owned by the reader goroutine.
 	lossRNG, jitRNG *rand.Rand
+	match           func([]byte) bool // RelayConfig.LossMatch; nil: all
 
 	mu          sync.Mutex
 	imp         Impairment
@@ -433,7 +442,8 @@ func (rd *relayDir) enqueue(batch []*frame, stamps []time.Time) {
 	defer rd.mu.Unlock()
 	im := rd.imp
 	for i, f := range batch {
-		if im.LossPercent > 0 && !lossExempt(f.buf[:f.n]) && rd.lossRNG.Float64()*100 < im.LossPercent {
+		if im.LossPercent > 0 && !lossExempt(f.buf[:f.n]) && (rd.match == nil || rd.match(f.buf[:f.n])) &&
+			rd.lossRNG.Float64()*100 < im.LossPercent {
 			rd.dropLoss.Add(1)
 			rd.pool.Put(f)
 			continue
@@ -646,11 +656,34 @@ type RelayedPath struct {
 // cleanup of everything with tb.
 func NewRelayedPath(tb testing.TB, cfg RelayConfig) *RelayedPath {
 	tb.Helper()
-	p := &RelayedPath{
-		Client: NewNetNS(tb),
-		Middle: NewNetNS(tb),
-		Server: NewNetNS(tb),
-		Subnet: cfg.Subnet,
+	RequireRoot(tb)
+	p, err := CreateRelayedPath(cfg)
+	if err != nil {
+		tb.Fatalf("testlab: %v", err)
+		return nil
+	}
+	tb.Cleanup(func() {
+		if err := p.Close(); err != nil {
+			tb.Errorf("testlab: %v", err)
+		}
+	})
+	return p
+}
+
+// CreateRelayedPath is NewRelayedPath for programs without a testing.TB
+// (benchmarks): the caller must Close the path. It needs root.
+func CreateRelayedPath(cfg RelayConfig) (p *RelayedPath, err error) {
+	p = &RelayedPath{Subnet: cfg.Subnet}
+	defer func() {
+		if err != nil {
+			_ = p.Close()
+			p = nil
+		}
+	}()
+	for _, ns := range []**NetNS{&p.Client, &p.Middle, &p.Server} {
+		if *ns, err = CreateNetNS(); err != nil {
+			return p, err
+		}
 	}
 	if !p.Subnet.V4.IsValid() {
 		p.Subnet = RandomSubnet()
@@ -661,28 +694,49 @@ func NewRelayedPath(tb testing.TB, cfg RelayConfig) *RelayedPath {
 	}
 	for _, k := range []string{"net.ipv6.conf.all.disable_ipv6", "net.ipv6.conf.default.disable_ipv6"} {
 		if err := p.Middle.Sysctl(k, "1"); err != nil {
-			tb.Fatalf("testlab: %v", err)
+			return p, err
 		}
 	}
-	p.ClientLink = ConnectVeth(tb, p.Client, p.Middle, WithoutAddresses(), WithMTU(mtu))
-	p.ServerLink = ConnectVeth(tb, p.Middle, p.Server, WithoutAddresses(), WithMTU(mtu))
+	if p.ClientLink, err = connectVeth(p.Client, p.Middle, WithoutAddresses(), WithMTU(mtu)); err != nil {
+		return p, err
+	}
+	if p.ServerLink, err = connectVeth(p.Middle, p.Server, WithoutAddresses(), WithMTU(mtu)); err != nil {
+		return p, err
+	}
 	p.ClientEnd, p.ServerEnd = p.ClientLink.A, p.ServerLink.B
 	p.ClientLink.Subnet, p.ServerLink.Subnet = p.Subnet, p.Subnet
 	if err := assignAddrs(&p.ClientEnd, p.Subnet, 1); err != nil {
-		tb.Fatalf("testlab: %v", err)
+		return p, err
 	}
 	if err := assignAddrs(&p.ServerEnd, p.Subnet, 2); err != nil {
-		tb.Fatalf("testlab: %v", err)
+		return p, err
 	}
 	p.ClientLink.A, p.ServerLink.B = p.ClientEnd, p.ServerEnd
 	if err := SetStaticNeighbors(p.ClientEnd, p.ServerEnd); err != nil {
-		tb.Fatalf("testlab: %v", err)
+		return p, err
 	}
 	for _, ep := range []Endpoint{p.ClientEnd, p.ServerEnd} {
 		if err := waitReady(ep, 5*time.Second); err != nil {
-			tb.Fatalf("testlab: %v", err)
+			return p, err
 		}
 	}
-	p.Relay = StartRelay(tb, p.Middle, p.ClientLink.B.Name, p.ServerLink.A.Name, cfg)
-	return p
+	if p.Relay, err = NewRelay(p.Middle, p.ClientLink.B.Name, p.ServerLink.A.Name, cfg); err != nil {
+		return p, err
+	}
+	return p, nil
+}
+
+// Close stops the relay and deletes the three namespaces. It is idempotent;
+// NewRelayedPath registers it with Cleanup.
+func (p *RelayedPath) Close() error {
+	if p.Relay != nil {
+		_ = p.Relay.Close()
+	}
+	var errs []error
+	for _, ns := range []*NetNS{p.Server, p.Middle, p.Client} {
+		if ns != nil {
+			errs = append(errs, ns.Close())
+		}
+	}
+	return errors.Join(errs...)
 }

@@ -5,9 +5,10 @@
 // netsight per-connection TCP health.
 //
 // A sock_ops program on the cgroup v2 root sees every TCP socket of every
-// process below it (network namespaces do not matter). It enables the RTT,
-// RTO, retransmit and state callbacks on each socket at connect/accept,
-// keeps one entry per connection (keyed by socket cookie) in `conns`, and
+// process below it (network namespaces do not matter). It enables the RTO,
+// retransmit and state callbacks on each socket at connect/accept (RTT once
+// established), keeps one entry per connection (keyed by socket cookie) in
+// `conns` (a hash map: socket-local storage was measured slower), and
 // on the transition to CLOSE sends the final record through the `events`
 // ring buffer and deletes the entry. Two tp_btf programs count RSTs sent and
 // received. Only UAPI types are used (struct bpf_sock_ops is stable), so the
@@ -28,8 +29,13 @@
 #define F_FAILED 1
 #define F_ESTABLISHED 2
 
-#define CB_FLAGS (BPF_SOCK_OPS_RTT_CB_FLAG | BPF_SOCK_OPS_RTO_CB_FLAG | \
-		  BPF_SOCK_OPS_RETRANS_CB_FLAG | BPF_SOCK_OPS_STATE_CB_FLAG)
+// Callbacks while connecting: handshake retransmissions, SYN timeouts and
+// the close of a failed connect. The RTT callback is enabled only once the
+// connection is established: the SYN-ACK's RTT sample is read at
+// ACTIVE_ESTABLISHED anyway, so one callback per client connection is saved.
+#define CB_CONNECT_FLAGS (BPF_SOCK_OPS_RTO_CB_FLAG | \
+			  BPF_SOCK_OPS_RETRANS_CB_FLAG | BPF_SOCK_OPS_STATE_CB_FLAG)
+#define CB_FLAGS (CB_CONNECT_FLAGS | BPF_SOCK_OPS_RTT_CB_FLAG)
 
 // Counters in `stats` (per CPU; user space sums them).
 #define STAT_RINGBUF_LOST 0
@@ -201,6 +207,15 @@ static __always_inline void emit_close(struct bpf_sock_ops *skops, __u64 cookie,
 	bpf_map_delete_elem(&conns, &cookie);
 }
 
+// set_cb_flags enables the callbacks in want, calling the helper only when
+// one is missing.
+static __always_inline void set_cb_flags(struct bpf_sock_ops *skops, __u32 want)
+{
+	__u32 f = skops->bpf_sock_ops_cb_flags;
+	if ((f & want) != want)
+		bpf_sock_ops_cb_flags_set(skops, f | want);
+}
+
 SEC("sockops")
 int netsight_sockops(struct bpf_sock_ops *skops)
 {
@@ -225,21 +240,30 @@ int netsight_sockops(struct bpf_sock_ops *skops)
 			stat_inc(STAT_LISTENERS_FULL);
 		return 1;
 	}
-	case BPF_SOCK_OPS_TCP_CONNECT_CB:
-		// connect(2) runs in the caller's process context.
+	case BPF_SOCK_OPS_TCP_CONNECT_CB: {
+		// connect(2) runs in the caller's process context. The entry is
+		// built on the stack and stored with one map update (no lookup).
+		struct conn n = {};
 		cookie = bpf_get_socket_cookie(skops);
-		c = track(skops, cookie, DIR_CLIENT);
-		if (c) {
-			c->connect_ns = c->start_ns;
-			c->pid = bpf_get_current_pid_tgid() >> 32;
-			c->cgroup = bpf_get_current_cgroup_id();
-			bpf_get_current_comm(&c->comm, sizeof(c->comm));
-		}
-		bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags | CB_FLAGS);
+		n.cookie = cookie;
+		n.direction = DIR_CLIENT;
+		n.start_ns = bpf_ktime_get_ns();
+		n.connect_ns = n.start_ns;
+		n.pid = bpf_get_current_pid_tgid() >> 32;
+		n.cgroup = bpf_get_current_cgroup_id();
+		bpf_get_current_comm(&n.comm, sizeof(n.comm));
+		fill_addrs(skops, &n);
+		if (bpf_map_update_elem(&conns, &cookie, &n, BPF_ANY) != 0)
+			stat_inc(STAT_CONNS_FULL);
+		set_cb_flags(skops, CB_CONNECT_FLAGS);
 		return 1;
+	}
 	case BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB:
 		cookie = bpf_get_socket_cookie(skops);
-		c = track(skops, cookie, DIR_CLIENT);
+		// Normally tracked since connect: one lookup.
+		c = bpf_map_lookup_elem(&conns, &cookie);
+		if (!c)
+			c = track(skops, cookie, DIR_CLIENT);
 		if (c) {
 			__u64 now = bpf_ktime_get_ns();
 			if (c->connect_ns && now > c->connect_ns)
@@ -247,26 +271,34 @@ int netsight_sockops(struct bpf_sock_ops *skops)
 			c->flags |= F_ESTABLISHED;
 			fill_addrs(skops, c); // the local address is final now
 			fill_stats(skops, c);
+			if (c->srtt_us > c->max_rtt_us) // the SYN-ACK's sample
+				c->max_rtt_us = c->srtt_us;
 		}
-		bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags | CB_FLAGS);
+		set_cb_flags(skops, CB_FLAGS);
 		return 1;
 	case BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB: {
+		// One map update with the entry built on the stack.
+		struct conn n = {};
 		cookie = bpf_get_socket_cookie(skops);
-		c = track(skops, cookie, DIR_SERVER);
-		if (c) {
-			struct listen_key k = {};
-			k.netns = bpf_get_netns_cookie(skops);
-			k.port = skops->local_port;
-			struct owner *o = bpf_map_lookup_elem(&listeners, &k);
-			if (o) {
-				c->pid = o->pid;
-				c->cgroup = o->cgroup;
-				__builtin_memcpy(c->comm, o->comm, sizeof(c->comm));
-			}
-			c->flags |= F_ESTABLISHED;
-			fill_stats(skops, c);
+		n.cookie = cookie;
+		n.direction = DIR_SERVER;
+		n.start_ns = bpf_ktime_get_ns();
+		n.flags = F_ESTABLISHED;
+		fill_addrs(skops, &n);
+		fill_stats(skops, &n);
+		n.max_rtt_us = n.srtt_us;
+		struct listen_key k = {};
+		k.netns = bpf_get_netns_cookie(skops);
+		k.port = skops->local_port;
+		struct owner *o = bpf_map_lookup_elem(&listeners, &k);
+		if (o) {
+			n.pid = o->pid;
+			n.cgroup = o->cgroup;
+			__builtin_memcpy(n.comm, o->comm, sizeof(n.comm));
 		}
-		bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags | CB_FLAGS);
+		if (bpf_map_update_elem(&conns, &cookie, &n, BPF_ANY) != 0)
+			stat_inc(STAT_CONNS_FULL);
+		set_cb_flags(skops, CB_FLAGS);
 		return 1;
 	}
 	case BPF_SOCK_OPS_RTT_CB:

@@ -11,6 +11,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -59,9 +60,8 @@ type Tracer struct {
 	reader   *ringbuf.Reader
 	cgroup   string
 	flush    time.Duration
-	mu       sync.Mutex
-	decErrs  uint64
-	records  uint64
+	decErrs  atomic.Uint64
+	records  atomic.Uint64
 	closeOne sync.Once
 }
 
@@ -166,10 +166,35 @@ func (t *Tracer) Close() error {
 // Run delivers every closed connection to sink until ctx ends or the tracer
 // is closed.
 func (t *Tracer) Run(ctx context.Context, sink func(flow.Record)) error {
+	return t.RunBatch(ctx, func(recs []flow.Record) {
+		for i := range recs {
+			sink(recs[i])
+		}
+	})
+}
+
+// maxBatch bounds the records RunBatch hands over at once.
+const maxBatch = 512
+
+// RunBatch delivers closed connections in batches until ctx ends or the
+// tracer is closed: everything the ring holds when user space wakes up (at
+// most maxBatch records at once), so the consumer pays for one lock and one
+// clock read per batch instead of per connection. sink must not keep the
+// slice.
+func (t *Tracer) RunBatch(ctx context.Context, sink func([]flow.Record)) error {
 	// Closing the reader is the one way to wake a blocked read.
 	stop := context.AfterFunc(ctx, func() { _ = t.reader.Close() })
 	defer stop()
 	clock := newClock()
+	comms := newInterner()
+	batch := make([]flow.Record, 0, maxBatch)
+	flush := func() {
+		if len(batch) > 0 {
+			sink(batch)
+			clear(batch) // drop string references
+			batch = batch[:0]
+		}
+	}
 	var rec ringbuf.Record
 	t.reader.SetDeadline(time.Now().Add(t.flush))
 	for {
@@ -177,30 +202,36 @@ func (t *Tracer) Run(ctx context.Context, sink func(flow.Record)) error {
 		switch {
 		case err == nil:
 		case errors.Is(err, os.ErrDeadlineExceeded):
-			// Drained: sleep until the next flush or a forced wakeup.
+			// Drained: deliver, then sleep until the next flush or a
+			// forced wakeup.
+			flush()
 			t.reader.SetDeadline(time.Now().Add(t.flush))
 			continue
 		case errors.Is(err, ringbuf.ErrClosed), errors.Is(err, os.ErrClosed):
+			flush()
 			return nil
 		default:
+			flush()
 			return fmt.Errorf("read ring buffer: %w", err)
 		}
 		if len(rec.RawSample) < int(unsafe.Sizeof(flowConn{})) {
-			t.mu.Lock()
-			t.decErrs++
-			t.mu.Unlock()
+			t.decErrs.Add(1)
 			continue
 		}
-		// The record is the kernel's struct conn in host layout (bpf2go's
-		// flowConn mirrors it); copy it out of the ring.
-		c := *(*flowConn)(unsafe.Pointer(&rec.RawSample[0]))
-		t.mu.Lock()
-		t.records++
-		if t.records%256 == 0 {
+		if len(batch) == 0 {
+			// One clock pair per batch: the conversion of kernel
+			// monotonic times to wall time stays within the batch's
+			// wakeup latency.
 			clock = newClock()
 		}
-		t.mu.Unlock()
-		sink(toRecord(&c, clock))
+		t.records.Add(1)
+		// The record is the kernel's struct conn in host layout (bpf2go's
+		// flowConn mirrors it); convert it in place in the ring's copy.
+		batch = append(batch, flow.Record{})
+		toRecordInto(&batch[len(batch)-1], (*flowConn)(unsafe.Pointer(&rec.RawSample[0])), clock, comms)
+		if len(batch) == maxBatch {
+			flush()
+		}
 	}
 }
 
@@ -247,9 +278,7 @@ func (t *Tracer) iterate(fn func(flow.Record), clock clock) error {
 // Stats returns the self-metrics.
 func (t *Tracer) Stats() (Stats, error) {
 	s := Stats{ProgramsAttached: len(t.links)}
-	t.mu.Lock()
-	s.DecodeErrors, s.RingBufferRecords = t.decErrs, t.records
-	t.mu.Unlock()
+	s.DecodeErrors, s.RingBufferRecords = t.decErrs.Load(), t.records.Load()
 	var vals []uint64
 	for idx, dst := range []*uint64{&s.RingBufferLost, &s.MapFull, &s.ListenersFull, &s.Events, &s.UntrackedCloses} {
 		if err := t.objs.Stats.Lookup(uint32(idx), &vals); err != nil {
@@ -305,32 +334,38 @@ func addr(family uint8, a [4]uint32, port uint16) netip.AddrPort {
 }
 
 func toRecord(c *flowConn, clk clock) flow.Record {
-	r := flow.Record{
-		ID:             c.Cookie,
-		Local:          addr(c.Family, c.Laddr, c.Lport),
-		Remote:         addr(c.Family, c.Raddr, c.Rport),
-		PID:            c.Pid,
-		Comm:           commString(c.Comm),
-		CgroupID:       c.Cgroup,
-		State:          StateName(c.State),
-		Start:          clk.at(c.StartNs),
-		End:            clk.at(c.EndNs),
-		Closed:         c.EndNs != 0,
-		BytesSent:      c.BytesAcked,
-		BytesReceived:  c.BytesReceived,
-		SegsOut:        uint64(c.DataSegsOut),
-		SegsIn:         uint64(c.DataSegsIn),
-		SRTT:           time.Duration(c.SrttUs) * time.Microsecond,
-		MinRTT:         time.Duration(c.MinRttUs) * time.Microsecond,
-		MaxRTT:         time.Duration(max(c.MaxRttUs, c.SrttUs)) * time.Microsecond,
-		Retransmits:    uint64(max(c.TotalRetrans, c.RetransSegs)),
-		SynRetransmits: uint64(c.SynRetrans),
-		RTOs:           uint64(c.Rtos),
-		RSTSent:        uint64(c.RstSent),
-		RSTReceived:    uint64(c.RstRecv),
-		ConnectLatency: time.Duration(c.ConnectLatencyUs) * time.Microsecond,
-		ConnectFailed:  c.Flags&flFailed != 0,
-	}
+	var r flow.Record
+	toRecordInto(&r, c, clk, nil)
+	return r
+}
+
+// toRecordInto fills r (zero) from c; comms interns process names (nil:
+// allocate each).
+func toRecordInto(r *flow.Record, c *flowConn, clk clock, comms *interner) {
+	r.ID = c.Cookie
+	r.Local = addr(c.Family, c.Laddr, c.Lport)
+	r.Remote = addr(c.Family, c.Raddr, c.Rport)
+	r.PID = c.Pid
+	r.Comm = comms.get(&c.Comm)
+	r.CgroupID = c.Cgroup
+	r.State = StateName(c.State)
+	r.Start = clk.at(c.StartNs)
+	r.End = clk.at(c.EndNs)
+	r.Closed = c.EndNs != 0
+	r.BytesSent = c.BytesAcked
+	r.BytesReceived = c.BytesReceived
+	r.SegsOut = uint64(c.DataSegsOut)
+	r.SegsIn = uint64(c.DataSegsIn)
+	r.SRTT = time.Duration(c.SrttUs) * time.Microsecond
+	r.MinRTT = time.Duration(c.MinRttUs) * time.Microsecond
+	r.MaxRTT = time.Duration(max(c.MaxRttUs, c.SrttUs)) * time.Microsecond
+	r.Retransmits = uint64(max(c.TotalRetrans, c.RetransSegs))
+	r.SynRetransmits = uint64(c.SynRetrans)
+	r.RTOs = uint64(c.Rtos)
+	r.RSTSent = uint64(c.RstSent)
+	r.RSTReceived = uint64(c.RstRecv)
+	r.ConnectLatency = time.Duration(c.ConnectLatencyUs) * time.Microsecond
+	r.ConnectFailed = c.Flags&flFailed != 0
 	switch c.Direction {
 	case dirClient:
 		r.Direction = flow.DirClient
@@ -340,7 +375,30 @@ func toRecord(c *flowConn, clk clock) flow.Record {
 	if r.State == "unknown" {
 		r.State = "syn_sent"
 	}
-	return r
+}
+
+// interner returns one string per distinct process name, so a busy host
+// does not allocate a comm string per closed connection. It holds at most
+// maxInterned names and starts over when full.
+type interner struct{ m map[[16]int8]string }
+
+const maxInterned = 4096
+
+func newInterner() *interner { return &interner{m: make(map[[16]int8]string)} }
+
+func (in *interner) get(c *[16]int8) string {
+	if in == nil {
+		return commString(*c)
+	}
+	if s, ok := in.m[*c]; ok {
+		return s
+	}
+	if len(in.m) >= maxInterned {
+		clear(in.m)
+	}
+	s := commString(*c)
+	in.m[*c] = s
+	return s
 }
 
 func commString(c [16]int8) string {

@@ -9,12 +9,13 @@ import (
 	"time"
 
 	"github.com/netsight/netsight/flow"
+	"github.com/netsight/netsight/internal/testlab"
 )
 
 // TestTracerLoopback: one loopback connection is seen live (Active) and at
 // close (ring buffer) from both ends, with bytes, direction and process.
 func TestTracerLoopback(t *testing.T) {
-	requireLab(t)
+	testlab.RequireRoot(t)
 	tr, err := Open(Options{MaxConns: 1024, RingBufferBytes: 1 << 16})
 	if err != nil {
 		t.Fatal(err)
@@ -93,7 +94,7 @@ func TestTracerLoopback(t *testing.T) {
 // TestTracerActiveMany: more open connections than one batch are all
 // reported by Active, with the right directions.
 func TestTracerActiveMany(t *testing.T) {
-	requireLab(t)
+	testlab.RequireRoot(t)
 	tr, err := Open(Options{})
 	if err != nil {
 		t.Fatal(err)

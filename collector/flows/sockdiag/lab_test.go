@@ -76,7 +76,7 @@ func waitFlow(t *testing.T, tab *flow.Table, timeout time.Duration, f flow.Filte
 // final value from the destroy notification) and must be within 2% of
 // iperf3's Retr.
 func TestLabIperf3Loss(t *testing.T) {
-	requireLab(t)
+	testlab.RequireRoot(t)
 	testlab.RequireBinary(t, "iperf3")
 	p := testlab.NewPair(t)
 	b, tab := runIn(t, p.A, time.Second)
@@ -106,7 +106,7 @@ func TestLabIperf3Loss(t *testing.T) {
 // TestLabShortConns: with destroy notifications, short connections opened
 // and closed between two polls are still counted with their bytes.
 func TestLabShortConns(t *testing.T) {
-	requireLab(t)
+	testlab.RequireRoot(t)
 	p := testlab.NewPair(t)
 	b, tab := runIn(t, p.A, time.Second)
 	srv := p.B.StartEchoServer(t, p.Link.B.Addr4().String()+":0")
@@ -147,7 +147,7 @@ func TestLabShortConns(t *testing.T) {
 
 // TestLabRefused: a refused connect is a connect failure.
 func TestLabRefused(t *testing.T) {
-	requireLab(t)
+	testlab.RequireRoot(t)
 	p := testlab.NewPair(t)
 	_, tab := runIn(t, p.A, time.Second)
 	target := netip.AddrPortFrom(p.Link.B.Addr4(), 9)
