@@ -22,8 +22,8 @@
 #   before (first version): user space 1.61-1.97 us, eBPF 2.62-3.05 us
 #   after (batched ring drain, interned comm, open-addressing ID index,
 #          O(touched) Roll; RTT callback from ESTABLISHED, one map update
-#          per new connection): user space 1.08-1.44 us, eBPF 2.14-2.67 us
-# i.e. user space 1.1-1.4% of a core per 10k flows/s, total 3.2-4.1%.
+#          per new connection): user space 1.08-1.46 us, eBPF 2.14-2.67 us
+# i.e. user space 1.1-1.5% of a core per 10k flows/s, total 3.2-4.1%.
 # See docs/collectors/flows.md "Overhead".
 set -euo pipefail
 [ "$(id -u)" = 0 ] || { echo "run as root" >&2; exit 1; }
