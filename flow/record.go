@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/netip"
+	"sync"
+	"syscall"
 	"time"
 )
 
@@ -63,6 +65,11 @@ type Record struct {
 	Comm     string
 	CgroupID uint64
 
+	// NetNS is the inode of the connection's network namespace (as stat(2)
+	// of /proc/PID/ns/net shows it); 0 when unknown. Two connections with
+	// the same addresses in different namespaces differ here.
+	NetNS uint32
+
 	// State is the TCP state name in lower case ("established", "close").
 	State string
 	// Start is when the connection was opened (connect or accept), End when
@@ -112,6 +119,8 @@ type recordJSON struct {
 	PID                uint32    `json:"pid"`
 	Comm               string    `json:"comm"`
 	CgroupID           uint64    `json:"cgroup_id"`
+	NetNS              uint32    `json:"netns"`
+	HostNetNS          bool      `json:"host_netns"`
 	State              string    `json:"state"`
 	Closed             bool      `json:"closed"`
 	Start              time.Time `json:"start,omitzero"`
@@ -140,6 +149,7 @@ func (r Record) MarshalJSON() ([]byte, error) {
 		ID: r.ID, LocalAddr: addrString(r.Local.Addr()), LocalPort: r.Local.Port(),
 		RemoteAddr: addrString(r.Remote.Addr()), RemotePort: r.Remote.Port(),
 		Direction: r.Direction, PID: r.PID, Comm: r.Comm, CgroupID: r.CgroupID,
+		NetNS: r.NetNS, HostNetNS: isHostNetNS(r.NetNS),
 		State: r.State, Closed: r.Closed, Start: r.Start, End: r.End,
 		Retransmissions: r.Retransmits, SynRetransmissions: r.SynRetransmits, RTOs: r.RTOs,
 		BytesSent: r.BytesSent, BytesReceived: r.BytesReceived, SegsOut: r.SegsOut, SegsIn: r.SegsIn,
@@ -174,4 +184,49 @@ func TCPStateName(s uint8) string {
 		return tcpStates[s]
 	}
 	return fmt.Sprintf("state_%d", s)
+}
+
+// InitNetNSInode is the fixed inode recent kernels give the initial (host)
+// network namespace (PROC_NET_INIT_INO, 0xEFFFFFF9; the value on the 6.18
+// CI kernel). Earlier kernels number every network namespace dynamically
+// from 0xF0000000 up, so this value never names another namespace.
+const InitNetNSInode uint32 = 0xEFFFFFF9
+
+// hostNetNS returns the inode of the host's network namespace, read once
+// (tests replace it).
+var hostNetNS = sync.OnceValue(func() uint32 {
+	if ino := NetNSInode("/proc/1/ns/net"); ino != 0 {
+		return ino
+	}
+	// PID 1 may be out of reach (no CAP_SYS_PTRACE over it, a sandbox);
+	// the agent's own namespace is the host's if it has the fixed inode.
+	if ino := NetNSInode("/proc/self/ns/net"); ino == InitNetNSInode {
+		return ino
+	}
+	return 0
+})
+
+// HostNetNS returns the inode of the host's network namespace: that of
+// PID 1 (/proc/1/ns/net, read once), or InitNetNSInode when PID 1 cannot be
+// inspected and the agent runs in the initial namespace of a kernel that
+// gives it the fixed inode; 0 when unknown (an agent in its own PID namespace sees its
+// own PID 1).
+func HostNetNS() uint32 { return hostNetNS() }
+
+// NetNSInode returns the inode of the network namespace file at path
+// (/proc/PID/ns/net, /var/run/netns/NAME); 0 when it cannot be read.
+func NetNSInode(path string) uint32 {
+	var st syscall.Stat_t
+	if err := syscall.Stat(path, &st); err != nil {
+		return 0
+	}
+	return uint32(st.Ino)
+}
+
+// IsHostNetNS reports whether the record is known to belong to the host's
+// network namespace.
+func (r *Record) IsHostNetNS() bool { return isHostNetNS(r.NetNS) }
+
+func isHostNetNS(ino uint32) bool {
+	return ino != 0 && (ino == hostNetNS() || ino == InitNetNSInode)
 }

@@ -130,7 +130,6 @@ type Table struct {
 	groups          map[GroupKey]*Group
 	overflow        Group
 	lastRoll        time.Time
-	rttBounds       []float64
 }
 
 // RTTBuckets are the histogram bounds (seconds) of RTT and connect latency.
@@ -225,6 +224,9 @@ func (t *Table) upsert(in *Record, now time.Time) {
 	}
 	if r.Start.IsZero() {
 		r.Start = prev.Start
+	}
+	if r.NetNS == 0 {
+		r.NetNS = prev.NetNS
 	}
 	if r.MaxRTT < prev.MaxRTT {
 		r.MaxRTT = prev.MaxRTT
@@ -494,6 +496,9 @@ type Filter struct {
 	MinRetransmits uint64
 	// Direction keeps one direction (DirUnknown: both).
 	Direction Direction
+	// NetNS keeps the connections of one network namespace (its inode;
+	// 0: all).
+	NetNS uint32
 	// Limit caps the result (0: no cap).
 	Limit int
 }
@@ -510,6 +515,9 @@ func (f *Filter) Match(r *Record) bool {
 		return false
 	}
 	if f.Direction != DirUnknown && r.Direction != f.Direction {
+		return false
+	}
+	if f.NetNS != 0 && r.NetNS != f.NetNS {
 		return false
 	}
 	return true

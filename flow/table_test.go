@@ -143,6 +143,7 @@ func TestFlowsFilter(t *testing.T) {
 	b := rec(2, "10.0.0.1:8080", "192.168.1.5:51000", DirServer)
 	c := rec(3, "[2001:db8::1]:40002", "[2001:db8::9]:443", DirClient)
 	c.Retransmits = 1
+	a.NetNS, b.NetNS, c.NetNS = 4026531840, 4026532999, 4026531840
 	for _, r := range []Record{a, b, c} {
 		tab.Upsert(r, t0)
 	}
@@ -157,6 +158,8 @@ func TestFlowsFilter(t *testing.T) {
 		{"port local or remote", Filter{Port: 443}, []uint64{1, 3}},
 		{"min retransmissions", Filter{MinRetransmits: 2}, []uint64{1}},
 		{"direction", Filter{Direction: DirServer}, []uint64{2}},
+		{"netns", Filter{NetNS: 4026532999}, []uint64{2}},
+		{"netns host", Filter{NetNS: 4026531840}, []uint64{1, 3}},
 		{"limit", Filter{Limit: 1}, []uint64{1}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -177,8 +180,14 @@ func TestRecordJSONGolden(t *testing.T) {
 		Direction: DirClient, PID: 1234, Comm: "iperf3", CgroupID: 1, State: "close", Closed: true,
 		Start: t0, End: t0.Add(5 * time.Second), BytesSent: 1 << 30, BytesReceived: 37, SegsOut: 800000, SegsIn: 10,
 		SRTT: 1500 * time.Microsecond, MinRTT: time.Millisecond, MaxRTT: 3 * time.Millisecond,
-		Retransmits: 2199, SynRetransmits: 1, RTOs: 3, RSTSent: 0, RSTReceived: 1, ConnectLatency: 2 * time.Millisecond}
-	got, err := json.MarshalIndent(map[string]any{"flows": []Record{r}}, "", "  ")
+		Retransmits: 2199, SynRetransmits: 1, RTOs: 3, RSTSent: 0, RSTReceived: 1, ConnectLatency: 2 * time.Millisecond,
+		NetNS: 4026531840}
+	setHostNetNS(t, 4026531840)
+	lab := r
+	lab.ID, lab.NetNS = 43, 4026532999 // same addresses, another namespace
+	unknown := r
+	unknown.ID, unknown.NetNS = 44, 0
+	got, err := json.MarshalIndent(map[string]any{"flows": []Record{r, lab, unknown}}, "", "  ")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -248,5 +257,56 @@ func BenchmarkUpsertChurn(b *testing.B) {
 		if i%100000 == 0 {
 			tab.Roll(t0)
 		}
+	}
+}
+
+// setHostNetNS makes ino the host namespace's inode for the test.
+func setHostNetNS(t *testing.T, ino uint32) {
+	old := hostNetNS
+	hostNetNS = func() uint32 { return ino }
+	t.Cleanup(func() { hostNetNS = old })
+}
+
+func TestHostNetNS(t *testing.T) {
+	self := NetNSInode("/proc/self/ns/net")
+	if self == 0 {
+		t.Skip("cannot stat /proc/self/ns/net")
+	}
+	if NetNSInode("/nonexistent/ns/net") != 0 {
+		t.Error("missing file: want inode 0")
+	}
+	// PID 1 may be unreadable without privileges; when readable, a test
+	// that runs in the host namespace (as CI does) sees the same inode.
+	if h := HostNetNS(); h != 0 && h != self {
+		t.Logf("test runs outside the host network namespace (self %d, host %d)", self, h)
+	}
+	r := Record{NetNS: self}
+	setHostNetNS(t, self)
+	if !r.IsHostNetNS() {
+		t.Error("record in the host namespace not recognised")
+	}
+	r.NetNS = 0
+	if r.IsHostNetNS() {
+		t.Error("unknown namespace reported as the host's")
+	}
+	// The fixed inode of the initial namespace is the host's even when
+	// PID 1 could not be inspected.
+	setHostNetNS(t, 0)
+	for _, tc := range []struct {
+		ino  uint32
+		host bool
+	}{{InitNetNSInode, true}, {4026532999, false}, {0, false}} {
+		r.NetNS = tc.ino
+		if r.IsHostNetNS() != tc.host {
+			t.Errorf("netns %d: host %v, want %v", tc.ino, !tc.host, tc.host)
+		}
+	}
+}
+
+func TestHostNetNSFallback(t *testing.T) {
+	// A process in the initial namespace of a kernel >= 6.15 knows the
+	// host's inode even when /proc/1/ns/net is out of reach.
+	if self := NetNSInode("/proc/self/ns/net"); self == InitNetNSInode && HostNetNS() != self {
+		t.Errorf("HostNetNS %d, want %d (own namespace is the initial one)", HostNetNS(), self)
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"context"
 	crand "crypto/rand"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -511,5 +510,3 @@ func (e *Engine) sweepLoop(ctx context.Context) {
 		}
 	}
 }
-
-var errNoSocket = errors.New("no icmp socket")

@@ -6,6 +6,7 @@ import (
 	"strconv"
 
 	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/value"
 	"github.com/prometheus/prometheus/storage"
@@ -74,7 +75,7 @@ func (a *appender) add(name string, lps []*dto.LabelPair, extraName, extraValue 
 	e, ok := c.m[string(c.key)]
 	if !ok {
 		c.sb.Reset()
-		c.sb.Add(labels.MetricName, name)
+		c.sb.Add(model.MetricNameLabel, name)
 		for _, lp := range lps {
 			if lp.GetValue() != "" { // empty label == absent label in Prometheus
 				c.sb.Add(lp.GetName(), lp.GetValue())

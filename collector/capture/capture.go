@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"runtime"
 	"sort"
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/vishvananda/netlink"
@@ -46,6 +48,9 @@ type Collector struct {
 	mu    sync.Mutex
 	rings map[int]*ring // by ifindex
 	wg    sync.WaitGroup
+	// ended receives the ifindex of a ring whose reader stopped by itself
+	// (the link went down: ENETDOWN), so that Run re-checks the link.
+	ended chan int
 
 	added, removed, skipped, failed atomic.Uint64
 	closeOnce                       sync.Once
@@ -60,7 +65,7 @@ func New(cfg *Config, logger *slog.Logger) (*Collector, error) {
 	if err := kernel.RequireCaps(kernel.CapNetRaw); err != nil {
 		return nil, collector.NotSupported("CAP_NET_RAW for AF_PACKET capture", err)
 	}
-	c := &Collector{cfg: cfg, logger: logger, ns: -1, rings: map[int]*ring{}}
+	c := &Collector{cfg: cfg, logger: logger, ns: -1, rings: map[int]*ring{}, ended: make(chan int, 64)}
 	if cfg.NetNS != "" {
 		h, err := netns.GetFromPath(cfg.NetNS)
 		if err != nil {
@@ -123,6 +128,8 @@ func (c *Collector) closeNS() {
 // are listed first) and keeps one ring per selected interface.
 func (c *Collector) Run(ctx context.Context) error {
 	defer c.stopAll()
+	ctx, cancel := context.WithCancel(ctx) // also ends pending re-checks
+	defer cancel()
 	updates := make(chan netlink.LinkUpdate, 256)
 	done := make(chan struct{})
 	defer close(done)
@@ -154,7 +161,60 @@ func (c *Collector) Run(ctx context.Context) error {
 				return errors.New("link events: subscription closed")
 			}
 			c.handle(ctx, u)
+		case idx := <-c.ended:
+			c.recheck(ctx, idx)
 		}
+	}
+}
+
+// restartBackoff is the least time between two starts of a ring whose
+// reader keeps ending by itself.
+const restartBackoff = 500 * time.Millisecond
+
+// recheck runs when the reader of ring idx ended by itself, typically
+// because the link went down (the socket reports ENETDOWN). The link events
+// of that down and of a following up may all have been handled before the
+// reader noticed (a busy machine, a 100 ms poll), so no later event would
+// restart it: look at the link now and restart the ring if the link is up
+// and still selected. A link that is down is restarted by its up event.
+func (c *Collector) recheck(ctx context.Context, idx int) {
+	c.mu.Lock()
+	r := c.rings[idx]
+	c.mu.Unlock()
+	if r == nil || !r.finished() {
+		return // already restarted or removed
+	}
+	if wait := restartBackoff - time.Since(r.started); wait > 0 {
+		time.AfterFunc(wait, func() { c.notifyEnded(ctx, idx) })
+		return
+	}
+	var h *netlink.Handle
+	var err error
+	if c.ns >= 0 {
+		h, err = netlink.NewHandleAt(c.ns, unix.NETLINK_ROUTE)
+	} else {
+		h, err = netlink.NewHandle(unix.NETLINK_ROUTE)
+	}
+	if err != nil {
+		c.logger.Warn("cannot re-check interface", "ifindex", idx, "err", err)
+		return
+	}
+	defer h.Close()
+	l, err := h.LinkByIndex(idx)
+	if err != nil {
+		return // gone: its RTM_DELLINK releases the ring
+	}
+	if l.Attrs().Flags&net.FlagUp == 0 {
+		return // down: its next RTM_NEWLINK (up) restarts the ring
+	}
+	c.handle(ctx, netlink.LinkUpdate{Header: unix.NlMsghdr{Type: unix.RTM_NEWLINK}, Link: l})
+}
+
+// notifyEnded queues a re-check of ring idx for Run.
+func (c *Collector) notifyEnded(ctx context.Context, idx int) {
+	select {
+	case c.ended <- idx:
+	case <-ctx.Done():
 	}
 }
 
@@ -218,7 +278,8 @@ func (c *Collector) handle(ctx context.Context, u netlink.LinkUpdate) {
 		defer c.wg.Done()
 		r.run(rctx)
 		if r.err != nil {
-			c.logger.Info("capture ended; restarts on the next link event", "device", li.name, "err", r.err)
+			c.logger.Info("capture ended; restarts when the link is up", "device", li.name, "err", r.err)
+			c.notifyEnded(rctx, idx)
 		}
 	}()
 	c.logger.Info("capturing", "device", a.Name, "ifindex", idx, "encap", a.EncapType)

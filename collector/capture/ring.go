@@ -94,17 +94,20 @@ type ring struct {
 	err    error // why the reader stopped early (read after done)
 
 	topPeers bool
+	// started is when the ring was opened (restart backoff).
+	started time.Time
 
 	mu     sync.Mutex
 	closed bool // the socket is closed (guarded by mu)
-	an     *tcpanalysis.Analyzer
-	st     ringStats
-	// kernel counters, accumulated across PACKET_STATISTICS reads
-	kPackets, kDrops, kFreezes uint64
+	// trace, if set (tests only, guarded by mu), sees every analysed
+	// packet with its captured bytes.
+	trace func(frame []byte, p *tcpanalysis.Packet, dir int, ev tcpanalysis.Events)
+	an    *tcpanalysis.Analyzer
+	st    ringStats
 }
 
 func newRing(link linkInfo, cfg *Config, open func(func() error) error) (*ring, error) {
-	r := &ring{link: link, done: make(chan struct{}), topPeers: cfg.TopPeers > 0}
+	r := &ring{link: link, done: make(chan struct{}), topPeers: cfg.TopPeers > 0, started: time.Now()}
 	for d := range r.st.events {
 		r.st.events[d] = make([]uint64, len(eventDefs))
 	}
@@ -171,6 +174,9 @@ func (r *ring) run(ctx context.Context) {
 			continue
 		}
 		ev, _ := r.an.Process(&p)
+		if r.trace != nil {
+			r.trace(data, &p, dir, ev)
+		}
 		r.account(&p, dir, ev)
 		r.mu.Unlock()
 	}

@@ -253,8 +253,8 @@ func (s *sockdiagSource) collect(ch chan<- prometheus.Metric) {
 // Handler serves GET /api/v1/flows.
 //
 // Query parameters: remote (address or CIDR), port (local or remote),
-// min_retransmissions, direction (client|server), limit (default 1000, at
-// most 10000).
+// min_retransmissions, direction (client|server), netns (network namespace
+// inode), limit (default 1000, at most 10000).
 func (c *Collector) Handler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		f, err := ParseFilter(r.URL.Query())
@@ -319,6 +319,13 @@ func ParseFilter(q map[string][]string) (flow.Filter, error) {
 			errs = append(errs, err)
 		}
 		f.Direction = d
+	}
+	if v := get("netns"); v != "" {
+		n, err := strconv.ParseUint(v, 10, 32)
+		if err != nil || n == 0 {
+			errs = append(errs, fmt.Errorf("netns: want a network namespace inode (1-4294967295), got %q", v))
+		}
+		f.NetNS = uint32(n)
 	}
 	if v := get("limit"); v != "" {
 		n, err := strconv.Atoi(v)

@@ -89,6 +89,10 @@ func TestParseFilter(t *testing.T) {
 		{q: "limit=0", wantErr: "limit: want 1-10000"},
 		{q: "min_retransmissions=-1", wantErr: "min_retransmissions"},
 		{q: "direction=up", wantErr: `direction "up"`},
+		{q: "netns=4026531840", want: flow.Filter{NetNS: 4026531840, Limit: 1000}},
+		{q: "netns=0", wantErr: `netns: want a network namespace inode`},
+		{q: "netns=host", wantErr: `netns: want a network namespace inode (1-4294967295), got "host"`},
+		{q: "netns=4294967296", wantErr: `netns: want`},
 	} {
 		t.Run(tc.q, func(t *testing.T) {
 			q := map[string][]string{}

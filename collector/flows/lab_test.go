@@ -360,6 +360,73 @@ func TestLabAPIEBPF(t *testing.T) {
 	if code, _ := get("port=0"); code != 400 {
 		t.Errorf("port=0: code %d, want 400", code)
 	}
+
+	// Network namespaces: the client side of the lab connections is in
+	// A's namespace, the server side in B's, and a loopback connection made
+	// by the test itself in the test's (the host's) namespace.
+	nsA, nsB := flow.NetNSInode("/run/netns/"+p.A.Name), flow.NetNSInode("/run/netns/"+p.B.Name)
+	own, host := flow.NetNSInode("/proc/self/ns/net"), flow.HostNetNS()
+	if nsA == 0 || nsB == 0 || own == 0 || host == 0 || nsA == nsB || nsA == own {
+		t.Fatalf("namespace inodes: A %d, B %d, own %d, host %d", nsA, nsB, own, host)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		if s, err := ln.Accept(); err == nil {
+			s.Close()
+		}
+	}()
+	lo, err := net.DialTimeout("tcp", ln.Addr().String(), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	loPort := uint16(ln.Addr().(*net.TCPAddr).Port)
+	// While open, the live map (read by Refresh) carries the namespace too.
+	if err := c.Refresh(context.Background()); err != nil {
+		t.Fatalf("refresh: %v", err)
+	}
+	live := waitFlow(t, c, 5*time.Second, flow.Filter{Port: loPort, Direction: flow.DirClient}, func(r flow.Record) bool { return true })
+	if live.NetNS != own {
+		t.Errorf("open loopback flow: netns %d, want %d: %+v", live.NetNS, own, live)
+	}
+	lo.Close()
+	waitFlow(t, c, 5*time.Second, flow.Filter{Port: loPort, Direction: flow.DirClient}, func(r flow.Record) bool { return r.Closed })
+	for _, tc := range []struct {
+		name string
+		q    string
+		n    int
+		dir  string
+		ns   uint32
+	}{
+		{"lab clients in A", fmt.Sprintf("netns=%d&port=%d", nsA, srv.Addr().Port()), len(res), "client", nsA},
+		{"lab servers in B", fmt.Sprintf("netns=%d&port=%d", nsB, srv.Addr().Port()), len(res), "server", nsB},
+		{"loopback client in own", fmt.Sprintf("netns=%d&port=%d&direction=client", own, loPort), 1, "client", own},
+		{"no lab flow in own", fmt.Sprintf("netns=%d&port=%d", own, srv.Addr().Port()), 0, "", 0},
+		{"no loopback flow in A", fmt.Sprintf("netns=%d&port=%d", nsA, loPort), 0, "", 0},
+	} {
+		_, out := get(tc.q)
+		flows, _ := out["flows"].([]any)
+		if len(flows) != tc.n {
+			t.Errorf("%s (%s): %d flows, want %d: %v", tc.name, tc.q, len(flows), tc.n, out)
+			continue
+		}
+		for _, f := range flows {
+			m := f.(map[string]any)
+			if m["netns"] != float64(tc.ns) || m["direction"] != tc.dir || m["host_netns"] != (tc.ns == host) {
+				t.Errorf("%s: netns %v host_netns %v direction %v, want %d %v %s (host %d)",
+					tc.name, m["netns"], m["host_netns"], m["direction"], tc.ns, tc.ns == host, tc.dir, host)
+			}
+		}
+	}
+	if own != host {
+		t.Logf("the test runs outside the host network namespace (own %d, host %d)", own, host)
+	}
+	if code, _ := get("netns=0"); code != 400 {
+		t.Errorf("netns=0: code %d, want 400", code)
+	}
 }
 
 // TestLabIPv6EBPF: an IPv6 connection is recorded with its v6 addresses,

@@ -93,7 +93,6 @@ type Reader struct {
 
 	// pcapng
 	ifaces []ngIface
-	big    []byte
 	// Stats from pcapng Interface Statistics Blocks: packets dropped by
 	// the capturing interface, when the file records them.
 	ifDrops uint64

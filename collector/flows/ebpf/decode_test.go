@@ -10,7 +10,7 @@ import (
 func testConn(i uint64) flowConn {
 	c := flowConn{Cookie: i + 1, StartNs: 1e9, ConnectNs: 1e9, EndNs: 2e9, BytesAcked: 101, BytesReceived: 1,
 		DataSegsOut: 1, SrttUs: 40, MinRttUs: 30, MaxRttUs: 50, Lport: uint16(10000 + i%50000), Rport: 7000,
-		Family: 2, Direction: dirClient, State: 7}
+		Family: 2, Direction: dirClient, State: 7, Netns: 4026532001}
 	c.Laddr[0], c.Raddr[0] = 0x0100fb0a, 0x0200fb0a // 10.251.0.1, 10.251.0.2
 	for j, b := range "flowbench" {
 		c.Comm[j] = int8(b)
@@ -25,7 +25,7 @@ func TestToRecordInto(t *testing.T) {
 	in := newInterner()
 	toRecordInto(&r, &c, clk, in)
 	if r.ID != 42 || r.Local.String() != "10.251.0.1:10041" || r.Remote.String() != "10.251.0.2:7000" ||
-		r.Comm != "flowbench" || r.State != "close" || !r.Closed || r.Direction != flow.DirClient ||
+		r.Comm != "flowbench" || r.NetNS != 4026532001 || r.State != "close" || !r.Closed || r.Direction != flow.DirClient ||
 		r.BytesSent != 101 || r.SRTT != 40*time.Microsecond || r.MaxRTT != 50*time.Microsecond ||
 		!r.Start.Equal(time.Unix(101, 0)) || !r.End.Equal(time.Unix(102, 0)) {
 		t.Errorf("record %+v", r)

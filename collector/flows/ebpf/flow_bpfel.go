@@ -37,6 +37,7 @@ type flowConn struct {
 	RstSent          uint32
 	RstRecv          uint32
 	ConnectLatencyUs uint32
+	Netns            uint32
 	Lport            uint16
 	Rport            uint16
 	Family           uint8
@@ -44,7 +45,6 @@ type flowConn struct {
 	State            uint8
 	Flags            uint8
 	Comm             [16]int8
-	_                [4]byte
 }
 
 type flowListenKey struct {

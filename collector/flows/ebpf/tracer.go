@@ -348,6 +348,7 @@ func toRecordInto(r *flow.Record, c *flowConn, clk clock, comms *interner) {
 	r.PID = c.Pid
 	r.Comm = comms.get(&c.Comm)
 	r.CgroupID = c.Cgroup
+	r.NetNS = c.Netns
 	r.State = StateName(c.State)
 	r.Start = clk.at(c.StartNs)
 	r.End = clk.at(c.EndNs)

@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/netsight/netsight/flow"
 )
 
@@ -53,8 +55,9 @@ type known struct {
 // Backend turns sock_diag dumps and destroy notifications into
 // flow.Records.
 type Backend struct {
-	d    Dialer
-	opts Options
+	d     Dialer
+	opts  Options
+	netns uint32 // inode of the watched network namespace (0: unknown)
 
 	mu        sync.Mutex
 	known     map[uint64]*known
@@ -72,8 +75,26 @@ func New(opts Options) *Backend {
 	if opts.MaxTracked <= 0 {
 		opts.MaxTracked = 65536
 	}
-	return &Backend{d: Dialer{NetNS: opts.NetNS}, opts: opts, known: map[uint64]*known{}, listening: map[uint16]bool{}}
+	return &Backend{d: Dialer{NetNS: opts.NetNS}, opts: opts, netns: netnsInode(opts.NetNS),
+		known: map[uint64]*known{}, listening: map[uint16]bool{}}
 }
+
+// netnsInode returns the inode of the namespace behind fd (0: the agent's
+// own, /proc/self/ns/net), or 0 when it cannot be read.
+func netnsInode(fd int) uint32 {
+	if fd <= 0 {
+		return flow.NetNSInode("/proc/self/ns/net")
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return 0
+	}
+	return uint32(st.Ino)
+}
+
+// NetNS returns the inode of the network namespace the back end watches
+// (every record carries it), 0 when unknown.
+func (b *Backend) NetNS() uint32 { return b.netns }
 
 // Poll dumps the sockets and sends one record per connection to sink;
 // connections gone since the last poll and not reported by a destroy
@@ -166,6 +187,7 @@ func (b *Backend) Poll(ctx context.Context, now time.Time, sink func(flow.Record
 func (b *Backend) fill(k *known, s *Socket, listening map[uint16]bool) {
 	r := &k.rec
 	r.ID = s.Cookie
+	r.NetNS = b.netns
 	r.Local, r.Remote = s.Local, s.Remote
 	if r.Direction == flow.DirUnknown {
 		if listening[s.Local.Port()] {

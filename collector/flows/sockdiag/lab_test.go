@@ -163,4 +163,9 @@ func TestLabRefused(t *testing.T) {
 	if got := tab.Totals().ConnectFailures[flow.DirClient]; got != 1 {
 		t.Errorf("connect failures %d, want 1", got)
 	}
+	// The record names the watched namespace, not the agent's.
+	want := flow.NetNSInode("/run/netns/" + p.A.Name)
+	if want == 0 || r.NetNS != want || want == flow.NetNSInode("/proc/self/ns/net") {
+		t.Errorf("refused flow netns %d, want %d (the lab namespace %s)", r.NetNS, want, p.A.Name)
+	}
 }

@@ -3,11 +3,14 @@ package sockdiag
 import (
 	"encoding/binary"
 	"net/netip"
+	"os"
 	"strings"
 	"testing"
 
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/netsight/netsight/flow"
 )
 
 // diagMsg builds an inet_diag_msg with attributes, as the kernel sends it.
@@ -137,4 +140,30 @@ func TestParseDatagram(t *testing.T) {
 func FuzzParseDatagram(f *testing.F) {
 	f.Add(nlmsg(sockDiagByFamily, diagMsg(unix.AF_INET6, 1, netip.MustParseAddrPort("[::1]:1"), netip.MustParseAddrPort("[::1]:2"), 1, 1, tcpInfo(248), 0)))
 	f.Fuzz(func(t *testing.T, b []byte) { parseDatagram(b, func(Socket) {}) })
+}
+
+func TestBackendNetNSOwn(t *testing.T) {
+	self := flow.NetNSInode("/proc/self/ns/net")
+	if self == 0 {
+		t.Fatal("cannot stat /proc/self/ns/net")
+	}
+	if got := New(Options{}).NetNS(); got != self {
+		t.Errorf("own namespace inode %d, want %d", got, self)
+	}
+	// An explicit descriptor is looked up with fstat.
+	f, err := os.Open("/proc/self/ns/net")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if got := New(Options{NetNS: int(f.Fd())}).NetNS(); got != self {
+		t.Errorf("namespace inode via fd %d, want %d", got, self)
+	}
+	// fill stamps it on every record.
+	b := New(Options{})
+	k := &known{}
+	b.fill(k, &Socket{Cookie: 1, State: 1, HasInfo: true}, nil)
+	if k.rec.NetNS != self {
+		t.Errorf("record netns %d, want %d", k.rec.NetNS, self)
+	}
 }

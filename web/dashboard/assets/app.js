@@ -448,6 +448,8 @@
     { key: "local", label: "Local", get: function (f) { return addr(f.local_addr, f.local_port); } },
     { key: "remote", label: "Remote", get: function (f) { return addr(f.remote_addr, f.remote_port); } },
     { key: "direction", label: "Dir" },
+    // Network namespace: "host" or its inode (0/absent: unknown).
+    { key: "netns", label: "Netns", get: function (f) { return f.host_netns ? "host" : f.netns ? String(f.netns) : ""; } },
     { key: "state", label: "State" },
     { key: "srtt_seconds", label: "RTT", num: true, fmt: secs },
     { key: "retransmissions", label: "Retrans", num: true, fmt: num },
