@@ -44,10 +44,10 @@ func TestInvalidConfigs(t *testing.T) {
 		"invalid-collector-field.yaml":   "collectors.testcoll.treshold: unknown field (known: enabled, interval, threshold, timeout) (line 3)",
 		"invalid-collector-value.yaml": "collectors.testcoll.interval: must be at least 100ms, got 10ms\n" +
 			"collectors.testcoll.threshold: must not be negative, got -1",
-		"invalid-type.yaml":         "server: must be a mapping, not a list (line 1)",
-		"invalid-not-mapping.yaml":  "config must be a mapping at the top level (line 1)",
-		"invalid-timeout.yaml":      "collectors.testcoll.timeout: must not exceed interval (1s), got 5s",
-		"invalid-yaml-syntax.yaml":  "parse config: yaml: line 2: found unexpected end of stream",
+		"invalid-type.yaml":        "server: must be a mapping, not a list (line 1)",
+		"invalid-not-mapping.yaml": "config must be a mapping at the top level (line 1)",
+		"invalid-timeout.yaml":     "collectors.testcoll.timeout: must not exceed interval (1s), got 5s",
+		"invalid-yaml-syntax.yaml": "parse config: yaml: line 2: found unexpected end of stream",
 	}
 	files, err := filepath.Glob("testdata/invalid-*.yaml")
 	if err != nil {
