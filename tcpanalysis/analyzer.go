@@ -64,12 +64,9 @@ const (
 // Is reports whether every bit of x is set.
 func (e Events) Is(x Events) bool { return e&x == x }
 
-// DirStats are the counters of one direction of a flow.
-type DirStats struct {
-	Packets      uint64 `json:"packets"`
-	Bytes        uint64 `json:"bytes"`
-	PayloadBytes uint64 `json:"payload_bytes"`
-
+// EventCounts counts the tcp.analysis events of packets: per direction of a
+// flow (DirStats) and over everything an Analyzer saw (Totals).
+type EventCounts struct {
 	Retransmissions         uint64 `json:"retransmissions"`
 	FastRetransmissions     uint64 `json:"fast_retransmissions"`
 	SpuriousRetransmissions uint64 `json:"spurious_retransmissions"`
@@ -84,8 +81,71 @@ type DirStats struct {
 	AckedUnseen             uint64 `json:"acked_unseen"`
 	Resets                  uint64 `json:"resets"`
 	Fins                    uint64 `json:"fins"`
-	Syns                    uint64 `json:"syns"`
-	DF                      uint64 `json:"df"`
+}
+
+// countedEvents are the events EventCounts counts.
+const countedEvents = EvRetransmission | EvFastRetransmission | EvSpuriousRetransmission | EvOutOfOrder |
+	EvDuplicateAck | EvZeroWindow | EvZeroWindowProbe | EvWindowFull | EvWindowUpdate | EvKeepAlive |
+	EvLostSegment | EvAckedUnseen | EvRST | EvFIN
+
+// Add counts the events of one packet.
+func (c *EventCounts) Add(ev Events) {
+	if ev&countedEvents == 0 {
+		return // the common case: an ordinary data segment or ACK
+	}
+	if ev&EvRetransmission != 0 {
+		c.Retransmissions++
+	}
+	if ev&EvFastRetransmission != 0 {
+		c.FastRetransmissions++
+	}
+	if ev&EvSpuriousRetransmission != 0 {
+		c.SpuriousRetransmissions++
+	}
+	if ev&EvOutOfOrder != 0 {
+		c.OutOfOrder++
+	}
+	if ev&EvDuplicateAck != 0 {
+		c.DuplicateAcks++
+	}
+	if ev&EvZeroWindow != 0 {
+		c.ZeroWindows++
+	}
+	if ev&EvZeroWindowProbe != 0 {
+		c.ZeroWindowProbes++
+	}
+	if ev&EvWindowFull != 0 {
+		c.WindowFull++
+	}
+	if ev&EvWindowUpdate != 0 {
+		c.WindowUpdates++
+	}
+	if ev&EvKeepAlive != 0 {
+		c.KeepAlives++
+	}
+	if ev&EvLostSegment != 0 {
+		c.LostSegments++
+	}
+	if ev&EvAckedUnseen != 0 {
+		c.AckedUnseen++
+	}
+	if ev&EvRST != 0 {
+		c.Resets++
+	}
+	if ev&EvFIN != 0 {
+		c.Fins++
+	}
+}
+
+// DirStats are the counters of one direction of a flow.
+type DirStats struct {
+	Packets      uint64 `json:"packets"`
+	Bytes        uint64 `json:"bytes"`
+	PayloadBytes uint64 `json:"payload_bytes"`
+
+	EventCounts
+	Syns uint64 `json:"syns"`
+	DF   uint64 `json:"df"`
 
 	// WScale is the window-scale shift this side announced in its SYN, -1
 	// when it sent none or the SYN was not seen.
@@ -218,22 +278,8 @@ type Totals struct {
 	Flows      uint64 `json:"flows"` // flow entries created
 	DF         uint64 `json:"df"`
 	Syns       uint64 `json:"syns"`
-	Fins       uint64 `json:"fins"`
-	Resets     uint64 `json:"resets"`
 	RTTSamples uint64 `json:"rtt_samples"`
-
-	Retransmissions         uint64 `json:"retransmissions"`
-	FastRetransmissions     uint64 `json:"fast_retransmissions"`
-	SpuriousRetransmissions uint64 `json:"spurious_retransmissions"`
-	OutOfOrder              uint64 `json:"out_of_order"`
-	DuplicateAcks           uint64 `json:"duplicate_acks"`
-	ZeroWindows             uint64 `json:"zero_windows"`
-	ZeroWindowProbes        uint64 `json:"zero_window_probes"`
-	WindowFull              uint64 `json:"window_full"`
-	WindowUpdates           uint64 `json:"window_updates"`
-	KeepAlives              uint64 `json:"keep_alives"`
-	LostSegments            uint64 `json:"lost_segments"`
-	AckedUnseen             uint64 `json:"acked_unseen"`
+	EventCounts
 }
 
 // Config bounds an Analyzer.
@@ -335,54 +381,12 @@ func (a *Analyzer) count(ev Events) {
 	if ev == 0 {
 		return
 	}
-	t := &a.Totals
-	if ev&EvRetransmission != 0 {
-		t.Retransmissions++
-	}
-	if ev&EvFastRetransmission != 0 {
-		t.FastRetransmissions++
-	}
-	if ev&EvSpuriousRetransmission != 0 {
-		t.SpuriousRetransmissions++
-	}
-	if ev&EvOutOfOrder != 0 {
-		t.OutOfOrder++
-	}
-	if ev&EvDuplicateAck != 0 {
-		t.DuplicateAcks++
-	}
-	if ev&EvZeroWindow != 0 {
-		t.ZeroWindows++
-	}
-	if ev&EvZeroWindowProbe != 0 {
-		t.ZeroWindowProbes++
-	}
-	if ev&EvWindowFull != 0 {
-		t.WindowFull++
-	}
-	if ev&EvWindowUpdate != 0 {
-		t.WindowUpdates++
-	}
-	if ev&EvKeepAlive != 0 {
-		t.KeepAlives++
-	}
-	if ev&EvLostSegment != 0 {
-		t.LostSegments++
-	}
-	if ev&EvAckedUnseen != 0 {
-		t.AckedUnseen++
-	}
-	if ev&EvRST != 0 {
-		t.Resets++
-	}
-	if ev&EvFIN != 0 {
-		t.Fins++
-	}
+	a.Totals.Add(ev)
 	if ev&EvSYN != 0 {
-		t.Syns++
+		a.Totals.Syns++
 	}
 	if ev&EvRTTSample != 0 {
-		t.RTTSamples++
+		a.Totals.RTTSamples++
 	}
 }
 
@@ -414,11 +418,9 @@ func (a *Analyzer) analyzeTCP(f *Flow, d int, p *Packet) Events {
 	}
 	if flags&FlagRST != 0 {
 		ev |= EvRST
-		st.Resets++
 	}
 	if flags&FlagFIN != 0 {
 		ev |= EvFIN
-		st.Fins++
 	}
 
 	// Handshake, window scale, client/server.
@@ -465,36 +467,30 @@ func (a *Analyzer) analyzeTCP(f *Flow, d int, p *Packet) Events {
 	// ZERO WINDOW PROBE
 	if seglen == 1 && fwd.haveNext && seq == fwd.nextSeq && rev.haveWindow && rev.window == 0 {
 		ev |= EvZeroWindowProbe
-		st.ZeroWindowProbes++
 		goto finishedFwd
 	}
 	// ZERO WINDOW
 	if window == 0 && flags&flagsSynFinRst == 0 {
 		ev |= EvZeroWindow
-		st.ZeroWindows++
 	}
 	// LOST SEGMENT (previous segment not captured)
 	if fwd.haveNext && seqGT(seq, fwd.nextSeq) && flags&FlagRST == 0 {
 		ev |= EvLostSegment
-		st.LostSegments++
 		fwd.addHole(fwd.nextSeq, seq)
 	}
 	// KEEP ALIVE
 	if seglen <= 1 && flags&flagsSynFinRst == 0 && fwd.haveNext && fwd.nextSeq-1 == seq {
 		ev |= EvKeepAlive
-		st.KeepAlives++
 	}
 	// WINDOW UPDATE
 	if seglen == 0 && window != 0 && fwd.haveWindow && window != fwd.window && fwd.haveNext && seq == fwd.nextSeq &&
 		fwd.haveAck && ack == fwd.lastAck && flags&flagsSynFinRst == 0 {
 		ev |= EvWindowUpdate
-		st.WindowUpdates++
 	}
 	// WINDOW FULL
 	if seglen > 0 && rev.scale != -1 && rev.haveAck && rev.haveWindow &&
 		seq+seglen == rev.lastAck+uint32(rev.window) && flags&flagsSynFinRst == 0 {
 		ev |= EvWindowFull
-		st.WindowFull++
 	}
 	// KEEP ALIVE ACK
 	if seglen == 0 && window != 0 && fwd.haveWindow && window == fwd.window && fwd.haveNext && seq == fwd.nextSeq &&
@@ -513,7 +509,6 @@ func (a *Analyzer) analyzeTCP(f *Flow, d int, p *Packet) Events {
 		fwd.haveAck && ack == fwd.lastAck && flags&flagsSynFinRst == 0 && flags&FlagACK != 0 {
 		fwd.dupAcks++
 		ev |= EvDuplicateAck
-		st.DuplicateAcks++
 	}
 
 finishedFwd:
@@ -525,7 +520,6 @@ finishedFwd:
 	// ACKED UNSEEN SEGMENT
 	if flags&FlagACK != 0 && rev.haveNext && seqGT(ack, rev.maxToAck) {
 		ev |= EvAckedUnseen
-		st.AckedUnseen++
 		rev.maxToAck = ack
 	}
 
@@ -536,18 +530,12 @@ finishedFwd:
 		switch {
 		case seglen > 0 && rev.haveAck && seqLE(end, rev.lastAck):
 			ev |= EvRetransmission | EvSpuriousRetransmission
-			st.Retransmissions++
-			st.SpuriousRetransmissions++
 		case rev.dupAcks >= 2 && rev.haveAck && rev.lastAck == seq && now-rev.lastAckTime < fastRetransWindow:
 			ev |= EvRetransmission | EvFastRetransmission
-			st.Retransmissions++
-			st.FastRetransmissions++
 		case inHole && now-fwd.nextSeqTime < oooThreshold(f) && fwd.nextSeq != end:
 			ev |= EvOutOfOrder
-			st.OutOfOrder++
 		default:
 			ev |= EvRetransmission
-			st.Retransmissions++
 		}
 		if ev&EvRetransmission != 0 && fwd.timing && seqGT(fwd.timedEnd, seq) {
 			fwd.timing = false // Karn: no RTT sample from retransmitted data
@@ -593,6 +581,7 @@ finishedFwd:
 	fwd.haveWindow = true
 	fwd.window = window
 	fwd.lastEvents = ev
+	st.Add(ev)
 	return ev
 }
 
