@@ -12,8 +12,8 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -33,29 +33,14 @@ type labPair struct {
 	cliIP, srvIP string
 }
 
+// newLabPair joins two fresh namespaces with a veth pair vcli 10.<n>.0.1/24
+// (client) - vsrv 10.<n>.0.2/24 (server); testlab turns offloads off.
 func newLabPair(t *testing.T, n int) *labPair {
 	t.Helper()
-	p := &labPair{cli: testlab.NewNetNS(t), srv: testlab.NewNetNS(t), cliIf: "vcli", srvIf: "vsrv",
-		cliIP: fmt.Sprintf("10.%d.0.1", n), srvIP: fmt.Sprintf("10.%d.0.2", n)}
-	if out, err := exec.Command("ip", "link", "add", p.cliIf, "netns", p.cli.Name, "type", "veth", "peer", "name", p.srvIf, "netns", p.srv.Name).CombinedOutput(); err != nil {
-		t.Fatalf("create veth: %v: %s", err, out)
-	}
-	ctx := context.Background()
-	for _, c := range []struct {
-		ns   *testlab.NetNS
-		args []string
-	}{
-		{p.cli, []string{"ip", "addr", "add", p.cliIP + "/24", "dev", p.cliIf}},
-		{p.srv, []string{"ip", "addr", "add", p.srvIP + "/24", "dev", p.srvIf}},
-		{p.cli, []string{"ip", "link", "set", p.cliIf, "up"}},
-		{p.srv, []string{"ip", "link", "set", p.srvIf, "up"}},
-	} {
-		if out, err := c.ns.Run(ctx, c.args[0], c.args[1:]...); err != nil {
-			t.Fatalf("%v: %s", err, out)
-		}
-	}
-	_, _ = p.cli.Run(ctx, "ethtool", "-K", p.cliIf, "tso", "off", "gso", "off", "gro", "off")
-	_, _ = p.srv.Run(ctx, "ethtool", "-K", p.srvIf, "tso", "off", "gso", "off", "gro", "off")
+	p := &labPair{cli: testlab.NewNetNS(t), srv: testlab.NewNetNS(t), cliIf: "vcli", srvIf: "vsrv"}
+	sub := testlab.Subnet{V4: netip.MustParsePrefix(fmt.Sprintf("10.%d.0.0/24", n)), V6: testlab.RandomSubnet().V6}
+	l := testlab.ConnectVeth(t, p.cli, p.srv, testlab.WithNames(p.cliIf, p.srvIf), testlab.WithSubnet(sub))
+	p.cliIP, p.srvIP = l.A.Addr4().String(), l.B.Addr4().String()
 	return p
 }
 
