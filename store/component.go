@@ -1,9 +1,7 @@
 package store
 
 import (
-	"errors"
 	"fmt"
-	"net/http"
 	"path/filepath"
 	"runtime/debug"
 	"strconv"
@@ -30,34 +28,27 @@ var APIRoutes = []string{
 func newComponent(env agent.Env) (agent.Component, error) {
 	cfg := env.Config.Store
 	logger := env.Logger.With("component", "store")
-	bi := serverBuildInfo()
-	env.Server.HandleKeep("GET /api/v1/status/buildinfo", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		(&API{}).respond(w, apiResult{data: bi})
-	}))
 	if !cfg.StoreEnabled() {
 		logger.Info("store disabled (store.enabled: false): no history, the query API and dashboard charts answer 'unavailable'")
-		err := &apiError{ErrUnavailable, errors.New("the embedded store is disabled (store.enabled: false)")}
-		for _, p := range APIRoutes {
-			env.Server.HandleKeep(p, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-				(&API{}).respondError(w, err)
-			}))
-		}
-		return nil, nil
 	}
-	s, err := Open(Options{
-		Dir:            filepath.Join(env.Config.DataDir, SubDir),
-		Interval:       cfg.ScrapeInterval,
-		Retention:      cfg.Retention,
-		RetentionBytes: cfg.RetentionSize,
-		Gatherer:       env.Gatherer,
-		Registerer:     env.Registry,
-		Logger:         logger,
+	// A Handle never fails the agent: a store that cannot open is reported
+	// down (netsight_store_up 0, /api/v1/status/store) and retried.
+	h := NewHandle(HandleOptions{
+		Options: Options{
+			Dir:            filepath.Join(env.Config.DataDir, SubDir),
+			Interval:       cfg.ScrapeInterval,
+			Retention:      cfg.Retention,
+			RetentionBytes: cfg.RetentionSize,
+			Gatherer:       env.Gatherer,
+			Registerer:     env.Registry,
+			Logger:         logger,
+		},
+		LockDir:   env.Config.DataDir,
+		BuildInfo: serverBuildInfo(),
+		Disabled:  !cfg.StoreEnabled(),
 	})
-	if err != nil {
-		return nil, err
-	}
-	NewAPI(s, bi, logger).Register(env.Server.HandleKeep)
-	return s, nil
+	h.Register(env.Server.HandleKeep)
+	return h, nil
 }
 
 // serverBuildInfo answers /api/v1/status/buildinfo. "version" is the

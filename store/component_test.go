@@ -39,8 +39,15 @@ func serve(t *testing.T, srv *web.Server, path string) (int, map[string]any) {
 func TestComponentDisabled(t *testing.T) {
 	e, srv := env(t, false)
 	c, err := newComponent(e)
-	if err != nil || c != nil {
-		t.Fatalf("component = %v, %v; want nil, nil", c, err)
+	if err != nil || c == nil {
+		t.Fatalf("component = %v, %v", c, err)
+	}
+	if err := c.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer c.Shutdown(context.Background())
+	if st := c.(*Handle).Status(); st.State != "disabled" || st.Up {
+		t.Errorf("status %+v", st)
 	}
 	code, m := serve(t, srv, "/api/v1/query?query=1")
 	if code != http.StatusServiceUnavailable || m["status"] != "error" || m["errorType"] != ErrUnavailable {
@@ -75,7 +82,7 @@ func TestComponentEnabled(t *testing.T) {
 		}
 		// The first ingest gathers before the store's own metrics are
 		// registered in the result; the second (5 s later) has them. Ingest now.
-		if _, err := c.(*Store).Ingest(context.Background()); err != nil {
+		if _, err := c.(*Handle).Store().Ingest(context.Background()); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -17,6 +18,8 @@ import (
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
 	"github.com/prometheus/prometheus/util/compression"
+
+	"github.com/netsight/netsight/internal/logutil"
 )
 
 // Defaults used when Options leave a field zero.
@@ -95,6 +98,9 @@ type Store struct {
 	metaMu sync.RWMutex
 	meta   map[string][]Metadata // published copy of cache.meta
 
+	ingestLog *logutil.ErrorLog // rate-limited ingest failures (full disk)
+	ingestErr atomic.Pointer[string]
+
 	lifeMu  sync.Mutex
 	cancel  context.CancelFunc
 	done    chan struct{}
@@ -139,9 +145,10 @@ func Open(opts Options) (*Store, error) {
 		return nil, fmt.Errorf("open tsdb in %s: %w", opts.Dir, err)
 	}
 	s := &Store{
-		opts:  opts,
-		db:    db,
-		cache: newAppendCache(),
+		opts:      opts,
+		db:        db,
+		cache:     newAppendCache(),
+		ingestLog: logutil.New(opts.Logger, "store ingest failed"),
 		engine: promql.NewEngine(promql.EngineOpts{
 			Logger:               opts.Logger.With("component", "promql"),
 			MaxSamples:           opts.MaxSamples,
@@ -221,9 +228,11 @@ func (s *Store) loop(ctx context.Context) {
 	t := time.NewTicker(s.opts.Interval)
 	defer t.Stop()
 	for {
-		if _, err := s.Ingest(ctx); err != nil && ctx.Err() == nil {
-			s.opts.Logger.Warn("store ingest", "err", err)
+		_, err := s.Ingest(ctx)
+		if ctx.Err() != nil {
+			return
 		}
+		s.logIngest(err)
 		select {
 		case <-ctx.Done():
 			return
