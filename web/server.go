@@ -3,7 +3,6 @@ package web
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -39,6 +38,7 @@ type Server struct {
 	routes   map[string]*swapHandler
 	keep     map[string]bool // routes ResetRoutes leaves alone (HandleKeep)
 	ln       net.Listener
+	info     WebConfigInfo // set by Listen
 	done     chan struct{}
 	serveErr error
 }
@@ -130,14 +130,14 @@ func (sh *swapHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // Mux exposes the router (tests).
 func (s *Server) Mux() *http.ServeMux { return s.mux }
 
-// Start listens and serves in the background. It returns once the socket is
-// bound, so the caller can print the address.
+// Start serves in the background on the socket Listen bound (calling
+// Listen first if needed). It returns once the socket is bound, so the
+// caller can print the address.
 func (s *Server) Start() error {
-	ln, err := net.Listen("tcp", s.opts.Listen)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w", s.opts.Listen, err)
+	if err := s.Listen(); err != nil {
+		return err
 	}
-	s.ln = ln
+	ln := s.ln
 	s.srv = &http.Server{
 		Handler:           s.mux,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -167,6 +167,9 @@ func (s *Server) Addr() net.Addr {
 // Shutdown stops serving, waiting for in-flight requests until ctx ends.
 func (s *Server) Shutdown(ctx context.Context) error {
 	if s.srv == nil {
+		if s.ln != nil { // Listen without Start
+			return s.ln.Close()
+		}
 		return nil
 	}
 	err := s.srv.Shutdown(ctx)
