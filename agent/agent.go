@@ -28,6 +28,9 @@ const ShutdownTimeout = 5 * time.Second
 // Options are what the command line gives the agent.
 type Options struct {
 	ConfigFile string
+	// ConfigOptional: a ConfigFile that does not exist means the defaults
+	// (the default path when --config is not given).
+	ConfigOptional bool
 	// Overrides are dotted config paths set by flags, e.g.
 	// "server.listen" -> "127.0.0.1:0". They win over the file.
 	Overrides map[string]string
@@ -100,6 +103,9 @@ type Agent struct {
 	server *web.Server
 	shared *collector.Shared
 
+	configFound bool   // ConfigFile was read
+	dataDirNote string // why data_dir is not the configured one
+
 	mu      sync.RWMutex
 	manager *collector.Manager
 	comps   []Component
@@ -120,11 +126,12 @@ func (s swapCollector) Collect(ch chan<- prometheus.Metric) {
 
 // New loads the config and builds the agent without starting anything.
 func New(opts Options) (*Agent, error) {
-	cfg, err := config.LoadFile(opts.ConfigFile, opts.Overrides)
+	a := &Agent{opts: opts, shared: &collector.Shared{}}
+	cfg, note, err := a.loadConfig()
 	if err != nil {
 		return nil, err
 	}
-	a := &Agent{opts: opts, cfg: cfg, logger: NewLogger(cfg.Log, opts.LogOutput), shared: &collector.Shared{}}
+	a.cfg, a.dataDirNote, a.logger = cfg, note, NewLogger(cfg.Log, opts.LogOutput)
 	a.reg = prometheus.NewRegistry()
 	a.reg.MustRegister(
 		buildinfo.Collector(),
@@ -164,11 +171,11 @@ func (a *Agent) Run(ctx context.Context) error {
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 
-	if err := os.MkdirAll(a.cfg.DataDir, 0o750); err != nil {
-		return fmt.Errorf("create data dir: %w", err)
-	}
 	a.logger.Info("starting netsight", "version", buildinfo.Version, "revision", buildinfo.Revision(),
-		"config", a.opts.ConfigFile, "data_dir", a.cfg.DataDir)
+		"config", a.configSource(), "data_dir", a.cfg.DataDir)
+	if a.dataDirNote != "" {
+		a.logger.Info(a.dataDirNote, "data_dir", a.cfg.DataDir)
+	}
 
 	a.server = web.New(web.Options{
 		Listen:        a.cfg.Server.Listen,
@@ -181,9 +188,15 @@ func (a *Agent) Run(ctx context.Context) error {
 	})
 	a.server.Handle("GET /api/v1/status/collectors", jsonHandler(func() any { return a.Status() }))
 
+	// Web config, certificates and the port are checked before anything
+	// starts, so a mistake exits at once and names the field.
+	if err := a.server.Listen(); err != nil {
+		return err
+	}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
 	if err := a.startCollectors(runCtx, a.cfg); err != nil {
+		a.stopAll()
 		return err
 	}
 	if err := a.startComponents(runCtx); err != nil {
@@ -194,7 +207,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		a.stopAll()
 		return err
 	}
-	url := "http://" + a.server.Addr().String() + "/"
+	url := a.server.URL()
 	a.logger.Info("netsight is serving", "dashboard", url, "metrics", url+"metrics")
 	if a.opts.OnListen != nil {
 		a.opts.OnListen(a.server.Addr().String())
@@ -271,7 +284,7 @@ func (a *Agent) startComponents(ctx context.Context) error {
 // reload re-reads the config file and rebuilds the collectors; on any error
 // it keeps the running set and logs why.
 func (a *Agent) reload(ctx context.Context) {
-	cfg, err := config.LoadFile(a.opts.ConfigFile, a.opts.Overrides)
+	cfg, _, err := a.loadConfig()
 	if err != nil {
 		a.logger.Error("config reload failed; keeping the running config", "err", err)
 		return
@@ -299,7 +312,7 @@ func (a *Agent) reload(ctx context.Context) {
 	a.mu.Lock()
 	a.cfg = cfg
 	a.mu.Unlock()
-	a.logger.Info("config reloaded", "config", a.opts.ConfigFile)
+	a.logger.Info("config reloaded", "config", a.configSource())
 }
 
 func (a *Agent) stopAll() error {

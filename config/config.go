@@ -23,6 +23,10 @@ const DefaultPort = 19977
 // DefaultListen is the default listen address: loopback only.
 var DefaultListen = fmt.Sprintf("127.0.0.1:%d", DefaultPort)
 
+// DefaultDataDir is the default data_dir (an unprivileged agent that cannot
+// write it uses a per-user state directory instead).
+const DefaultDataDir = "/var/lib/netsight"
+
 // Config is the root configuration.
 type Config struct {
 	Server     Server     `yaml:"server"`
@@ -61,7 +65,7 @@ func Defaults() *Config {
 	return &Config{
 		Server:  Server{Listen: DefaultListen, ReadTimeout: 30 * time.Second},
 		Log:     Log{Level: "info", Format: "text"},
-		DataDir: "/var/lib/netsight",
+		DataDir: DefaultDataDir,
 		Store: Store{
 			ScrapeInterval: 5 * time.Second,
 			Retention:      15 * 24 * time.Hour,

@@ -107,7 +107,14 @@ func startAgent(t *testing.T, args ...string) *agentProc {
 	t.Helper()
 	bin := buildBinary(t)
 	p := &agentProc{addr: make(chan string, 1), done: make(chan error, 1)}
-	p.cmd = exec.Command(bin, append([]string{"run"}, args...)...)
+	startProc(t, p, exec.Command(bin, append([]string{"run"}, args...)...))
+	return p
+}
+
+// startProc starts cmd as p, capturing its log and the serving address.
+func startProc(t *testing.T, p *agentProc, cmd *exec.Cmd) {
+	t.Helper()
+	p.cmd = cmd
 	stderr, err := p.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -136,7 +143,6 @@ func startAgent(t *testing.T, args ...string) *agentProc {
 			_ = p.cmd.Process.Kill()
 		}
 	})
-	return p
 }
 
 func (p *agentProc) Logs() string {

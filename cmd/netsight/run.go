@@ -5,13 +5,15 @@ import (
 	"io"
 
 	"github.com/netsight/netsight/agent"
+	"github.com/netsight/netsight/config"
 )
 
 func init() {
 	c := &command{name: "run", summary: "run the agent: collectors, /metrics, query API and dashboard", order: 0,
 		usage: `Usage: netsight run [flags]
 
-Starts the agent. With no config file every collector that this host supports
+Starts the agent. Without --config it reads ` + config.DefaultPath + ` if that
+exists; with no config file every collector that this host supports
 starts with its defaults; one log line per collector says whether it runs and,
 if not, why. Metrics are served at /metrics, the dashboard at /.
 
@@ -23,9 +25,9 @@ its dotted path. SIGHUP reloads the config file; SIGINT/SIGTERM stop cleanly.`,
   sudo netsight run --flows.backend sockdiag --set collectors.conntrack.interval=5s`}
 	c.run = func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fs := newFlagSet(c, stderr)
-		cfgFile := fs.String("config", "", "YAML config `file` (see README: Configuration)")
+		cfgFile := fs.String("config", "", "YAML config `file` (default "+config.DefaultPath+" if it exists, else built-in defaults)")
 		listen := fs.String("listen", "", "listen `address` host:port (default 127.0.0.1:19977)")
-		dataDir := fs.String("data-dir", "", "`directory` for the embedded store; created if missing (default /var/lib/netsight)")
+		dataDir := fs.String("data-dir", "", "`directory` for the embedded store; created if missing (default /var/lib/netsight; unprivileged: $XDG_STATE_HOME/netsight or ~/.local/state/netsight)")
 		webCfg := fs.String("web.config.file", "", "exporter-toolkit web config `file` for TLS and basic auth")
 		logLevel := fs.String("log.level", "", "log `level`: debug, info, warn, error")
 		logFormat := fs.String("log.format", "", "log `format`: text or json")
@@ -47,7 +49,11 @@ its dotted path. SIGHUP reloads the config file; SIGINT/SIGTERM stop cleanly.`,
 				overrides[path] = v
 			}
 		}
-		a, err := agent.New(agent.Options{ConfigFile: *cfgFile, Overrides: overrides, LogOutput: stderr})
+		opts := agent.Options{ConfigFile: *cfgFile, Overrides: overrides, LogOutput: stderr}
+		if opts.ConfigFile == "" { // an explicit --config must exist; the default may not
+			opts.ConfigFile, opts.ConfigOptional = config.DefaultPath, true
+		}
+		a, err := agent.New(opts)
 		if err != nil {
 			return err
 		}
