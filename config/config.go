@@ -7,6 +7,7 @@ import (
 	"os"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -100,10 +101,10 @@ func (s *Server) Validate() error {
 		errs = append(errs, Errorf("listen", "must be host:port, got %q", s.Listen))
 	} else if port == "" {
 		errs = append(errs, Errorf("listen", "missing port in %q", s.Listen))
+	} else if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		errs = append(errs, Errorf("listen", "port must be a number from 0 to 65535, got %q", port))
 	}
-	if s.ReadTimeout < 0 {
-		errs = append(errs, Errorf("read_timeout", "must not be negative"))
-	}
+	errs = append(errs, durationIn("read_timeout", s.ReadTimeout, MinReadTimeout, MaxReadTimeout))
 	if s.WebConfigFile != "" {
 		if _, err := os.Stat(s.WebConfigFile); err != nil {
 			errs = append(errs, Errorf("web_config_file", "%v", err))
@@ -126,15 +127,13 @@ func (l *Log) Validate() error {
 
 // Validate checks the store section.
 func (s *Store) Validate() error {
-	var errs []error
-	if s.ScrapeInterval < time.Second {
-		errs = append(errs, Errorf("scrape_interval", "must be at least 1s, got %s", s.ScrapeInterval))
+	errs := []error{
+		durationIn("scrape_interval", s.ScrapeInterval, MinScrapeInterval, MaxScrapeInterval),
+		durationIn("retention", s.Retention, MinRetention, MaxRetention),
 	}
-	if s.Retention < time.Hour {
-		errs = append(errs, Errorf("retention", "must be at least 1h, got %s", s.Retention))
-	}
-	if s.RetentionSize < 0 {
-		errs = append(errs, Errorf("retention_bytes", "must not be negative"))
+	if s.RetentionSize != 0 && (s.RetentionSize < MinRetentionBytes || s.RetentionSize > MaxRetentionBytes) {
+		errs = append(errs, Errorf("retention_bytes", "must be 0 (no size limit) or between %d (64 MiB) and %d (1 PiB), got %d",
+			MinRetentionBytes, MaxRetentionBytes, s.RetentionSize))
 	}
 	return errors.Join(errs...)
 }
@@ -167,8 +166,10 @@ func (c *CollectorCommon) Explicit() bool { return c.Enabled != nil && *c.Enable
 // ValidateCommon checks interval and timeout.
 func (c *CollectorCommon) ValidateCommon() error {
 	var errs []error
-	if c.Interval < 100*time.Millisecond {
+	if c.Interval < MinCollectorPeriod {
 		errs = append(errs, Errorf("interval", "must be at least 100ms, got %s", c.Interval))
+	} else if c.Interval > MaxCollectorPeriod {
+		errs = append(errs, Errorf("interval", "must be at most %s, got %s", FormatDuration(MaxCollectorPeriod), FormatDuration(c.Interval)))
 	}
 	if c.Timeout < 0 {
 		errs = append(errs, Errorf("timeout", "must not be negative"))
@@ -272,7 +273,7 @@ func (cs Collectors) Validate() error {
 func Load(data []byte, overrides map[string]string) (*Config, error) {
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
-		return nil, fmt.Errorf("parse config: %w", err)
+		return nil, fmt.Errorf("parse config: %w", fixYAMLLine(err))
 	}
 	if root.Kind == 0 {
 		root = yaml.Node{Kind: yaml.DocumentNode, Content: []*yaml.Node{{Kind: yaml.MappingNode, Tag: "!!map"}}}
@@ -289,11 +290,12 @@ func Load(data []byte, overrides map[string]string) (*Config, error) {
 	for _, k := range keys {
 		setPath(doc, strings.Split(k, "."), overrides[k])
 	}
+	// Type errors do not hide range errors: a field that fails to decode
+	// keeps its default, the rest is validated, and every error is
+	// reported at once, in line order, with its line.
 	cfg := Defaults()
-	if err := Decode(doc, cfg, ""); err != nil {
-		return nil, err
-	}
-	if err := cfg.Validate(); err != nil {
+	derr := Decode(doc, cfg, "")
+	if err := withLines(doc, errors.Join(derr, cfg.Validate())); err != nil {
 		return nil, err
 	}
 	return cfg, nil

@@ -37,17 +37,32 @@ func TestInvalidConfigs(t *testing.T) {
 	cases := map[string]string{
 		"invalid-unknown-key.yaml":       "server.lisen: unknown field (known: listen, read_timeout, web_config_file) (line 2)",
 		"invalid-unknown-top.yaml":       "colectors: unknown field (known: collectors, data_dir, log, server, store) (line 1)",
-		"invalid-listen.yaml":            `server.listen: must be host:port, got "localhost"`,
+		"invalid-listen.yaml":            `server.listen: must be host:port, got "localhost" (line 2)`,
 		"invalid-duration.yaml":          `store.scrape_interval: invalid duration "fast" (use e.g. 500ms, 15s, 1m) (line 2)`,
-		"invalid-log-level.yaml":         `log.level: must be one of debug, info, warn, error; got "verbose"`,
+		"invalid-log-level.yaml":         `log.level: must be one of debug, info, warn, error; got "verbose" (line 2)`,
 		"invalid-unknown-collector.yaml": "collectors.conntrak: unknown collector (known: testcoll) (line 2)",
 		"invalid-collector-field.yaml":   "collectors.testcoll.treshold: unknown field (known: enabled, interval, threshold, timeout) (line 3)",
-		"invalid-collector-value.yaml": "collectors.testcoll.interval: must be at least 100ms, got 10ms\n" +
-			"collectors.testcoll.threshold: must not be negative, got -1",
+		"invalid-collector-value.yaml": "collectors.testcoll.interval: must be at least 100ms, got 10ms (line 3)\n" +
+			"collectors.testcoll.threshold: must not be negative, got -1 (line 4)",
 		"invalid-type.yaml":        "server: must be a mapping, not a list (line 1)",
 		"invalid-not-mapping.yaml": "config must be a mapping at the top level (line 1)",
-		"invalid-timeout.yaml":     "collectors.testcoll.timeout: must not exceed interval (1s), got 5s",
+		"invalid-timeout.yaml":     "collectors.testcoll.timeout: must not exceed interval (1s), got 5s (line 4)",
 		"invalid-yaml-syntax.yaml": "parse config: yaml: line 2: found unexpected end of stream",
+		// yaml.v3 says "line 1" for these parser errors (0-based lines).
+		"invalid-yaml-syntax-line2.yaml": "parse config: yaml: line 2: did not find expected ',' or ']'",
+		"invalid-yaml-indent.yaml":       "parse config: yaml: line 3: did not find expected key",
+		// Every duration and size has a range; all errors at once, in line order.
+		"invalid-ranges.yaml": `server.listen: port must be a number from 0 to 65535, got "99999" (line 2)` + "\n" +
+			"server.read_timeout: must be between 1s and 10m, got 0s (line 3)\n" +
+			"store.scrape_interval: must be between 1s and 2m, got 100000h (line 5)\n" +
+			"store.retention: must be between 1h and 87600h, got 90000h (line 6)\n" +
+			"store.retention_bytes: must be 0 (no size limit) or between 67108864 (64 MiB) and 1125899906842624 (1 PiB), got 1 (line 7)",
+		// Type errors do not hide range errors: decode errors first, then
+		// validation errors.
+		"invalid-type-and-range.yaml": `server.read_timeout: invalid duration "soon" (use e.g. 500ms, 15s, 1m) (line 2)` + "\n" +
+			"collectors.testcoll.threshold: cannot unmarshal !!str `many` into int (line 8)\n" +
+			"store.retention_bytes: must be 0 (no size limit) or between 67108864 (64 MiB) and 1125899906842624 (1 PiB), got 1 (line 4)\n" +
+			"collectors.testcoll.interval: must be at most 1h, got 2h (line 7)",
 	}
 	files, err := filepath.Glob("testdata/invalid-*.yaml")
 	if err != nil {
@@ -132,6 +147,8 @@ func TestOverrides(t *testing.T) {
 			func(c *config.Config) bool { return c.Store.Retention == 72*time.Hour }, ""},
 		{"bad override named", map[string]string{"collectors.testcoll.threshold": "many"},
 			nil, "collectors.testcoll.threshold: cannot unmarshal !!str `many` into int"},
+		{"listen port out of range", map[string]string{"server.listen": "127.0.0.1:99999"},
+			nil, `server.listen: port must be a number from 0 to 65535, got "99999"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

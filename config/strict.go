@@ -136,6 +136,10 @@ func decodeValue(n *yaml.Node, v reflect.Value, path string) error {
 
 func leaf(n *yaml.Node, v reflect.Value, path string) error {
 	tmp := reflect.New(v.Type())
+	// Decode over the current value: a custom unmarshaler (Collectors)
+	// fills what it can in place, so one bad field does not reset its
+	// siblings to defaults and hide their range errors.
+	tmp.Elem().Set(v)
 	if err := n.Decode(tmp.Interface()); err != nil {
 		var fe *FieldError
 		if errors.As(err, &fe) {

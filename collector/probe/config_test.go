@@ -12,28 +12,28 @@ import (
 
 func TestInvalidConfigs(t *testing.T) {
 	cases := map[string]string{
-		"invalid-protocol.yaml": `collectors.probe.targets[1].protocol: must be icmp or tcp, got "udp"`,
-		"invalid-address.yaml": `collectors.probe.targets[0].address: must not be empty
-collectors.probe.targets[1].address: must be an address or a name without port; use port: 443 for "example.com"
-collectors.probe.targets[2].address: must be an address or a name, not a URL: "http://example.com/"`,
+		"invalid-protocol.yaml": `collectors.probe.targets[1].protocol: must be icmp or tcp, got "udp" (line 6)`,
+		"invalid-address.yaml": `collectors.probe.targets[0].address: must not be empty (line 4)
+collectors.probe.targets[1].address: must be an address or a name without port; use port: 443 for "example.com" (line 5)
+collectors.probe.targets[2].address: must be an address or a name, not a URL: "http://example.com/" (line 6)`,
 		"invalid-duplicate.yaml": `collectors.probe.targets[1].name: duplicate target name "10.0.0.1" (also targets[0]); set distinct names`,
-		"invalid-icmp-mode.yaml": `collectors.probe.icmp_mode: must be auto, datagram or raw; got "magic"
-collectors.probe.resolve_interval: must be at least 10s, got 1s`,
-		"invalid-interval.yaml": `collectors.probe.targets[2].interval: must be between 10ms and 1h0m0s, got 1ms
-collectors.probe.targets[3].interval: must not exceed the aggregation period (30s), got 2m0s`,
-		"invalid-labels.yaml": `collectors.probe.targets[0].labels.__meta: invalid label name
-collectors.probe.targets[0].labels.bad-name: invalid label name
-collectors.probe.targets[0].labels.target: reserved label name (set by the collector)`,
-		"invalid-period.yaml": `collectors.probe.period: must be a whole number of seconds, got 1.5s
-collectors.probe.targets[0].period: must be between 1s and 1h0m0s (30s or 60s in production), got 2h0m0s`,
-		"invalid-size.yaml": `collectors.probe.targets[0].size: must be 56 to 8500 bytes of ICMP payload, got 9000
-collectors.probe.targets[1].size: must be 56 to 8500 bytes of ICMP payload, got 20`,
+		"invalid-icmp-mode.yaml": `collectors.probe.icmp_mode: must be auto, datagram or raw; got "magic" (line 3)
+collectors.probe.resolve_interval: must be at least 10s, got 1s (line 4)`,
+		"invalid-interval.yaml": `collectors.probe.targets[2].interval: must be between 10ms and 1h0m0s, got 1ms (line 7)
+collectors.probe.targets[3].interval: must not exceed the aggregation period (30s), got 2m0s (line 9)`,
+		"invalid-labels.yaml": `collectors.probe.targets[0].labels.__meta: invalid label name (line 5)
+collectors.probe.targets[0].labels.bad-name: invalid label name (line 5)
+collectors.probe.targets[0].labels.target: reserved label name (set by the collector) (line 5)`,
+		"invalid-period.yaml": `collectors.probe.period: must be a whole number of seconds, got 1.5s (line 3)
+collectors.probe.targets[0].period: must be between 1s and 1h0m0s (30s or 60s in production), got 2h0m0s (line 6)`,
+		"invalid-size.yaml": `collectors.probe.targets[0].size: must be 56 to 8500 bytes of ICMP payload, got 9000 (line 5)
+collectors.probe.targets[1].size: must be 56 to 8500 bytes of ICMP payload, got 20 (line 8)`,
 		"invalid-tcp-port.yaml": `collectors.probe.targets[0].port: must be 1 to 65535 for tcp probes, got 0
-collectors.probe.targets[1].port: applies to tcp probes only`,
-		"invalid-tcp-size.yaml": `collectors.probe.targets[0].size: applies to icmp probes only
-collectors.probe.targets[0].df: applies to icmp probes only`,
-		"invalid-timeout.yaml": `collectors.probe.targets[0].timeout: must not exceed the aggregation period (5s), got 10s
-collectors.probe.targets[1].timeout: must be between 0 (default 2s) and 1m0s, got -1s`,
+collectors.probe.targets[1].port: applies to tcp probes only (line 7)`,
+		"invalid-tcp-size.yaml": `collectors.probe.targets[0].size: applies to icmp probes only (line 7)
+collectors.probe.targets[0].df: applies to icmp probes only (line 8)`,
+		"invalid-timeout.yaml": `collectors.probe.targets[0].timeout: must not exceed the aggregation period (5s), got 10s (line 6)
+collectors.probe.targets[1].timeout: must be between 0 (default 2s) and 1m0s, got -1s (line 8)`,
 		"invalid-unknown-field.yaml": `collectors.probe.targets[0].intervall: unknown field (known: address, df, interval, ipv6, labels, name, period, port, protocol, size, timeout) (line 5)`,
 	}
 	files, err := filepath.Glob("testdata/invalid-*.yaml")
