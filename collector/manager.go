@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/netsight/netsight/config"
+	"github.com/netsight/netsight/internal/logutil"
 )
 
 // State of a collector as shown by Status.
@@ -59,7 +60,7 @@ type entry struct {
 	mu       sync.Mutex
 	status   Status
 	snapshot []prometheus.Metric
-	lastErr  string
+	errlog   *logutil.ErrorLog // update failures: one line per backoff period, then "recovered"
 }
 
 // Manager runs collectors and exposes their snapshots.
@@ -98,6 +99,7 @@ func NewManager(cfgs config.Collectors, deps Deps) (*Manager, error) {
 			timeout:  common.Timeout,
 			logger:   deps.Logger.With("collector", f.Type()),
 		}
+		e.errlog = logutil.New(e.logger, "collector update failed")
 		if e.timeout <= 0 || e.timeout > e.interval {
 			e.timeout = e.interval
 		}
@@ -295,11 +297,8 @@ func (e *entry) update(parent context.Context) {
 	e.status.Duration = dur.Seconds()
 	e.status.Series = len(metrics)
 	if err == nil {
-		if !e.status.Up && e.lastErr != "" {
-			e.logger.Info("collector recovered")
-		}
+		e.errlog.OK()
 		e.status.Up, e.status.State, e.status.Reason, e.status.LastSuccess = true, StateRunning, "", start
-		e.lastErr = ""
 		return
 	}
 	e.status.Errors++
@@ -308,10 +307,7 @@ func (e *entry) update(parent context.Context) {
 	if errors.Is(err, ErrNotSupported) {
 		e.status.State = StateUnsupported
 	}
-	if msg := err.Error(); msg != e.lastErr { // log each distinct failure once
-		e.lastErr = msg
-		e.logger.Warn("collector update failed", "err", err, "duration", dur)
-	}
+	e.errlog.Fail(err, "duration", dur)
 }
 
 func (e *entry) fail(err error) {

@@ -254,7 +254,7 @@ func TestManagerTimeoutAndErrors(t *testing.T) {
 }
 
 func TestManagerFlakyRecovers(t *testing.T) {
-	m, _, err := newManager(t, "flaky", nil)
+	m, logs, err := newManager(t, "flaky", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -268,6 +268,9 @@ func TestManagerFlakyRecovers(t *testing.T) {
 	s := m.Status()[len(m.Status())-1]
 	if !s.Up || s.Errors != 1 || s.Reason != "" {
 		t.Fatalf("after recovery: %+v", s)
+	}
+	if !strings.Contains(logs.String(), "collector update failed: recovered after 1 failures") {
+		t.Errorf("no recovered line:\n%s", logs.String())
 	}
 	if !errors.Is(collector.NotSupported("x", nil), collector.ErrNotSupported) {
 		t.Error("NotSupported must match ErrNotSupported")
