@@ -148,7 +148,7 @@ func Open(opts Options) (*Store, error) {
 		opts:      opts,
 		db:        db,
 		cache:     newAppendCache(),
-		ingestLog: logutil.New(opts.Logger, "store ingest failed"),
+		ingestLog: logutil.New(opts.Logger, "store ingest failed", logutil.WithClock(opts.Now)),
 		engine: promql.NewEngine(promql.EngineOpts{
 			Logger:               opts.Logger.With("component", "promql"),
 			MaxSamples:           opts.MaxSamples,
