@@ -19,11 +19,12 @@ import (
 	cdplog "github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/netsight/netsight/agent"
 	_ "github.com/netsight/netsight/collector/all"
 	"github.com/netsight/netsight/internal/testlab"
-	_ "github.com/netsight/netsight/store"
+	"github.com/netsight/netsight/store"
 	_ "github.com/netsight/netsight/web/dashboard"
 )
 
@@ -439,6 +440,65 @@ func TestDashboardStoreDisabled(t *testing.T) {
 	shot, err := chromedp.Run(tctx, chromedp.FullScreenshot(100))
 	if err == nil {
 		path := filepath.Join(artifactDir(t), "dashboard-store-disabled.png")
+		if err := os.WriteFile(path, shot, 0o644); err == nil {
+			t.Logf("screenshot: %s", path)
+		}
+	}
+	for _, p := range problems() {
+		t.Errorf("browser: %s", p)
+	}
+}
+
+// TestDashboardStoreDown: a store that cannot open (non-sequential WAL
+// segments) is shown as down with its reason and hint, the page degrades to
+// collector status without errors, and it says collectors keep running.
+func TestDashboardStoreDown(t *testing.T) {
+	if testing.Short() {
+		t.Skip("browser test: skipped with -short")
+	}
+	chromium := testlab.RequireBinary(t, "chromium")
+	dataDir := t.TempDir()
+	tsdbDir := filepath.Join(dataDir, store.SubDir)
+	s, err := store.Open(store.Options{Dir: tsdbDir, Gatherer: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Ingest(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(tsdbDir, "wal", "00000007"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	base := startAgentWith(t, "", map[string]string{"data_dir": dataDir})
+	ctx, problems := openBrowser(t, chromium)
+	tctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	if err := chromedp.Do(tctx, chromedp.Navigate(base+"/")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := chromedp.Run(tctx, chromedp.Poll[bool](`window.netsight && window.netsight.rendered >= 1`,
+		chromedp.WithPollingTimeout(30*time.Second))); err != nil {
+		t.Fatalf("dashboard did not render: %v", err)
+	}
+	alert, err := chromedp.Run(tctx, chromedp.Evaluate[string](`(function(){var a=document.getElementById("store-alert"); return a.hidden ? "" : a.innerText})()`))
+	if err != nil || !strings.Contains(alert, "Store down") || !strings.Contains(alert, "not sequential") ||
+		!strings.Contains(alert, "move "+tsdbDir+" aside or set store.enabled: false") || !strings.Contains(alert, "collectors and /metrics keep running") {
+		t.Errorf("store alert %q (%v)", alert, err)
+	}
+	verdict, err := chromedp.Run(tctx, chromedp.Evaluate[string](`document.getElementById("verdict").innerText`))
+	if err != nil || !strings.Contains(verdict, "the store is down") {
+		t.Errorf("verdict %q (%v)", verdict, err)
+	}
+	n, err := chromedp.Run(tctx, chromedp.Evaluate[int](`document.querySelectorAll("#collectors tbody tr").length + (document.getElementById("sections").hidden ? 1000 : 0)`))
+	if err != nil || n < 1001 {
+		t.Errorf("want collector rows and hidden charts, got %d (%v)", n, err)
+	}
+	shot, err := chromedp.Run(tctx, chromedp.FullScreenshot(100))
+	if err == nil {
+		path := filepath.Join(artifactDir(t), "dashboard-store-down.png")
 		if err := os.WriteFile(path, shot, 0o644); err == nil {
 			t.Logf("screenshot: %s", path)
 		}

@@ -525,7 +525,9 @@
     state.loading = true;
     var btn = document.getElementById("refresh");
     btn.classList.add("spin");
-    if (state.storeDisabled) return refreshStatusOnly(btn);
+    pollStore();
+    if (state.storeDisabled || storeDown()) return refreshStatusOnly(btn);
+    document.getElementById("sections").hidden = false;
     var w = window_();
     status.chartsWithData = 0;
     var names = api("api/v1/label/__name__/values", { start: w.start, end: w.end })
@@ -564,6 +566,40 @@
     });
   }
 
+  // ---------- store health (/api/v1/status/store) ----------
+  // The store can be down (it could not open: corrupt WAL, another agent on
+  // the data dir, permissions) while collectors and /metrics keep running,
+  // or up with failing writes (a full disk). Both are shown above the cards.
+  function storeDown() { return !!(state.store && state.store.state === "down"); }
+
+  function pollStore() {
+    return getJSON("api/v1/status/store").then(function (j) {
+      var was = storeDown();
+      state.store = j && j.data;
+      renderStoreAlert();
+      // The store came up (or went down) since the last render: switch mode.
+      if (was !== storeDown() && !state.loading) refresh();
+    }).catch(function () { /* older agent without the route */ });
+  }
+
+  function renderStoreAlert() {
+    var a = document.getElementById("store-alert");
+    var s = state.store;
+    if (!a) return;
+    if (!s || s.state === "disabled" || (s.up && !s.ingest_failures)) { a.hidden = true; a.textContent = ""; return; }
+    if (s.state === "down") {
+      a.dataset.status = "crit";
+      a.innerHTML = "<b>Store down</b> " + esc(s.reason || "") + (s.hint ? " — " + esc(s.hint) : "") +
+        '<span class="sub">history and charts are unavailable; collectors and /metrics keep running; the agent retries opening it' +
+        (s.open_failures ? " (" + s.open_failures + (s.open_failures === 1 ? " failed attempt)" : " failed attempts)") : "") + "</span>";
+    } else {
+      a.dataset.status = "warn";
+      a.innerHTML = "<b>Store writes failing</b> " + esc(s.ingest_error || "") +
+        '<span class="sub">' + s.ingest_failures + " ingest rounds failed in a row; new samples are not stored</span>";
+    }
+    a.hidden = false;
+  }
+
   // Without the store only the collectors' status is live: hide charts and
   // metric cards instead of showing an error in each.
   function refreshStatusOnly(btn) {
@@ -576,8 +612,13 @@
       var st = collectorsCard(card, P.cards.filter(function (c) { return c.special === "collectors"; })[0] || { title: "Collectors" }, collectors);
       var v = document.getElementById("verdict");
       v.dataset.status = st === "crit" ? "crit" : "warn";
-      document.getElementById("verdict-text").textContent = st === "crit" ? "Collectors down" : "Status only: history is off";
-      document.getElementById("verdict-sub").textContent = "— the embedded store is disabled (store.enabled: false): no charts or health thresholds; /metrics is still served";
+      if (storeDown() && !state.storeDisabled) {
+        document.getElementById("verdict-text").textContent = st === "crit" ? "Collectors down" : "Status only: the store is down";
+        document.getElementById("verdict-sub").textContent = "— no charts or health thresholds until it opens (reason below); /metrics is still served";
+      } else {
+        document.getElementById("verdict-text").textContent = st === "crit" ? "Collectors down" : "Status only: history is off";
+        document.getElementById("verdict-sub").textContent = "— the embedded store is disabled (store.enabled: false): no charts or health thresholds; /metrics is still served";
+      }
       status.rendered++;
       return loadFlows(collectors);
     }).then(function () {
@@ -628,6 +669,8 @@
       document.getElementById("version").textContent = "netsight " + m.version + (m.revision && m.revision !== "unknown" ? " (" + m.revision + ")" : "");
       state.storeDisabled = !m.store_enabled;
     }).catch(function () { /* meta is cosmetic */ }).then(function () {
+      return getJSON("api/v1/status/store").then(function (j) { state.store = j && j.data; renderStoreAlert(); }).catch(function () { /* no route */ });
+    }).then(function () {
       refresh();
       schedule();
     });
