@@ -347,6 +347,8 @@ func setPath(m *yaml.Node, path []string, value string) {
 func scalar(v string) *yaml.Node {
 	var n yaml.Node
 	if err := yaml.Unmarshal([]byte(v), &n); err == nil && len(n.Content) == 1 && n.Content[0].Kind == yaml.ScalarNode {
+		// Not from the file: no line, so errors do not point into it.
+		n.Content[0].Line, n.Content[0].Column = 0, 0
 		return n.Content[0]
 	}
 	return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: v}
