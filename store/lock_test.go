@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/netsight/netsight/internal/testlab"
 )
 
 // A second holder of the data dir is told which pid holds it (the issue's
@@ -42,9 +44,7 @@ func TestLockDirSecondHolder(t *testing.T) {
 // A lock held by another process (flock(1) from util-linux) is seen too,
 // and a stale pid file left by a dead process does not block.
 func TestLockDirOtherProcess(t *testing.T) {
-	if _, err := exec.LookPath("flock"); err != nil {
-		t.Skip("flock(1) not installed")
-	}
+	flockBin := testlab.RequireBinary(t, "flock")
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, LockFile), []byte("999999\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -54,7 +54,7 @@ func TestLockDirOtherProcess(t *testing.T) {
 		t.Fatalf("stale lock file blocked: %v", err)
 	}
 	_ = l.Release()
-	cmd := exec.Command("flock", "-n", filepath.Join(dir, LockFile), "sh", "-c", "echo $$ > "+filepath.Join(dir, LockFile)+"; sleep 10")
+	cmd := exec.Command(flockBin, "-n", filepath.Join(dir, LockFile), "sh", "-c", "echo $$ > "+filepath.Join(dir, LockFile)+"; sleep 10")
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
