@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/http"
 	"path/filepath"
 	"sync"
@@ -217,6 +218,9 @@ func (h *Handle) hintFor(err error) string {
 	var le *LockedError
 	if errors.As(err, &le) {
 		return fmt.Sprintf("stop the other agent, give this one another --data-dir, or set store.enabled: false (retrying every %s at most)", h.opts.RetryMax)
+	}
+	if errors.Is(err, fs.ErrPermission) {
+		return fmt.Sprintf("give the agent write access to %s, choose another --data-dir, or set store.enabled: false", h.opts.LockDir)
 	}
 	return h.hint
 }

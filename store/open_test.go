@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -12,6 +15,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -222,4 +226,23 @@ func TestHandleRoutesCoverAPI(t *testing.T) {
 			t.Errorf("API route %q is not in store.APIRoutes: the Handle would not serve it", p)
 		}
 	})
+}
+
+// The hint fits the failure: a held lock, a permission problem, or anything
+// else in the store directory (move it aside).
+func TestHandleHints(t *testing.T) {
+	h := NewHandle(HandleOptions{Options: Options{Dir: "/data/tsdb", Gatherer: prometheus.NewRegistry()}})
+	tests := []struct {
+		err  error
+		want string
+	}{
+		{&LockedError{Dir: "/data", PID: 42}, "stop the other agent, give this one another --data-dir, or set store.enabled: false (retrying every 10m0s at most)"},
+		{fmt.Errorf("create data directory: %w", &fs.PathError{Op: "mkdir", Path: "/data", Err: syscall.EACCES}), "give the agent write access to /data, choose another --data-dir, or set store.enabled: false"},
+		{errors.New("open tsdb in /data/tsdb: get segment range: segments are not sequential"), "move /data/tsdb aside or set store.enabled: false"},
+	}
+	for _, tt := range tests {
+		if got := h.hintFor(tt.err); got != tt.want {
+			t.Errorf("hint for %v = %q, want %q", tt.err, got, tt.want)
+		}
+	}
 }
