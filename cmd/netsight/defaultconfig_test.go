@@ -97,3 +97,43 @@ func unwrapAll(err error) error {
 		err = u.Unwrap()
 	}
 }
+
+// Every collector duration and size has an upper bound too; each error
+// names the field and its line.
+func TestCollectorUpperBounds(t *testing.T) {
+	data := `collectors:
+  flows:
+    poll_interval: 2m
+    idle_timeout: 48h
+    retention: 2h
+  capture:
+    flow_idle_timeout: 25h
+  conntrack:
+    max_dump_entries: 20000000
+    forecast_window: 48h
+  probe:
+    resolve_interval: 25h
+  nic:
+    max_stats_per_device: 1000000
+  sockets:
+    interval: 2h
+`
+	want := []string{
+		"collectors.capture.flow_idle_timeout: must be at most 24h, got 25h (line 7)",
+		"collectors.conntrack.max_dump_entries: must be at most 10000000, got 20000000 (line 9)",
+		"collectors.conntrack.forecast_window: must be at most 24h, got 48h (line 10)",
+		"collectors.flows.poll_interval: must be at most 1m, got 2m (line 3)",
+		"collectors.flows.idle_timeout: must be at most 24h, got 48h (line 4)",
+		"collectors.flows.retention: must be at most 1h, got 2h (line 5)",
+		"collectors.nic.max_stats_per_device: must be at most 100000, got 1000000 (line 14)",
+		"collectors.probe.resolve_interval: must be at most 24h, got 25h (line 12)",
+		"collectors.sockets.interval: must be at most 1h, got 2h (line 16)",
+	}
+	_, err := config.Load([]byte(data), nil)
+	if err == nil {
+		t.Fatal("accepted")
+	}
+	if got := err.Error(); got != strings.Join(want, "\n") {
+		t.Errorf("errors:\n%s\nwant:\n%s", got, strings.Join(want, "\n"))
+	}
+}

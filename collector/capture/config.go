@@ -102,6 +102,8 @@ func (c *Config) Validate() error {
 	}
 	if c.FlowIdleTimeout < time.Second {
 		errs = append(errs, config.Errorf("flow_idle_timeout", "must be at least 1s, got %s", c.FlowIdleTimeout))
+	} else if c.FlowIdleTimeout > 24*time.Hour {
+		errs = append(errs, config.Errorf("flow_idle_timeout", "must be at most 24h, got %s", config.FormatDuration(c.FlowIdleTimeout)))
 	}
 	if c.TopPeers < 0 || c.TopPeers > maxTopPeers {
 		errs = append(errs, config.Errorf("top_peers", "must be between 0 and %d, got %d", maxTopPeers, c.TopPeers))

@@ -38,12 +38,16 @@ func (c *Config) Validate() error {
 	errs := []error{c.ValidateCommon()}
 	if c.MaxDumpEntries < 0 {
 		errs = append(errs, config.Errorf("max_dump_entries", "must not be negative (0 disables the per-state dump), got %d", c.MaxDumpEntries))
+	} else if c.MaxDumpEntries > 10_000_000 {
+		errs = append(errs, config.Errorf("max_dump_entries", "must be at most 10000000, got %d", c.MaxDumpEntries))
 	}
 	if c.OverLimit != OverLimitSkip && c.OverLimit != OverLimitSample {
 		errs = append(errs, config.Errorf("over_limit", "must be skip or sample, got %q", c.OverLimit))
 	}
 	if c.ForecastWindow < c.Interval*2 {
 		errs = append(errs, config.Errorf("forecast_window", "must be at least two intervals (%s), got %s", 2*c.Interval, c.ForecastWindow))
+	} else if c.ForecastWindow > 24*time.Hour {
+		errs = append(errs, config.Errorf("forecast_window", "must be at most 24h, got %s", config.FormatDuration(c.ForecastWindow)))
 	}
 	return errors.Join(errs...)
 }

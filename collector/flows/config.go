@@ -75,12 +75,18 @@ func (c *Config) Validate() error {
 	}
 	if c.PollInterval < 10*time.Millisecond {
 		errs = append(errs, config.Errorf("poll_interval", "must be at least 10ms, got %s", c.PollInterval))
+	} else if c.PollInterval > time.Minute {
+		errs = append(errs, config.Errorf("poll_interval", "must be at most 1m, got %s", config.FormatDuration(c.PollInterval)))
 	}
 	if c.IdleTimeout < time.Second {
 		errs = append(errs, config.Errorf("idle_timeout", "must be at least 1s, got %s", c.IdleTimeout))
+	} else if c.IdleTimeout > 24*time.Hour {
+		errs = append(errs, config.Errorf("idle_timeout", "must be at most 24h, got %s", config.FormatDuration(c.IdleTimeout)))
 	}
 	if c.Retention < 0 {
 		errs = append(errs, config.Errorf("retention", "must not be negative, got %s", c.Retention))
+	} else if c.Retention > time.Hour {
+		errs = append(errs, config.Errorf("retention", "must be at most 1h, got %s", config.FormatDuration(c.Retention)))
 	}
 	if c.TopK < 1 || c.TopK > 1000 {
 		errs = append(errs, config.Errorf("top_k", "must be between 1 and 1000, got %d", c.TopK))

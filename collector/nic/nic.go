@@ -51,6 +51,8 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxStatsPerDevice < 1 {
 		errs = append(errs, config.Errorf("max_stats_per_device", "must be at least 1, got %d", c.MaxStatsPerDevice))
+	} else if c.MaxStatsPerDevice > 100_000 {
+		errs = append(errs, config.Errorf("max_stats_per_device", "must be at most 100000, got %d", c.MaxStatsPerDevice))
 	}
 	return errors.Join(errs...)
 }

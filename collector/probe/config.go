@@ -103,6 +103,8 @@ func (c *Config) Validate() error {
 	}
 	if c.ResolveInterval < 10*time.Second && c.ResolveInterval != 0 {
 		errs = append(errs, config.Errorf("resolve_interval", "must be at least 10s, got %s", c.ResolveInterval))
+	} else if c.ResolveInterval > 24*time.Hour {
+		errs = append(errs, config.Errorf("resolve_interval", "must be at most 24h, got %s", config.FormatDuration(c.ResolveInterval)))
 	}
 	if c.MaxInFlight < 0 || c.MaxInFlight > 1<<20 {
 		errs = append(errs, config.Errorf("max_in_flight", "must be 0 (default) to %d, got %d", 1<<20, c.MaxInFlight))
