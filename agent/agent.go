@@ -174,6 +174,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		Listen:        a.cfg.Server.Listen,
 		WebConfigFile: a.cfg.Server.WebConfigFile,
 		ReadTimeout:   a.cfg.Server.ReadTimeout,
+		WriteTimeout:  a.cfg.Server.WriteTimeout,
 		Gatherer:      a.reg,
 		Registerer:    a.reg,
 		Ready:         a.ready,

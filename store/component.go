@@ -52,6 +52,7 @@ func newComponent(env agent.Env) (agent.Component, error) {
 		Gatherer:       env.Gatherer,
 		Registerer:     env.Registry,
 		Logger:         logger,
+		Query:          LimitsFromConfig(cfg.Query),
 	})
 	if err != nil {
 		return nil, err
