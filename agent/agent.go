@@ -19,6 +19,7 @@ import (
 	"github.com/netsight/netsight/collector"
 	"github.com/netsight/netsight/config"
 	"github.com/netsight/netsight/internal/buildinfo"
+	"github.com/netsight/netsight/internal/memlimit"
 	"github.com/netsight/netsight/web"
 )
 
@@ -169,6 +170,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	a.logger.Info("starting netsight", "version", buildinfo.Version, "revision", buildinfo.Revision(),
 		"config", a.opts.ConfigFile, "data_dir", a.cfg.DataDir)
+	memlimit.Apply(a.cfg.Limits.Memory, a.logger)
 
 	a.server = web.New(web.Options{
 		Listen:        a.cfg.Server.Listen,
