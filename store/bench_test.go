@@ -90,7 +90,7 @@ func BenchmarkAppendOnly(b *testing.B) {
 
 // fillHour writes `series` series with one sample every 5 s over the last
 // hour (720 samples each): counters growing at different rates.
-func fillHour(b *testing.B, s *Store, series int) time.Time {
+func fillHour(b testing.TB, s *Store, series int) time.Time {
 	end := time.Now().Truncate(time.Second)
 	start := end.Add(-time.Hour)
 	refs := make([]labels.Labels, series)

@@ -74,9 +74,7 @@ func (l *Limits) setDefaults() {
 	if l.MaxConcurrent <= 0 {
 		l.MaxConcurrent = DefaultMaxConcurrent
 	}
-	if l.MaxQueued < 0 {
-		l.MaxQueued = 0
-	} else if l.MaxQueued == 0 {
+	if l.MaxQueued == 0 { // negative: no queue
 		l.MaxQueued = DefaultMaxQueued
 	}
 	if l.QueueTimeout <= 0 {
