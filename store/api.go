@@ -140,8 +140,11 @@ type apiError struct {
 }
 
 type apiResult struct {
-	data     any
-	raw      []byte // pre-encoded data (query results)
+	data any
+	// body is a pre-encoded answer up to and including its data (query
+	// results: encoded once, in place, without a copy); respond appends the
+	// rest.
+	body     []byte
 	done     func() // called once the answer is written (releases its budget)
 	err      *apiError
 	warnings annotations.Annotations
@@ -175,13 +178,15 @@ func (a *API) wrap(f apiFunc) http.Handler {
 	})
 }
 
+const successPrefix = `{"status":"success","data":`
+
 func (a *API) respond(w http.ResponseWriter, res apiResult) {
 	warn, info := res.warnings.AsStrings(res.query, 10, 10)
-	b := make([]byte, 0, 256+len(res.raw))
-	b = append(b, `{"status":"success","data":`...)
-	if res.raw != nil {
-		b = append(b, res.raw...)
-	} else {
+	b := res.body
+	switch {
+	case b != nil: // encoded in place
+	default:
+		b = append(make([]byte, 0, 256), successPrefix...)
 		d, err := json.Marshal(res.data)
 		if err != nil {
 			a.respondError(w, &apiError{ErrInternal, fmt.Errorf("encode response: %w", err)})
@@ -413,11 +418,11 @@ func (a *API) exec(r *http.Request, w evalWindow, build func(context.Context, pr
 		a.reject("max_response_bytes")
 		return apiResult{err: a.tooLarge(n, true)}
 	}
-	raw, err := appendQueryData(nil, res.Value)
+	body, err := appendQueryData(append(make([]byte, 0, encodedSizeHint(res.Value)), successPrefix...), res.Value)
 	if err != nil {
 		return apiResult{err: &apiError{ErrInternal, err}}
 	}
-	if n := int64(len(raw)); n > a.limits.MaxResponseBytes {
+	if n := int64(len(body) - len(successPrefix)); n > a.limits.MaxResponseBytes {
 		a.reject("max_response_bytes")
 		return apiResult{err: a.tooLarge(n, false)}
 	}
@@ -426,13 +431,13 @@ func (a *API) exec(r *http.Request, w evalWindow, build func(context.Context, pr
 	release()
 	slot()
 	release = nil
-	n := int64(2 * len(raw)) // raw and the body built from it
+	n := int64(cap(body))
 	if !a.respBudget.TryAcquire(n) {
 		a.reject("response_budget")
 		return apiResult{err: &apiError{ErrUnavailable, fmt.Errorf(
 			"answers being sent already hold %d MiB (3 x store.query.max_response_bytes): try again later", a.budgetSize>>20)}}
 	}
-	return apiResult{raw: raw, warnings: res.Warnings, query: qs, done: func() { a.respBudget.Release(n) }}
+	return apiResult{body: body, warnings: res.Warnings, query: qs, done: func() { a.respBudget.Release(n) }}
 }
 
 func (a *API) tooLarge(n int64, atLeast bool) *apiError {
@@ -457,6 +462,21 @@ func minEncodedSize(v parser.Value) int64 {
 		}
 	case promql.Vector:
 		n = int64(20 * len(v))
+	}
+	return n
+}
+
+// encodedSizeHint is the usual JSON size of v: ~24 bytes per float point
+// ([1796062468.009,"1234.5"]) and ~128 per series for its labels.
+func encodedSizeHint(v parser.Value) int {
+	n := 1024
+	switch v := v.(type) {
+	case promql.Matrix:
+		for _, s := range v {
+			n += 24*len(s.Floats) + 128
+		}
+	case promql.Vector:
+		n += 160 * len(v)
 	}
 	return n
 }

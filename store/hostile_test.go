@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -273,4 +274,124 @@ func tail(s string, n int) string {
 		parts = parts[len(parts)-n:]
 	}
 	return strings.Join(parts, "\n")
+}
+
+// TestSlowReaders: ten clients request a large query_range and never read
+// the answer. The answers being written are bounded by the write budget
+// (3 x store.query.max_response_bytes; the rest get 503), the server's
+// write timeout closes the stuck connections, and RSS stays bounded
+// throughout. Before the fix each client pinned its whole answer for as
+// long as it kept the connection open.
+func TestSlowReaders(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary in a cgroup: skipped with -short")
+	}
+	testlab.RequireRoot(t)
+	bin := buildNetsight(t)
+	cg := testlab.NewMemCgroup(t, 1<<30)
+	dataDir := t.TempDir()
+	backfillHour(t, dataDir, 300)
+	const writeTimeout = 8 * time.Second
+	p := startCmd(t, cg.Command(bin, "run", "--listen", "127.0.0.1:0", "--data-dir", dataDir,
+		"--set", "store.scrape_interval=1s", "--set", "store.query.timeout=5s", "--set", "store.query.queue_timeout=1s",
+		"--set", "server.write_timeout="+writeTimeout.String()))
+	pid := p.cmd.Process.Pid
+	end := time.Now().Truncate(time.Second)
+	form := url.Values{"query": {`netsight_backfill_bytes_total`}, "step": {"2"},
+		"start": {strconv.FormatInt(end.Add(-time.Hour).Unix(), 10)}, "end": {strconv.FormatInt(end.Unix(), 10)}}.Encode()
+
+	// The full answer, read normally.
+	resp, err := http.Post(p.base+"/api/v1/query_range", "application/x-www-form-urlencoded", strings.NewReader(form))
+	if err != nil {
+		t.Fatal(err)
+	}
+	full, _ := io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || full < 5<<20 {
+		t.Fatalf("reference query: status %d, %d bytes (want a large answer)", resp.StatusCode, full)
+	}
+	_, base0, _ := testlab.ProcRSS(pid)
+	w := watchRSS(pid)
+	socks0 := countSockets(t, pid)
+
+	host := strings.TrimPrefix(p.base, "http://")
+	type client struct {
+		conn  net.Conn
+		start time.Time
+	}
+	var clients []client
+	for range 10 {
+		c, err := net.Dial("tcp", host)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = c.(*net.TCPConn).SetReadBuffer(4096)
+		req := "POST /api/v1/query_range HTTP/1.1\r\nHost: " + host + "\r\nConnection: close\r\n" +
+			"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: " + strconv.Itoa(len(form)) + "\r\n\r\n" + form
+		if _, err := io.WriteString(c, req); err != nil {
+			t.Fatal(err)
+		}
+		clients = append(clients, client{c, time.Now()})
+		defer c.Close()
+	}
+	time.Sleep(time.Second)
+	socksDuring := countSockets(t, pid)
+	// Nobody reads until the write timeout has passed: by then the agent
+	// has closed every one of these connections. (The client may see the
+	// FIN late: the kernel still trickles the send buffer to a receiver
+	// that advertised a zero window, with backed-off probes, so the check
+	// is on the agent's side: its socket descriptors.)
+	time.Sleep(writeTimeout + 2*time.Second)
+	socksAfter := countSockets(t, pid)
+	var refused, partial int
+	for i, c := range clients {
+		_ = c.conn.SetReadDeadline(time.Now().Add(time.Second))
+		b, _ := io.ReadAll(c.conn)
+		status, _, _ := strings.Cut(string(b[:min(len(b), 64)]), "\r\n")
+		switch {
+		case strings.Contains(status, " 503 "):
+			refused++
+		case strings.Contains(status, " 200 ") && int64(len(b)) < full:
+			partial++
+		default:
+			t.Errorf("client %d: %q, %d bytes", i, status, len(b))
+		}
+	}
+	peak, last := w.Stop()
+	t.Logf("full answer %.1f MB; %d answers being written, %d refused (write budget); agent sockets before %d, during %d, %s after the requests %d; RSS baseline %.0f MB, peak %.0f MB, after %.0f MB",
+		mb(full), partial, refused, socks0, socksDuring, time.Since(clients[0].start).Round(time.Second), socksAfter, mb(base0), mb(peak), mb(last))
+	if socksDuring < socks0+10 {
+		t.Errorf("only %d sockets during the test (baseline %d): the clients were not connected", socksDuring, socks0)
+	}
+	if socksAfter > socks0+1 {
+		t.Errorf("agent still holds %d sockets %s after the requests (baseline %d): the write timeout did not close the stuck connections",
+			socksAfter, writeTimeout+3*time.Second, socks0)
+	}
+	if partial == 0 || refused == 0 {
+		t.Errorf("want some answers written and some refused by the write budget: %d written, %d refused", partial, refused)
+	}
+	if peak > 300<<20 {
+		t.Errorf("peak RSS %.0f MB with ten stuck readers, want < 300 MB", mb(peak))
+	}
+	// The agent still answers.
+	r := query(t, p.base, "/api/v1/query", url.Values{"query": {`netsight_store_head_series`}})
+	if len(r.Data.Result) != 1 {
+		t.Errorf("query after the slow readers: %+v", r)
+	}
+}
+
+// countSockets counts the socket descriptors a process holds.
+func countSockets(t *testing.T, pid int) int {
+	t.Helper()
+	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range ents {
+		if l, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, e.Name())); err == nil && strings.HasPrefix(l, "socket:") {
+			n++
+		}
+	}
+	return n
 }
