@@ -48,6 +48,11 @@ func TestInvalidConfigs(t *testing.T) {
 		"invalid-not-mapping.yaml": "config must be a mapping at the top level (line 1)",
 		"invalid-timeout.yaml":     "collectors.testcoll.timeout: must not exceed interval (1s), got 5s",
 		"invalid-yaml-syntax.yaml": "parse config: yaml: line 2: found unexpected end of stream",
+		"invalid-store-query.yaml": "store.query.timeout: must be between 1s and 10m0s, got 0s\n" +
+			"store.query.max_subquery_steps: must be between 100 and 1000000, got 10\n" +
+			"store.query.max_queued: must be between 0 and 1024, got -1\n" +
+			"limits.memory: must be 0 (derive from the cgroup) or at least 67108864 (64 MiB), got 1000",
+		"invalid-write-timeout.yaml": "server.write_timeout: must exceed store.query.timeout + store.query.queue_timeout (35s), got 20s",
 	}
 	files, err := filepath.Glob("testdata/invalid-*.yaml")
 	if err != nil {

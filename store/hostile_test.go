@@ -140,6 +140,12 @@ func TestHostileQueries(t *testing.T) {
 			p := startCmd(t, cg.Command(bin, "run", "--listen", "127.0.0.1:0", "--data-dir", dataDir,
 				"--set", "store.scrape_interval=1s"))
 			pid := p.cmd.Process.Pid
+			// The agent took its soft memory limit from the cgroup.
+			wantLog := fmt.Sprintf(`msg="soft memory limit set" source="cgroup memory limit" gomemlimit_bytes=%d cgroup_limit_bytes=%d`,
+				int64(float64(limit)*0.85), limit)
+			if !strings.Contains(p.logs(), wantLog) {
+				t.Errorf("no %q in the start-up log:\n%s", wantLog, tail(p.logs(), 20))
+			}
 
 			// Baseline: the history is there.
 			r := query(t, p.base, "/api/v1/query", url.Values{"query": {`count(count_over_time(netsight_backfill_bytes_total[1h]))`}})
