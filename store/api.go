@@ -99,7 +99,7 @@ func NewAPI(s *Store, bi BuildInfo, logger *slog.Logger) *API {
 		m:          s.m,
 	}
 	a.respBudget = semaphore.NewWeighted(a.budgetSize)
-	count := seriesCounter(s.Queryable(), 10_000_000)
+	count := indexSeriesCounter(s.DB())
 	a.costEnv = func() costEnv {
 		mint := s.MinTime()
 		return costEnv{
@@ -182,10 +182,8 @@ const successPrefix = `{"status":"success","data":`
 
 func (a *API) respond(w http.ResponseWriter, res apiResult) {
 	warn, info := res.warnings.AsStrings(res.query, 10, 10)
-	b := res.body
-	switch {
-	case b != nil: // encoded in place
-	default:
+	b := res.body // query results are encoded in place
+	if b == nil {
 		b = append(make([]byte, 0, 256), successPrefix...)
 		d, err := json.Marshal(res.data)
 		if err != nil {

@@ -8,7 +8,7 @@ import (
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql/parser"
-	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb"
 )
 
 // Cost is what a query will evaluate, estimated from its syntax tree and
@@ -332,28 +332,57 @@ func satMul(a, b int64) int64 {
 	return a * b
 }
 
-// seriesCounter counts series matching a selector in q's index (the
-// "series" select hint: no chunks are read). It stops at limit.
-func seriesCounter(q storage.Queryable, limit int64) func(ctx context.Context, mint, maxt int64, ms []*labels.Matcher) (int64, error) {
-	return func(ctx context.Context, mint, maxt int64, ms []*labels.Matcher) (int64, error) {
-		qr, err := q.Querier(mint, maxt)
+// indexSeriesCounter counts the series matching a selector from the index
+// postings of the head and of each block overlapping [mint, maxt], without
+// loading any labels or chunks. A series present in several blocks is
+// counted once per block, so the count is the largest of the per-block
+// counts: exact for stable series, an underestimate under heavy churn (the
+// engine's own sample limit still applies at run time).
+func indexSeriesCounter(db *tsdb.DB) func(ctx context.Context, mint, maxt int64, ms []*labels.Matcher) (int64, error) {
+	count := func(ctx context.Context, ix tsdb.IndexReader, ms []*labels.Matcher) (int64, error) {
+		defer ix.Close()
+		p, err := tsdb.PostingsForMatchers(ctx, ix, ms...)
 		if err != nil {
 			return 0, err
 		}
-		defer qr.Close()
-		set := qr.Select(ctx, false, &storage.SelectHints{Start: mint, End: maxt, Func: "series"}, ms...)
 		var n int64
-		for set.Next() {
+		for p.Next() {
 			n++
-			if n >= limit {
-				break
-			}
-			if n%1024 == 0 {
+			if n%4096 == 0 {
 				if err := ctx.Err(); err != nil {
 					return n, err
 				}
 			}
 		}
-		return n, set.Err()
+		return n, p.Err()
+	}
+	return func(ctx context.Context, mint, maxt int64, ms []*labels.Matcher) (int64, error) {
+		var most int64
+		if h := db.Head(); h.NumSeries() > 0 && h.MaxTime() >= mint && h.MinTime() <= maxt {
+			ix, err := h.Index()
+			if err != nil {
+				return 0, err
+			}
+			n, err := count(ctx, ix, ms)
+			if err != nil {
+				return 0, err
+			}
+			most = n
+		}
+		for _, b := range db.Blocks() {
+			if b.MaxTime() < mint || b.MinTime() > maxt {
+				continue
+			}
+			ix, err := b.Index()
+			if err != nil {
+				continue // being closed (compaction, retention)
+			}
+			n, err := count(ctx, ix, ms)
+			if err != nil {
+				return 0, err
+			}
+			most = max(most, n)
+		}
+		return most, nil
 	}
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql/parser"
 )
@@ -22,7 +23,7 @@ import (
 func fakeSeries(_ context.Context, _, _ int64, ms []*labels.Matcher) (int64, error) {
 	counts := map[string]int64{"x": 100, "up": 10}
 	for _, m := range ms {
-		if m.Name != labels.MetricName {
+		if m.Name != model.MetricNameLabel {
 			continue
 		}
 		if m.Type == labels.MatchEqual {
