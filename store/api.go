@@ -416,7 +416,12 @@ func (a *API) exec(r *http.Request, w evalWindow, build func(context.Context, pr
 		a.reject("max_response_bytes")
 		return apiResult{err: a.tooLarge(n, true)}
 	}
-	body, err := appendQueryData(append(make([]byte, 0, encodedSizeHint(res.Value)), successPrefix...), res.Value)
+	limit := len(successPrefix) + int(a.limits.MaxResponseBytes)
+	body, err := appendQueryData(append(make([]byte, 0, min(encodedSizeHint(res.Value), limit+1024)), successPrefix...), res.Value, limit)
+	if tl := (*errTooLarge)(nil); errors.As(err, &tl) {
+		a.reject("max_response_bytes")
+		return apiResult{err: a.tooLarge(int64(tl.n-len(successPrefix)), true)}
+	}
 	if err != nil {
 		return apiResult{err: &apiError{ErrInternal, err}}
 	}
