@@ -19,6 +19,7 @@ import (
 	"github.com/netsight/netsight/collector"
 	"github.com/netsight/netsight/config"
 	"github.com/netsight/netsight/internal/buildinfo"
+	"github.com/netsight/netsight/internal/memlimit"
 	"github.com/netsight/netsight/web"
 )
 
@@ -176,11 +177,13 @@ func (a *Agent) Run(ctx context.Context) error {
 	if a.dataDirNote != "" {
 		a.logger.Info(a.dataDirNote, "data_dir", a.cfg.DataDir)
 	}
+	memlimit.Apply(a.cfg.Limits.Memory, a.logger)
 
 	a.server = web.New(web.Options{
 		Listen:        a.cfg.Server.Listen,
 		WebConfigFile: a.cfg.Server.WebConfigFile,
 		ReadTimeout:   a.cfg.Server.ReadTimeout,
+		WriteTimeout:  a.cfg.Server.WriteTimeout,
 		Gatherer:      a.reg,
 		Registerer:    a.reg,
 		Ready:         a.ready,

@@ -34,6 +34,7 @@ type Config struct {
 	Log        Log        `yaml:"log"`
 	DataDir    string     `yaml:"data_dir"`
 	Store      Store      `yaml:"store"`
+	Limits     Limits     `yaml:"limits"`
 	Collectors Collectors `yaml:"collectors"`
 }
 
@@ -45,6 +46,8 @@ type Server struct {
 	WebConfigFile string `yaml:"web_config_file"`
 	// ReadTimeout bounds reading a request.
 	ReadTimeout time.Duration `yaml:"read_timeout"`
+	// WriteTimeout bounds handling a request and writing its answer.
+	WriteTimeout time.Duration `yaml:"write_timeout"`
 }
 
 // Log configures the slog handler.
@@ -59,18 +62,20 @@ type Store struct {
 	ScrapeInterval time.Duration `yaml:"scrape_interval"`
 	Retention      time.Duration `yaml:"retention"`
 	RetentionSize  int64         `yaml:"retention_bytes"`
+	Query          StoreQuery    `yaml:"query"`
 }
 
 // Defaults returns the configuration used when no file is given.
 func Defaults() *Config {
 	return &Config{
-		Server:  Server{Listen: DefaultListen, ReadTimeout: 30 * time.Second},
+		Server:  Server{Listen: DefaultListen, ReadTimeout: 30 * time.Second, WriteTimeout: 60 * time.Second},
 		Log:     Log{Level: "info", Format: "text"},
 		DataDir: DefaultDataDir,
 		Store: Store{
 			ScrapeInterval: 5 * time.Second,
 			Retention:      15 * 24 * time.Hour,
 			RetentionSize:  1 << 30,
+			Query:          DefaultStoreQuery(),
 		},
 		Collectors: defaultCollectors(),
 	}
@@ -82,6 +87,9 @@ func (c *Config) Validate() error {
 		Within("server", c.Server.Validate()),
 		Within("log", c.Log.Validate()),
 		Within("store", c.Store.Validate()),
+		Within("store.query", c.Store.Query.Validate()),
+		Within("limits", c.Limits.Validate()),
+		c.writeTimeoutValidate(),
 		c.dataDirValidate(),
 		Within("collectors", c.Collectors.Validate()),
 	)

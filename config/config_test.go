@@ -35,8 +35,8 @@ func init() {
 
 func TestInvalidConfigs(t *testing.T) {
 	cases := map[string]string{
-		"invalid-unknown-key.yaml":       "server.lisen: unknown field (known: listen, read_timeout, web_config_file) (line 2)",
-		"invalid-unknown-top.yaml":       "colectors: unknown field (known: collectors, data_dir, log, server, store) (line 1)",
+		"invalid-unknown-key.yaml":       "server.lisen: unknown field (known: listen, read_timeout, web_config_file, write_timeout) (line 2)",
+		"invalid-unknown-top.yaml":       "colectors: unknown field (known: collectors, data_dir, limits, log, server, store) (line 1)",
 		"invalid-listen.yaml":            `server.listen: must be host:port, got "localhost" (line 2)`,
 		"invalid-duration.yaml":          `store.scrape_interval: invalid duration "fast" (use e.g. 500ms, 15s, 1m) (line 2)`,
 		"invalid-log-level.yaml":         `log.level: must be one of debug, info, warn, error; got "verbose" (line 2)`,
@@ -63,6 +63,11 @@ func TestInvalidConfigs(t *testing.T) {
 			"collectors.testcoll.threshold: cannot unmarshal !!str `many` into int (line 8)\n" +
 			"store.retention_bytes: must be 0 (no size limit) or between 67108864 (64 MiB) and 1125899906842624 (1 PiB), got 1 (line 4)\n" +
 			"collectors.testcoll.interval: must be at most 1h, got 2h (line 7)",
+		"invalid-store-query.yaml": "store.query.timeout: must be between 1s and 10m0s, got 0s (line 4)\n" +
+			"store.query.max_subquery_steps: must be between 100 and 1000000, got 10 (line 5)\n" +
+			"store.query.max_queued: must be between 0 and 1024, got -1 (line 6)\n" +
+			"limits.memory: must be 0 (derive from the cgroup) or at least 67108864 (64 MiB), got 1000 (line 8)",
+		"invalid-write-timeout.yaml": "server.write_timeout: must exceed store.query.timeout + store.query.queue_timeout (35s), got 20s (line 3)",
 	}
 	files, err := filepath.Glob("testdata/invalid-*.yaml")
 	if err != nil {

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -22,6 +21,7 @@ import (
 	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/util/annotations"
+	"golang.org/x/sync/semaphore"
 )
 
 // Error types of the Prometheus HTTP API ("errorType" in error responses).
@@ -58,7 +58,14 @@ type API struct {
 	metadata  func() map[string][]Metadata
 	logger    *slog.Logger
 	now       func() time.Time
-	sem       chan struct{}
+
+	limits     Limits
+	heavy      *lane
+	light      *lane
+	respBudget *semaphore.Weighted
+	budgetSize int64
+	costEnv    func() costEnv
+	m          *metrics
 }
 
 // Metadata is one entry of /api/v1/metadata.
@@ -68,21 +75,43 @@ type Metadata struct {
 	Unit string `json:"unit"`
 }
 
-// NewAPI builds the API. At most GOMAXPROCS queries run at once; more wait.
+// NewAPI builds the API with the store's query limits (Options.Query): each
+// query's cost is estimated before it runs; cheap ones take the light lane,
+// the others the heavy lane (see Limits).
 func NewAPI(s *Store, bi BuildInfo, logger *slog.Logger) *API {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &API{
-		queryable: s.Queryable(),
-		engine:    s.Engine(),
-		parser:    parser.NewParser(parser.Options{}),
-		buildInfo: bi,
-		metadata:  s.Metadata,
-		logger:    logger,
-		now:       time.Now,
-		sem:       make(chan struct{}, max(2, runtime.GOMAXPROCS(0))),
+	l := s.opts.Query
+	l.setDefaults()
+	a := &API{
+		queryable:  s.Queryable(),
+		engine:     s.Engine(),
+		parser:     parser.NewParser(parser.Options{}),
+		buildInfo:  bi,
+		metadata:   s.Metadata,
+		logger:     logger,
+		now:        time.Now,
+		limits:     l,
+		heavy:      newLane("heavy", l.MaxConcurrent, l.MaxQueued, l.QueueTimeout),
+		light:      newLane("light", defaultLightSlots(), 4*defaultLightSlots(), l.QueueTimeout),
+		budgetSize: responseBudgetFactor * l.MaxResponseBytes,
+		m:          s.m,
 	}
+	a.respBudget = semaphore.NewWeighted(a.budgetSize)
+	count := indexSeriesCounter(s.DB())
+	a.costEnv = func() costEnv {
+		mint := s.MinTime()
+		return costEnv{
+			countSeries:  count,
+			interval:     s.opts.Interval,
+			lookback:     s.opts.LookbackDelta,
+			subqueryStep: defaultSubqueryStep,
+			dataMin:      mint,
+			dataMax:      s.opts.Now().UnixMilli(),
+		}
+	}
+	return a
 }
 
 // Register adds the routes through handle (e.g. web.Server.Handle).
@@ -111,8 +140,12 @@ type apiError struct {
 }
 
 type apiResult struct {
-	data     any
-	raw      []byte // pre-encoded data (query results)
+	data any
+	// body is a pre-encoded answer up to and including its data (query
+	// results: encoded once, in place, without a copy); respond appends the
+	// rest.
+	body     []byte
+	done     func() // called once the answer is written (releases its budget)
 	err      *apiError
 	warnings annotations.Annotations
 	query    string
@@ -134,6 +167,9 @@ func (a *API) wrap(f apiFunc) http.Handler {
 			return
 		}
 		res := f(r)
+		if res.done != nil {
+			defer res.done()
+		}
 		if res.err != nil {
 			a.respondError(w, res.err)
 			return
@@ -142,13 +178,13 @@ func (a *API) wrap(f apiFunc) http.Handler {
 	})
 }
 
+const successPrefix = `{"status":"success","data":`
+
 func (a *API) respond(w http.ResponseWriter, res apiResult) {
 	warn, info := res.warnings.AsStrings(res.query, 10, 10)
-	b := make([]byte, 0, 256+len(res.raw))
-	b = append(b, `{"status":"success","data":`...)
-	if res.raw != nil {
-		b = append(b, res.raw...)
-	} else {
+	b := res.body // query results are encoded in place
+	if b == nil {
+		b = append(make([]byte, 0, 256), successPrefix...)
 		d, err := json.Marshal(res.data)
 		if err != nil {
 			a.respondError(w, &apiError{ErrInternal, fmt.Errorf("encode response: %w", err)})
@@ -234,18 +270,12 @@ func (a *API) respondError(w http.ResponseWriter, e *apiError) {
 	_, _ = w.Write(b)
 }
 
-// acquire waits for a query slot.
-func (a *API) acquire(ctx context.Context) (func(), error) {
-	select {
-	case a.sem <- struct{}{}:
-		return func() { <-a.sem }, nil
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-}
-
+// queryCtx is the evaluation's context: the request's (so a client that
+// goes away cancels its query) with the timeout parameter, at most
+// store.query.timeout.
 func (a *API) queryCtx(r *http.Request) (context.Context, context.CancelFunc, *apiError) {
 	ctx := r.Context()
+	limit := a.limits.Timeout
 	if s := r.FormValue("timeout"); s != "" {
 		d, err := parseDuration(s)
 		if err != nil {
@@ -254,10 +284,9 @@ func (a *API) queryCtx(r *http.Request) (context.Context, context.CancelFunc, *a
 		if d <= 0 {
 			return nil, nil, &apiError{ErrBadData, fmt.Errorf("invalid parameter %q: timeout must be positive, got %s", "timeout", d)}
 		}
-		c, cancel := context.WithTimeout(ctx, d)
-		return c, cancel, nil
+		limit = min(limit, d)
 	}
-	c, cancel := context.WithCancel(ctx)
+	c, cancel := context.WithTimeout(ctx, limit)
 	return c, cancel, nil
 }
 
@@ -278,7 +307,8 @@ func (a *API) query(r *http.Request) apiResult {
 	if err != nil {
 		return badData(err, "time")
 	}
-	return a.exec(r, func(ctx context.Context, opts promql.QueryOpts) (promql.Query, error) {
+	w := evalWindow{start: ts.UnixMilli(), end: ts.UnixMilli()}
+	return a.exec(r, w, func(ctx context.Context, opts promql.QueryOpts) (promql.Query, error) {
 		return a.engine.NewInstantQuery(ctx, a.queryable, opts, r.FormValue("query"), ts)
 	})
 }
@@ -305,12 +335,13 @@ func (a *API) queryRange(r *http.Request) apiResult {
 	if end.Sub(start)/step > maxPointsPerSeries {
 		return apiResult{err: &apiError{ErrBadData, errors.New("exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)")}}
 	}
-	return a.exec(r, func(ctx context.Context, opts promql.QueryOpts) (promql.Query, error) {
+	w := evalWindow{start: start.UnixMilli(), end: end.UnixMilli(), interval: step.Milliseconds()}
+	return a.exec(r, w, func(ctx context.Context, opts promql.QueryOpts) (promql.Query, error) {
 		return a.engine.NewRangeQuery(ctx, a.queryable, opts, r.FormValue("query"), start, end, step)
 	})
 }
 
-func (a *API) exec(r *http.Request, build func(context.Context, promql.QueryOpts) (promql.Query, error)) apiResult {
+func (a *API) exec(r *http.Request, w evalWindow, build func(context.Context, promql.QueryOpts) (promql.Query, error)) apiResult {
 	ctx, cancel, aerr := a.queryCtx(r)
 	if aerr != nil {
 		return apiResult{err: aerr}
@@ -321,6 +352,50 @@ func (a *API) exec(r *http.Request, build func(context.Context, promql.QueryOpts
 		return apiResult{err: &apiError{ErrBadData, err}}
 	}
 	qs := r.FormValue("query")
+	expr, err := a.parser.ParseExpr(qs)
+	if err != nil {
+		return badData(err, "query")
+	}
+	// Estimate before anything is evaluated: reject what exceeds a limit,
+	// pick the lane for the rest.
+	cost, err := estimateCost(ctx, expr, w, a.costEnv(), int64(a.limits.MaxSubquerySteps))
+	if err != nil {
+		var el *errLimit
+		if errors.As(err, &el) {
+			a.reject("max_subquery_steps")
+			return apiResult{err: &apiError{ErrBadData, err}}
+		}
+		return apiResult{err: toAPIError(fmt.Errorf("estimate query cost: %w", err))}
+	}
+	if cost.Points > int64(a.limits.MaxSamples) {
+		a.reject("max_samples")
+		return apiResult{err: &apiError{ErrBadData, fmt.Errorf(
+			"subquery %s would hold about %d samples in memory, more than the limit of %d (store.query.max_samples): use a coarser resolution or a shorter range, or select fewer series",
+			cost.Subquery, cost.Points, a.limits.MaxSamples)}}
+	}
+	ln := a.heavy
+	if cost.Samples <= LightMaxCost {
+		ln = a.light
+	}
+	release, err := ln.acquire(r.Context())
+	if err != nil {
+		switch {
+		case errors.Is(err, errLaneFull):
+			a.reject("queue_full")
+			return apiResult{err: &apiError{ErrUnavailable, err}}
+		case errors.Is(err, errQueueTimeout):
+			a.reject("queue_timeout")
+			return apiResult{err: &apiError{ErrUnavailable, err}}
+		}
+		return apiResult{err: toAPIError(err)}
+	}
+	slot := a.running(ln.name)
+	defer func() {
+		if release != nil {
+			release()
+			slot()
+		}
+	}()
 	qry, err := build(ctx, opts)
 	if err != nil {
 		var (
@@ -333,20 +408,95 @@ func (a *API) exec(r *http.Request, build func(context.Context, promql.QueryOpts
 		return badData(err, "query")
 	}
 	defer qry.Close()
-	release, err := a.acquire(ctx)
-	if err != nil {
-		return apiResult{err: toAPIError(err)}
-	}
-	defer release()
 	res := qry.Exec(ctx)
 	if res.Err != nil {
 		return apiResult{err: toAPIError(res.Err), warnings: res.Warnings, query: qs}
 	}
-	raw, err := appendQueryData(nil, res.Value)
+	if n := minEncodedSize(res.Value); n > a.limits.MaxResponseBytes {
+		a.reject("max_response_bytes")
+		return apiResult{err: a.tooLarge(n, true)}
+	}
+	limit := len(successPrefix) + int(a.limits.MaxResponseBytes)
+	body, err := appendQueryData(append(make([]byte, 0, min(encodedSizeHint(res.Value), limit+1024)), successPrefix...), res.Value, limit)
+	if tl := (*errTooLarge)(nil); errors.As(err, &tl) {
+		a.reject("max_response_bytes")
+		return apiResult{err: a.tooLarge(int64(tl.n-len(successPrefix)), true)}
+	}
 	if err != nil {
 		return apiResult{err: &apiError{ErrInternal, err}}
 	}
-	return apiResult{raw: raw, warnings: res.Warnings, query: qs}
+	if n := int64(len(body) - len(successPrefix)); n > a.limits.MaxResponseBytes {
+		a.reject("max_response_bytes")
+		return apiResult{err: a.tooLarge(n, false)}
+	}
+	// The result is encoded: free the slot before the (possibly slow)
+	// write. The answer's bytes count against the write budget until sent.
+	release()
+	slot()
+	release = nil
+	n := int64(cap(body))
+	if !a.respBudget.TryAcquire(n) {
+		a.reject("response_budget")
+		return apiResult{err: &apiError{ErrUnavailable, fmt.Errorf(
+			"answers being sent already hold %d MiB (3 x store.query.max_response_bytes): try again later", a.budgetSize>>20)}}
+	}
+	return apiResult{body: body, warnings: res.Warnings, query: qs, done: func() { a.respBudget.Release(n) }}
+}
+
+func (a *API) tooLarge(n int64, atLeast bool) *apiError {
+	q := ""
+	if atLeast {
+		q = "at least "
+	}
+	return &apiError{ErrExecution, fmt.Errorf(
+		"the answer would be %s%d bytes, more than the limit of %d (store.query.max_response_bytes): select fewer series or use a larger step",
+		q, n, a.limits.MaxResponseBytes)}
+}
+
+// minEncodedSize is a lower bound of the JSON size of v (each float point
+// is at least [t,"v"], 8 bytes), so a result far over the response cap is
+// refused without encoding it.
+func minEncodedSize(v parser.Value) int64 {
+	var n int64
+	switch v := v.(type) {
+	case promql.Matrix:
+		for _, s := range v {
+			n += int64(8*len(s.Floats) + 16*len(s.Histograms) + 12)
+		}
+	case promql.Vector:
+		n = int64(20 * len(v))
+	}
+	return n
+}
+
+// encodedSizeHint is the usual JSON size of v: ~24 bytes per float point
+// ([1796062468.009,"1234.5"]) and ~128 per series for its labels.
+func encodedSizeHint(v parser.Value) int {
+	n := 1024
+	switch v := v.(type) {
+	case promql.Matrix:
+		for _, s := range v {
+			n += 24*len(s.Floats) + 128
+		}
+	case promql.Vector:
+		n += 160 * len(v)
+	}
+	return n
+}
+
+func (a *API) reject(reason string) {
+	if a.m != nil {
+		a.m.queryRejected.WithLabelValues(reason).Inc()
+	}
+}
+
+func (a *API) running(laneName string) func() {
+	if a.m == nil {
+		return func() {}
+	}
+	g := a.m.queryRunning.WithLabelValues(laneName)
+	g.Inc()
+	return g.Dec
 }
 
 func toAPIError(err error) *apiError {

@@ -90,7 +90,7 @@ func BenchmarkAppendOnly(b *testing.B) {
 
 // fillHour writes `series` series with one sample every 5 s over the last
 // hour (720 samples each): counters growing at different rates.
-func fillHour(b *testing.B, s *Store, series int) time.Time {
+func fillHour(b testing.TB, s *Store, series int) time.Time {
 	end := time.Now().Truncate(time.Second)
 	start := end.Add(-time.Hour)
 	refs := make([]labels.Labels, series)
@@ -162,4 +162,36 @@ func BenchmarkQueryRange1h2k(b *testing.B) {
 func drain(resp *http.Response) (int64, error) {
 	defer resp.Body.Close()
 	return io.Copy(io.Discard, resp.Body)
+}
+
+// BenchmarkEstimateCost is what the query limits add in front of each query
+// of BenchmarkQueryRange1h2k: the cost estimate (syntax walk and series
+// count in the index) over 2,000 series.
+func BenchmarkEstimateCost(b *testing.B) {
+	s, err := Open(Options{Dir: b.TempDir(), Gatherer: prometheus.NewRegistry()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Shutdown(context.Background())
+	end := fillHour(b, s, 2000)
+	a := NewAPI(s, BuildInfo{}, nil)
+	w := evalWindow{start: end.Add(-time.Hour).UnixMilli(), end: end.UnixMilli(), interval: 15000}
+	for _, q := range []struct{ name, expr string }{
+		{"sum_rate", `sum(rate(bench_bytes_total[1m]))`},
+		{"topk10", `topk(10, rate(bench_bytes_total[1m]))`},
+		{"subquery", `max_over_time(rate(bench_bytes_total[5m])[1h:1m])`},
+	} {
+		b.Run(q.name, func(b *testing.B) {
+			expr, err := a.parser.ParseExpr(q.expr)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := estimateCost(context.Background(), expr, w, a.costEnv(), 11000); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }

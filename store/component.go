@@ -42,6 +42,7 @@ func newComponent(env agent.Env) (agent.Component, error) {
 			Gatherer:       env.Gatherer,
 			Registerer:     env.Registry,
 			Logger:         logger,
+			Query:          LimitsFromConfig(cfg.Query),
 		},
 		LockDir:   env.Config.DataDir,
 		BuildInfo: serverBuildInfo(),

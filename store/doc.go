@@ -11,6 +11,15 @@
 // in a Prometheus scrape. Retention is by time and by size (blocks + WAL +
 // head chunks). Self-metrics are netsight_store_*.
 //
+// The query API bounds what a request can cost (limits.go, cost.go): each
+// query's cost is estimated from its syntax tree and the series its
+// selectors match before it runs; a subquery over store.query.max_subquery_steps
+// or one that would hold more than store.query.max_samples is refused; cheap
+// queries run in a light lane of their own, the rest in a heavy lane with a
+// bounded queue and queue timeout; evaluation is bounded by a timeout and the
+// request's context; answers are capped in size and, while being written, in
+// total bytes.
+//
 // The package registers itself as an agent component (agent.RegisterComponent)
 // when linked into the binary.
 package store

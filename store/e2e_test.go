@@ -54,7 +54,13 @@ var dashboardRE = regexp.MustCompile(`msg="netsight is serving" dashboard=(http:
 // address, the data dir and a 1 s store interval are set by flags.
 func startBinary(t *testing.T, bin, dataDir string) *agentProc {
 	t.Helper()
-	cmd := exec.Command(bin, "run", "--listen", "127.0.0.1:0", "--data-dir", dataDir, "--set", "store.scrape_interval=1s")
+	return startCmd(t, exec.Command(bin, "run", "--listen", "127.0.0.1:0", "--data-dir", dataDir, "--set", "store.scrape_interval=1s"))
+}
+
+// startCmd starts a prepared `netsight run` command and waits until it
+// prints its dashboard URL.
+func startCmd(t *testing.T, cmd *exec.Cmd) *agentProc {
+	t.Helper()
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

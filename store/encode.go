@@ -15,7 +15,10 @@ import (
 // Prometheus HTTP API does. Float points are written by hand: a 1 h range over
 // thousands of series is millions of points, and encoding/json's reflection
 // per point would dominate the query's latency.
-func appendQueryData(b []byte, v parser.Value) ([]byte, error) {
+//
+// Encoding stops with an *errTooLarge as soon as b exceeds limit bytes
+// (limit <= 0: no limit), so an answer over the cap is never built whole.
+func appendQueryData(b []byte, v parser.Value, limit int) ([]byte, error) {
 	b = append(b, `{"resultType":"`...)
 	b = append(b, v.Type()...)
 	b = append(b, `","result":`...)
@@ -49,6 +52,9 @@ func appendQueryData(b []byte, v parser.Value) ([]byte, error) {
 				b = append(b, h...)
 			}
 			b = append(b, '}')
+			if limit > 0 && len(b) > limit {
+				return nil, &errTooLarge{len(b)}
+			}
 		}
 		b = append(b, ']')
 	case promql.Vector:
@@ -72,6 +78,9 @@ func appendQueryData(b []byte, v parser.Value) ([]byte, error) {
 				b = appendPoint(b, s.T, s.F)
 			}
 			b = append(b, '}')
+			if limit > 0 && len(b) > limit {
+				return nil, &errTooLarge{len(b)}
+			}
 		}
 		b = append(b, ']')
 	case promql.Scalar:
@@ -87,6 +96,11 @@ func appendQueryData(b []byte, v parser.Value) ([]byte, error) {
 	}
 	return append(b, '}'), nil
 }
+
+// errTooLarge: the encoded answer reached n bytes, over the limit.
+type errTooLarge struct{ n int }
+
+func (e *errTooLarge) Error() string { return fmt.Sprintf("answer larger than %d bytes", e.n) }
 
 func appendMetric(b []byte, l labels.Labels) ([]byte, error) {
 	m, err := json.Marshal(l)

@@ -7,7 +7,8 @@ import (
 )
 
 // metrics are the store's self-metrics. They are registered in the agent's
-// registry, so they are stored too. Worst case: 13 series, no labels.
+// registry, so they are stored too. Worst case: 21 series (the query
+// metrics have a lane or reason label with fixed values).
 type metrics struct {
 	s *Store
 
@@ -17,6 +18,8 @@ type metrics struct {
 	ingestFailures prometheus.Counter
 	lastIngest     prometheus.Gauge
 	ingestDuration prometheus.Gauge
+	queryRunning   *prometheus.GaugeVec
+	queryRejected  *prometheus.CounterVec
 
 	headSeries, blocks, diskBytes, oldest *prometheus.Desc
 	retention, retentionBytes, interval   *prometheus.Desc
@@ -32,8 +35,12 @@ func newMetrics(s *Store) *metrics {
 	d := func(name, help string) *prometheus.Desc {
 		return prometheus.NewDesc("netsight_store_"+name, help, nil, nil)
 	}
-	return &metrics{
-		s:              s,
+	m := &metrics{
+		s: s,
+		queryRunning: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "netsight_store_queries_running",
+			Help: "PromQL queries being evaluated, by lane (light: estimated cheap, heavy: the rest)."}, []string{"lane"}),
+		queryRejected: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "netsight_store_queries_rejected_total",
+			Help: "Queries refused by a limit, by reason: max_subquery_steps, max_samples, queue_full, queue_timeout, max_response_bytes, response_budget."}, []string{"reason"}),
 		samples:        c("samples_appended_total", "Samples written to the embedded store (staleness markers included)."),
 		rejected:       c("samples_rejected_total", "Samples the store refused: out of order, duplicate timestamp or too old."),
 		gatherErrors:   c("gather_errors_total", "Gathers of the agent's registry that returned an error (the partial result is still stored)."),
@@ -48,10 +55,17 @@ func newMetrics(s *Store) *metrics {
 		retentionBytes: d("retention_bytes", "Configured size-based retention (0: no size limit)."),
 		interval:       d("scrape_interval_seconds", "Interval between two ingest rounds."),
 	}
+	for _, l := range []string{"light", "heavy"} {
+		m.queryRunning.WithLabelValues(l)
+	}
+	for _, r := range []string{"max_subquery_steps", "max_samples", "queue_full", "queue_timeout", "max_response_bytes", "response_budget"} {
+		m.queryRejected.WithLabelValues(r)
+	}
+	return m
 }
 
 func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
-	for _, c := range []prometheus.Collector{m.samples, m.rejected, m.gatherErrors, m.ingestFailures, m.lastIngest, m.ingestDuration} {
+	for _, c := range []prometheus.Collector{m.samples, m.rejected, m.gatherErrors, m.ingestFailures, m.lastIngest, m.ingestDuration, m.queryRunning, m.queryRejected} {
 		c.Describe(ch)
 	}
 	for _, d := range []*prometheus.Desc{m.headSeries, m.blocks, m.diskBytes, m.oldest, m.retention, m.retentionBytes, m.interval} {
@@ -60,7 +74,7 @@ func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (m *metrics) Collect(ch chan<- prometheus.Metric) {
-	for _, c := range []prometheus.Collector{m.samples, m.rejected, m.gatherErrors, m.ingestFailures, m.lastIngest, m.ingestDuration} {
+	for _, c := range []prometheus.Collector{m.samples, m.rejected, m.gatherErrors, m.ingestFailures, m.lastIngest, m.ingestDuration, m.queryRunning, m.queryRejected} {
 		c.Collect(ch)
 	}
 	s := m.s

@@ -51,11 +51,11 @@ type Options struct {
 	// Registerer receives the store's self-metrics (netsight_store_*); may be nil.
 	Registerer prometheus.Registerer
 	Logger     *slog.Logger
-	// LookbackDelta for PromQL (default 5m), QueryTimeout (default 30s) and
-	// MaxSamples (default 5e6) tune the query engine.
+	// LookbackDelta for PromQL (default 5m).
 	LookbackDelta time.Duration
-	QueryTimeout  time.Duration
-	MaxSamples    int
+	// Query bounds the query engine and API (timeouts, samples, steps,
+	// concurrency, answer size); zero fields take the defaults.
+	Query Limits
 	// Now is the clock (tests); default time.Now.
 	Now func() time.Time
 }
@@ -70,12 +70,7 @@ func (o *Options) setDefaults() {
 	if o.LookbackDelta <= 0 {
 		o.LookbackDelta = DefaultLookbackDelta
 	}
-	if o.QueryTimeout <= 0 {
-		o.QueryTimeout = DefaultQueryTimeout
-	}
-	if o.MaxSamples <= 0 {
-		o.MaxSamples = DefaultMaxSamples
-	}
+	o.Query.setDefaults()
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -151,11 +146,14 @@ func Open(opts Options) (*Store, error) {
 		ingestLog: logutil.New(opts.Logger, "store ingest failed", logutil.WithClock(opts.Now)),
 		engine: promql.NewEngine(promql.EngineOpts{
 			Logger:               opts.Logger.With("component", "promql"),
-			MaxSamples:           opts.MaxSamples,
-			Timeout:              opts.QueryTimeout,
+			MaxSamples:           opts.Query.MaxSamples,
+			Timeout:              opts.Query.Timeout,
 			LookbackDelta:        opts.LookbackDelta,
 			EnableAtModifier:     true,
 			EnableNegativeOffset: true,
+			// A subquery without a step ([1h:]) uses Prometheus' default
+			// evaluation interval.
+			NoStepSubqueryIntervalFn: defaultSubqueryStep,
 		}),
 	}
 	s.m = newMetrics(s)
@@ -170,6 +168,10 @@ func Open(opts Options) (*Store, error) {
 		"retention", opts.Retention, "retention_bytes", opts.RetentionBytes, "interval", opts.Interval)
 	return s, nil
 }
+
+// defaultSubqueryStep is the step of a subquery written without one:
+// Prometheus' default global evaluation_interval.
+func defaultSubqueryStep(int64) int64 { return time.Minute.Milliseconds() }
 
 // DB is the underlying TSDB (read-only use: tests, tools).
 func (s *Store) DB() *tsdb.DB { return s.db }

@@ -29,12 +29,19 @@ type testStore struct {
 	ctr   prometheus.Counter
 	hist  prometheus.Histogram
 	sum   prometheus.Summary
+	api   *API
 }
 
 // base is a fixed, second-aligned start time, recent enough for the head.
 var base = time.Now().Add(-30 * time.Minute).Truncate(time.Minute)
 
 func newTestStore(t testing.TB) *testStore {
+	t.Helper()
+	return newTestStoreLimits(t, Limits{})
+}
+
+// newTestStoreLimits is newTestStore with query limits.
+func newTestStoreLimits(t testing.TB, l Limits) *testStore {
 	t.Helper()
 	ts := &testStore{reg: prometheus.NewRegistry(), now: base}
 	ts.gauge = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "test_gauge", Help: "A test gauge."}, []string{"dev"})
@@ -44,7 +51,7 @@ func newTestStore(t testing.TB) *testStore {
 	ts.sum = prometheus.NewSummary(prometheus.SummaryOpts{Name: "test_size_bytes", Help: "Sizes.",
 		Objectives: map[float64]float64{0.5: 0.05}})
 	ts.reg.MustRegister(ts.gauge, ts.ctr, ts.hist, ts.sum)
-	s, err := Open(Options{Dir: t.TempDir(), Gatherer: ts.reg, Registerer: ts.reg, Now: func() time.Time { return ts.now }})
+	s, err := Open(Options{Dir: t.TempDir(), Gatherer: ts.reg, Registerer: ts.reg, Now: func() time.Time { return ts.now }, Query: l})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,6 +59,7 @@ func newTestStore(t testing.TB) *testStore {
 	mux := http.NewServeMux()
 	api := NewAPI(s, BuildInfo{Version: "3.16.0"}, nil)
 	api.now = func() time.Time { return ts.now }
+	ts.api = api
 	api.Register(mux.Handle)
 	ts.srv = httptest.NewServer(mux)
 	t.Cleanup(func() {

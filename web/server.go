@@ -20,7 +20,10 @@ type Options struct {
 	Listen        string
 	WebConfigFile string
 	ReadTimeout   time.Duration
-	Gatherer      prometheus.Gatherer
+	// WriteTimeout bounds handling a request and writing its answer: a
+	// client that stops reading loses its connection then (0: none).
+	WriteTimeout time.Duration
+	Gatherer     prometheus.Gatherer
 	// Registerer receives promhttp's own scrape metrics; may be nil.
 	Registerer prometheus.Registerer
 	// Ready reports readiness for /readyz; nil means always ready.
@@ -142,6 +145,7 @@ func (s *Server) Start() error {
 		Handler:           s.mux,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       s.opts.ReadTimeout,
+		WriteTimeout:      s.opts.WriteTimeout,
 	}
 	webCfg := s.opts.WebConfigFile
 	flags := &web.FlagConfig{WebListenAddresses: &[]string{s.opts.Listen}, WebConfigFile: &webCfg}
