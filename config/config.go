@@ -30,6 +30,7 @@ type Config struct {
 	DataDir    string     `yaml:"data_dir"`
 	Store      Store      `yaml:"store"`
 	Collectors Collectors `yaml:"collectors"`
+	Outputs    Outputs    `yaml:"outputs"`
 }
 
 // Server configures the HTTP endpoint (/metrics, API, dashboard).
@@ -79,6 +80,7 @@ func (c *Config) Validate() error {
 		Within("store", c.Store.Validate()),
 		c.dataDirValidate(),
 		Within("collectors", c.Collectors.Validate()),
+		Within("outputs", c.Outputs.Validate()),
 	)
 }
 

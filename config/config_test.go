@@ -36,7 +36,7 @@ func init() {
 func TestInvalidConfigs(t *testing.T) {
 	cases := map[string]string{
 		"invalid-unknown-key.yaml":       "server.lisen: unknown field (known: listen, read_timeout, web_config_file) (line 2)",
-		"invalid-unknown-top.yaml":       "colectors: unknown field (known: collectors, data_dir, log, server, store) (line 1)",
+		"invalid-unknown-top.yaml":       "colectors: unknown field (known: collectors, data_dir, log, outputs, server, store) (line 1)",
 		"invalid-listen.yaml":            `server.listen: must be host:port, got "localhost"`,
 		"invalid-duration.yaml":          `store.scrape_interval: invalid duration "fast" (use e.g. 500ms, 15s, 1m) (line 2)`,
 		"invalid-log-level.yaml":         `log.level: must be one of debug, info, warn, error; got "verbose"`,
@@ -48,6 +48,20 @@ func TestInvalidConfigs(t *testing.T) {
 		"invalid-not-mapping.yaml": "config must be a mapping at the top level (line 1)",
 		"invalid-timeout.yaml":     "collectors.testcoll.timeout: must not exceed interval (1s), got 5s",
 		"invalid-yaml-syntax.yaml": "parse config: yaml: line 2: found unexpected end of stream",
+		"invalid-output.yaml": "outputs[0].url: parse \"127.0.0.1:8428/api/v1/write\": first path segment in URL cannot contain colon\n" +
+			"outputs[0].database: not used by type remote_write\n" +
+			"outputs[0].version: must be 1 or 2, got 3\n" +
+			"outputs[1].name: duplicate output name \"vm\" (also outputs[0])\n" +
+			"outputs[1].type: must be one of remote_write, otlp, influxdb, collectd; got \"carrier_pigeon\"\n" +
+			"outputs[2].interval: must be at least 1s, got 10ms\n" +
+			"outputs[2].match[0]: invalid regex: error parsing regexp: missing closing ): `netsight_(`\n" +
+			"outputs[2].url: not used by type collectd\n" +
+			"outputs[2].address: required (host:port, default port 25826)\n" +
+			"outputs[2].username: required with security_level sign\n" +
+			"outputs[2].password_file: required with security_level sign",
+		"invalid-output-field.yaml": "outputs[0].urls: unknown field (known: address, basic_auth, bearer_token_file, bucket, " +
+			"database, headers, interval, match, max_age, max_samples_per_send, name, org, password_file, protocol, " +
+			"retention_policy, security_level, timeout, tls, token_file, type, url, username, version) (line 5)",
 	}
 	files, err := filepath.Glob("testdata/invalid-*.yaml")
 	if err != nil {
