@@ -214,12 +214,13 @@ func (d *Delivery) loop(ctx context.Context) {
 	}
 }
 
-// Round delivers everything in (acked, now-lag], window by window. It
-// returns early only when ctx ends or the store cannot be read.
+// Round delivers everything in (acked, now-lag] (now taken once, at the
+// start), window by window. It returns early only when ctx ends or the
+// store or cursor fail.
 func (d *Delivery) Round(ctx context.Context) error {
+	end := d.o.Now().Add(-d.o.Lag).UnixMilli()
 	for ctx.Err() == nil {
 		now := d.o.Now()
-		end := now.Add(-d.o.Lag).UnixMilli()
 		acked := d.Acked()
 		if acked >= end {
 			d.m.pending.Set(0)

@@ -531,4 +531,3 @@ func TestParseRetryAfter(t *testing.T) {
 		}
 	}
 }
-
