@@ -95,3 +95,14 @@ func (o *Output) Start(ctx context.Context) error { return o.d.Start(ctx) }
 
 // Shutdown stops the rounds; idempotent and safe without Start.
 func (o *Output) Shutdown(ctx context.Context) error { return o.d.Shutdown(ctx) }
+
+// ReportFailed exports netsight_export_up{output="name"} 0 for an output
+// that could not be built or started (the agent logs why).
+func ReportFailed(reg prometheus.Registerer, name string) {
+	g := prometheus.NewGauge(prometheus.GaugeOpts{Name: "netsight_export_up",
+		Help:        "1 when the output's last attempt reached its receiver, 0 while it fails (the log says why).",
+		ConstLabels: prometheus.Labels{"output": name}})
+	if reg != nil {
+		_ = reg.Register(g)
+	}
+}
