@@ -12,6 +12,7 @@ import (
 
 	"github.com/netsight/netsight/config"
 	"github.com/netsight/netsight/export/delivery"
+	"github.com/netsight/netsight/export/influx"
 	"github.com/netsight/netsight/export/remotewrite"
 )
 
@@ -58,6 +59,8 @@ func New(cfg config.Output, src Source, deps Deps) (*Output, error) {
 	case config.OutputRemoteWrite:
 		sender, err = remotewrite.NewSender(cfg)
 		keepStale = true
+	case config.OutputInfluxDB:
+		sender, err = influx.NewSender(cfg)
 	default:
 		err = fmt.Errorf("%w: %s", ErrNotSupported, cfg.Type)
 	}

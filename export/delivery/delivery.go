@@ -38,6 +38,14 @@ type Sender interface {
 	Send(ctx context.Context, b *Batch) error
 }
 
+// Filter is implemented by Senders whose format cannot carry every sample
+// (NaN in line protocol, a label collectd has no field for): Filter removes
+// those from b before it is sent and returns how many it removed; they are
+// counted as dropped{reason="unsupported"}.
+type Filter interface {
+	Filter(b *Batch) int
+}
+
 // Options configure a Delivery.
 type Options struct {
 	// Name of the output (metric label, cursor file name).
@@ -387,6 +395,11 @@ func (d *Delivery) deliver(ctx context.Context, b *Batch) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
+		if f, ok := d.o.Sender.(Filter); ok && attempt == 0 {
+			if k := f.Filter(b); k > 0 {
+				d.m.dropped.WithLabelValues(reasonUnsupported).Add(float64(k))
+			}
+		}
 		n := b.Len()
 		if n == 0 {
 			return nil
@@ -407,9 +420,14 @@ func (d *Delivery) deliver(ctx context.Context, b *Batch) error {
 		e := kindOf(err)
 		switch e.Kind {
 		case Drop:
-			d.m.dropped.WithLabelValues(reasonRejected).Add(float64(n))
+			k := n
+			if e.Dropped > 0 && e.Dropped < n {
+				k = e.Dropped
+				d.m.sent.Add(float64(n - k))
+			}
+			d.m.dropped.WithLabelValues(reasonRejected).Add(float64(k))
 			d.m.batches.WithLabelValues("dropped").Inc()
-			d.o.Logger.Warn("receiver rejected a batch: dropped", "samples", n, "err", err)
+			d.o.Logger.Warn("receiver rejected samples: dropped", "samples", k, "batch", n, "err", err)
 			d.m.up.Set(1) // the receiver answers: it is the data that is refused
 			return nil
 		case TooLarge:

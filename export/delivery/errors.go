@@ -44,7 +44,11 @@ type Error struct {
 	Kind       Kind
 	Status     int           // HTTP status, 0 when not HTTP
 	RetryAfter time.Duration // from Retry-After (Throttle), 0 if absent
-	Err        error
+	// Dropped, for Drop: how many samples of the batch the receiver refused
+	// when it stored the rest (InfluxDB's "partial write ... dropped=N");
+	// 0 means the whole batch.
+	Dropped int
+	Err     error
 }
 
 func (e *Error) Error() string {

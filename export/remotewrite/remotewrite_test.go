@@ -12,9 +12,6 @@ import (
 	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
-	"github.com/prometheus/prometheus/storage"
-	"github.com/prometheus/prometheus/tsdb"
-	"github.com/prometheus/prometheus/tsdb/chunkenc"
 
 	"github.com/netsight/netsight/config"
 	"github.com/netsight/netsight/export/delivery"
@@ -22,27 +19,14 @@ import (
 	"github.com/netsight/netsight/internal/receiver"
 )
 
-// store is a real TSDB standing in for netsight's embedded store.
-type store struct {
-	*tsdb.DB
-	series []labels.Labels
-	value  func(i int, ts int64) float64
-}
-
-func openStore(t *testing.T, n int, value func(int, int64) float64) *store {
+func openStore(t *testing.T, n int, value func(int, int64) float64) *receiver.Store {
 	t.Helper()
-	opts := tsdb.DefaultOptions()
-	db, err := tsdb.Open(t.TempDir(), nil, nil, opts, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	s := &store{DB: db, value: value}
+	var series []labels.Labels
 	for i := 0; i < n; i++ {
-		s.series = append(s.series, labels.FromStrings("__name__", fmt.Sprintf("rwtest_m%d", i%4),
+		series = append(series, labels.FromStrings("__name__", fmt.Sprintf("rwtest_m%d", i%4),
 			"i", strconv.Itoa(i), "job", "netsight", "path", `a "quoted" \ value, with=signs`))
 	}
-	return s
+	return receiver.NewStore(t, series, value)
 }
 
 // fullValue is awkward on purpose: fractions with 17 significant digits,
@@ -73,44 +57,6 @@ func decimalValue(i int, ts int64) float64 {
 		return math.Pow(2, 50) + float64(ts%1000)
 	}
 	return float64(ts%1000) / 8
-}
-
-// add appends one sample per series at ts (one "scrape").
-func (s *store) add(t *testing.T, ts int64) {
-	app := s.Appender(context.Background())
-	for i, l := range s.series {
-		if _, err := app.Append(0, l, ts, s.value(i, ts)); err != nil {
-			t.Error(err)
-		}
-	}
-	if err := app.Commit(); err != nil {
-		t.Error(err)
-	}
-}
-
-// local reads the store's samples in [from, to].
-func (s *store) local(t *testing.T, from, to int64) receiver.Samples {
-	t.Helper()
-	q, err := s.Querier(from, to)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer q.Close()
-	out := receiver.Samples{}
-	ss := q.Select(context.Background(), false, nil, labels.MustNewMatcher(labels.MatchRegexp, "__name__", "rwtest_.*"))
-	var it chunkenc.Iterator
-	for ss.Next() {
-		it = ss.At().Iterator(it)
-		name := receiver.SeriesString(ss.At().Labels().Map())
-		for it.Next() == chunkenc.ValFloat {
-			ts, v := it.At()
-			out[receiver.Key{Series: name, T: ts}] = v
-		}
-	}
-	if ss.Err() != nil {
-		t.Fatal(ss.Err())
-	}
-	return out
 }
 
 func newDelivery(t *testing.T, src delivery.Source, url string, version int, dir string, interval time.Duration) *delivery.Delivery {
@@ -151,12 +97,12 @@ func waitEqual(t *testing.T, p *receiver.Proc, read readFunc, want receiver.Samp
 }
 
 // backfill writes five minutes of 1s samples and delivers them in one round.
-func backfill(t *testing.T, url string, version int, value func(int, int64) float64) (*store, int64, int64) {
+func backfill(t *testing.T, url string, version int, value func(int, int64) float64) (*receiver.Store, int64, int64) {
 	s := openStore(t, 40, value)
 	now := time.Now().Truncate(time.Second)
 	from, to := now.Add(-5*time.Minute).UnixMilli(), now.UnixMilli()
 	for ts := from; ts <= to; ts += 1000 {
-		s.add(t, ts)
+		s.Add(t, ts)
 	}
 	dir := t.TempDir()
 	// Start the cursor before the data: a 5-minute backlog.
@@ -182,7 +128,7 @@ func TestVictoriaMetricsExact(t *testing.T) {
 	}
 	vm := receiver.VictoriaMetrics(t)
 	s, from, to := backfill(t, vm.URL("/api/v1/write"), 1, decimalValue)
-	want := s.local(t, from, to)
+	want := s.Local(t, "rwtest_.*", from, to, nil, false)
 	if len(want) != 40*int((to-from)/1000+1) {
 		t.Fatalf("store holds %d samples", len(want))
 	}
@@ -196,7 +142,7 @@ func TestPrometheusExact(t *testing.T) {
 	}
 	p := receiver.Prometheus(t)
 	s, from, to := backfill(t, p.URL("/api/v1/write"), 1, fullValue)
-	waitEqual(t, p, receiver.PromRaw, s.local(t, from, to), from, to)
+	waitEqual(t, p, receiver.PromRaw, s.Local(t, "rwtest_.*", from, to, nil, false), from, to)
 }
 
 // TestReceiverOutageNoGap: samples are written every second while the
@@ -229,7 +175,7 @@ func TestReceiverOutageNoGap(t *testing.T) {
 		defer tk.Stop()
 		for {
 			ts := time.Now().Truncate(time.Millisecond).UnixMilli()
-			s.add(t, ts)
+			s.Add(t, ts)
 			last = ts
 			select {
 			case <-ctx.Done():
@@ -255,7 +201,7 @@ func TestReceiverOutageNoGap(t *testing.T) {
 	sctx, c2 := context.WithTimeout(context.Background(), 5*time.Second)
 	defer c2()
 	_ = d.Shutdown(sctx)
-	want := s.local(t, first-1000, last)
+	want := s.Local(t, "rwtest_.*", first-1000, last, nil, false)
 	got := waitEqual(t, vm, receiver.VMExport, want, first-1000, last)
 	if gap := maxGap(got); gap > interval*3/2 {
 		t.Errorf("largest gap between two samples of a series: %v > 1.5x interval", gap)
@@ -290,4 +236,3 @@ type tlog struct{ t *testing.T }
 
 func (l tlog) Write(b []byte) (int, error) { l.t.Log(string(b)); return len(b), nil }
 
-var _ storage.Queryable = (*store)(nil)
