@@ -235,4 +235,3 @@ func sortInt64(s []int64) {
 type tlog struct{ t *testing.T }
 
 func (l tlog) Write(b []byte) (int, error) { l.t.Log(string(b)); return len(b), nil }
-
