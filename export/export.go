@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/netsight/netsight/config"
+	"github.com/netsight/netsight/export/collectd"
 	"github.com/netsight/netsight/export/delivery"
 	"github.com/netsight/netsight/export/influx"
 	"github.com/netsight/netsight/export/remotewrite"
@@ -61,6 +62,8 @@ func New(cfg config.Output, src Source, deps Deps) (*Output, error) {
 		keepStale = true
 	case config.OutputInfluxDB:
 		sender, err = influx.NewSender(cfg)
+	case config.OutputCollectd:
+		sender, err = collectd.NewSender(cfg)
 	default:
 		err = fmt.Errorf("%w: %s", ErrNotSupported, cfg.Type)
 	}
