@@ -110,7 +110,7 @@ func TestCollectdNetworkSign(t *testing.T) {
 	}
 	s := receiver.NewStore(t, series, func(i int, ts int64) float64 {
 		if i < 18 {
-			return float64(ts/1000%100000*int64(i+1)) // counters: integers
+			return float64(ts / 1000 % 100000 * int64(i+1)) // counters: integers
 		}
 		return float64(ts%100000)/8 - float64(i) // gauges: exact in %lf
 	})
@@ -223,4 +223,6 @@ func compare(got, want map[string][]receiver.CSVPoint) string {
 	return ""
 }
 
-func parseSeries(s string) (labels.Labels, error) { return parser.NewParser(parser.Options{}).ParseMetric(s) }
+func parseSeries(s string) (labels.Labels, error) {
+	return parser.NewParser(parser.Options{}).ParseMetric(s)
+}
