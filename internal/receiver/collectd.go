@@ -37,6 +37,8 @@ type CollectdOptions struct {
 	Extra string
 	// Interval is collectd's Interval (default 1s).
 	Interval time.Duration
+	// Wrap prefixes the command line, e.g. ip netns exec <name>.
+	Wrap []string
 }
 
 // Collectd starts `collectd -f` with a configuration in a temporary dir.
@@ -93,7 +95,8 @@ LoadPlugin csv
 	}
 	p.buf = &strings.Builder{}
 	p.logs = &lockedWriter{w: p.buf}
-	p.cmd = exec.Command(bin, "-f", "-C", conf)
+	argv := append(append([]string(nil), o.Wrap...), bin, "-f", "-C", conf)
+	p.cmd = exec.Command(argv[0], argv[1:]...)
 	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
