@@ -14,6 +14,7 @@ import (
 	"collectd.org/api"
 	"collectd.org/format"
 	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 )
 
@@ -61,7 +62,7 @@ func WritePutval(w io.Writer, mfs []*dto.MetricFamily, host string, interval tim
 	var lines []line
 	add := func(name string, lps []*dto.LabelPair, extra []string, v float64) {
 		b := labels.NewScratchBuilder(len(lps) + 2)
-		b.Add(labels.MetricName, name)
+		b.Add(model.MetricNameLabel, name)
 		for _, lp := range lps {
 			b.Add(lp.GetName(), lp.GetValue())
 		}

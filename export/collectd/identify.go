@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"collectd.org/api"
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 )
 
@@ -59,7 +60,7 @@ var hookShort = map[string]string{"forward": "fwd", "input": "input", "output": 
 //
 // Names longer than collectd's 127 bytes are cut and suffixed with a hash.
 func Identify(ls labels.Labels) Ident {
-	name := ls.Get(labels.MetricName)
+	name := ls.Get(model.MetricNameLabel)
 	if name == "netsight_nftables_ct_packets_total" || name == "netsight_nftables_ct_bytes_total" {
 		proto := ls.Get("protocol")
 		if ls.Get("family") == "ipv6" {
@@ -83,7 +84,7 @@ func Identify(ls labels.Labels) Ident {
 	}
 	var vals []string
 	ls.Range(func(l labels.Label) {
-		if l.Name != labels.MetricName {
+		if l.Name != model.MetricNameLabel {
 			vals = append(vals, l.Value)
 		}
 	})

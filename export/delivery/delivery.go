@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/value"
 	"github.com/prometheus/prometheus/storage"
@@ -130,7 +131,7 @@ func New(o Options) (*Delivery, error) {
 		}
 		re = strings.Join(parts, "|")
 	}
-	matcher, err := labels.NewMatcher(labels.MatchRegexp, labels.MetricName, re)
+	matcher, err := labels.NewMatcher(labels.MatchRegexp, model.MetricNameLabel, re)
 	if err != nil {
 		return nil, fmt.Errorf("match: %w", err)
 	}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/influxdata/line-protocol/v2/lineprotocol"
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 
 	"github.com/netsight/netsight/config"
@@ -108,11 +109,11 @@ func (s *Sender) Encode(b *delivery.Batch) ([]byte, error) {
 	s.enc.Reset()
 	s.enc.ClearErr()
 	for _, ser := range b.Series {
-		name := ser.Labels.Get(labels.MetricName)
+		name := ser.Labels.Get(model.MetricNameLabel)
 		for _, p := range ser.Samples {
 			s.enc.StartLine(name)
 			ser.Labels.Range(func(l labels.Label) {
-				if l.Name != labels.MetricName {
+				if l.Name != model.MetricNameLabel {
 					s.enc.AddTag(l.Name, l.Value)
 				}
 			})
