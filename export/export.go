@@ -14,6 +14,7 @@ import (
 	"github.com/netsight/netsight/export/collectd"
 	"github.com/netsight/netsight/export/delivery"
 	"github.com/netsight/netsight/export/influx"
+	"github.com/netsight/netsight/export/otlp"
 	"github.com/netsight/netsight/export/remotewrite"
 )
 
@@ -64,6 +65,9 @@ func New(cfg config.Output, src Source, deps Deps) (*Output, error) {
 		sender, err = influx.NewSender(cfg)
 	case config.OutputCollectd:
 		sender, err = collectd.NewSender(cfg)
+	case config.OutputOTLP:
+		sender, err = otlp.NewSender(cfg)
+		keepStale = true
 	default:
 		err = fmt.Errorf("%w: %s", ErrNotSupported, cfg.Type)
 	}
