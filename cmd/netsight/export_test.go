@@ -152,3 +152,40 @@ func localSamples(t *testing.T, dir string, from, to int64) receiver.Samples {
 	}
 	return out
 }
+
+// TestOutputFailureKeepsAgent: an output that cannot be built (a CA file
+// that holds no certificate) is logged and exported as
+// netsight_export_up 0; the agent runs on.
+func TestOutputFailureKeepsAgent(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary: runs without -short")
+	}
+	dir := t.TempDir()
+	ca := filepath.Join(dir, "ca.pem")
+	if err := os.WriteFile(ca, []byte("not a certificate\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := fmt.Sprintf(`server: {listen: "127.0.0.1:0"}
+collectors:
+  flows: {enabled: false}
+  capture: {enabled: false}
+  probe: {enabled: false}
+outputs:
+  - {name: bad, type: remote_write, url: "https://127.0.0.1:9/api/v1/write", tls: {ca_file: %q}}
+`, ca)
+	cfgPath := filepath.Join(dir, "netsight.yaml")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := startAgent(t, "--config", cfgPath, "--data-dir", filepath.Join(dir, "data"))
+	addr := p.waitAddr(t)
+	p.waitLog(t, "output not started")
+	_, _, body := get(t, "http://"+addr+"/metrics", nil)
+	if !regexp.MustCompile(`(?m)^netsight_export_up\{output="bad"\} 0$`).MatchString(body) {
+		t.Errorf("no netsight_export_up{output=\"bad\"} 0 in /metrics")
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	if err := <-p.done; err != nil {
+		t.Fatalf("agent exit: %v\n%s", err, p.Logs())
+	}
+}
