@@ -19,7 +19,7 @@ import (
 	"github.com/netsight/netsight/internal/receiver"
 )
 
-func openStore(t *testing.T, n int, value func(int, int64) float64) *receiver.Store {
+func openStore(t testing.TB, n int, value func(int, int64) float64) *receiver.Store {
 	t.Helper()
 	var series []labels.Labels
 	for i := 0; i < n; i++ {
@@ -59,7 +59,7 @@ func decimalValue(i int, ts int64) float64 {
 	return float64(ts%1000) / 8
 }
 
-func newDelivery(t *testing.T, src delivery.Source, url string, version int, dir string, interval time.Duration) *delivery.Delivery {
+func newDelivery(t testing.TB, src delivery.Source, url string, version int, dir string, interval time.Duration) *delivery.Delivery {
 	t.Helper()
 	snd, err := remotewrite.NewSender(config.Output{Name: "rw", Type: "remote_write", URL: url, Version: version}.WithDefaults(interval))
 	if err != nil {
@@ -232,6 +232,6 @@ func sortInt64(s []int64) {
 	}
 }
 
-type tlog struct{ t *testing.T }
+type tlog struct{ t testing.TB }
 
 func (l tlog) Write(b []byte) (int, error) { l.t.Log(string(b)); return len(b), nil }
