@@ -281,6 +281,7 @@ func (a *Agent) startComponents(ctx context.Context) error {
 		}
 		a.comps = append(a.comps, c)
 	}
+	a.startOutputs(ctx)
 	return nil
 }
 

@@ -36,6 +36,7 @@ type Config struct {
 	Store      Store      `yaml:"store"`
 	Limits     Limits     `yaml:"limits"`
 	Collectors Collectors `yaml:"collectors"`
+	Outputs    Outputs    `yaml:"outputs"`
 }
 
 // Server configures the HTTP endpoint (/metrics, API, dashboard).
@@ -92,6 +93,7 @@ func (c *Config) Validate() error {
 		c.writeTimeoutValidate(),
 		c.dataDirValidate(),
 		Within("collectors", c.Collectors.Validate()),
+		Within("outputs", c.Outputs.Validate()),
 	)
 }
 

@@ -36,7 +36,7 @@ func init() {
 func TestInvalidConfigs(t *testing.T) {
 	cases := map[string]string{
 		"invalid-unknown-key.yaml":       "server.lisen: unknown field (known: listen, read_timeout, web_config_file, write_timeout) (line 2)",
-		"invalid-unknown-top.yaml":       "colectors: unknown field (known: collectors, data_dir, limits, log, server, store) (line 1)",
+		"invalid-unknown-top.yaml":       "colectors: unknown field (known: collectors, data_dir, limits, log, outputs, server, store) (line 1)",
 		"invalid-listen.yaml":            `server.listen: must be host:port, got "localhost" (line 2)`,
 		"invalid-duration.yaml":          `store.scrape_interval: invalid duration "fast" (use e.g. 500ms, 15s, 1m) (line 2)`,
 		"invalid-log-level.yaml":         `log.level: must be one of debug, info, warn, error; got "verbose" (line 2)`,
@@ -68,6 +68,20 @@ func TestInvalidConfigs(t *testing.T) {
 			"store.query.max_queued: must be between 0 and 1024, got -1 (line 6)\n" +
 			"limits.memory: must be 0 (derive from the cgroup) or at least 67108864 (64 MiB), got 1000 (line 8)",
 		"invalid-write-timeout.yaml": "server.write_timeout: must exceed store.query.timeout + store.query.queue_timeout (35s), got 20s (line 3)",
+		"invalid-output.yaml": "outputs[0].url: parse \"127.0.0.1:8428/api/v1/write\": first path segment in URL cannot contain colon (line 4)\n" +
+			"outputs[0].database: not used by type remote_write (line 6)\n" +
+			"outputs[0].version: must be 1 or 2, got 3 (line 5)\n" +
+			"outputs[1].name: duplicate output name \"vm\" (also outputs[0]) (line 7)\n" +
+			"outputs[1].type: must be one of remote_write, otlp, influxdb, collectd; got \"carrier_pigeon\" (line 8)\n" +
+			"outputs[2].interval: must be at least 1s, got 10ms (line 13)\n" +
+			"outputs[2].match[0]: invalid regex: error parsing regexp: missing closing ): `netsight_(` (line 14)\n" +
+			"outputs[2].url: not used by type collectd (line 11)\n" +
+			"outputs[2].address: required (host:port, default port 25826)\n" +
+			"outputs[2].username: required with security_level sign\n" +
+			"outputs[2].password_file: required with security_level sign",
+		"invalid-output-field.yaml": "outputs[0].urls: unknown field (known: address, basic_auth, bearer_token_file, bucket, " +
+			"database, headers, interval, match, max_age, max_samples_per_send, name, org, password_file, protocol, " +
+			"retention_policy, security_level, timeout, tls, token_file, type, url, username, version) (line 5)",
 	}
 	files, err := filepath.Glob("testdata/invalid-*.yaml")
 	if err != nil {
