@@ -28,6 +28,7 @@ type Config struct {
 	Server     Server     `yaml:"server"`
 	Log        Log        `yaml:"log"`
 	DataDir    string     `yaml:"data_dir"`
+	Paths      Paths      `yaml:"paths"`
 	Store      Store      `yaml:"store"`
 	Collectors Collectors `yaml:"collectors"`
 }
@@ -62,6 +63,7 @@ func Defaults() *Config {
 		Server:  Server{Listen: DefaultListen, ReadTimeout: 30 * time.Second},
 		Log:     Log{Level: "info", Format: "text"},
 		DataDir: "/var/lib/netsight",
+		Paths:   DefaultPaths(),
 		Store: Store{
 			ScrapeInterval: 5 * time.Second,
 			Retention:      15 * 24 * time.Hour,
@@ -78,6 +80,7 @@ func (c *Config) Validate() error {
 		Within("log", c.Log.Validate()),
 		Within("store", c.Store.Validate()),
 		c.dataDirValidate(),
+		Within("paths", c.Paths.Validate()),
 		Within("collectors", c.Collectors.Validate()),
 	)
 }

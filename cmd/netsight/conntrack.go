@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	ctcollector "github.com/netsight/netsight/collector/conntrack"
+	"github.com/netsight/netsight/collector"
 	"github.com/netsight/netsight/collector/nic"
 	"github.com/netsight/netsight/collector/sockets"
 	"github.com/netsight/netsight/internal/kernel"
@@ -178,7 +179,7 @@ func buildConntrackReport(ctx context.Context, sample time.Duration, maxDump int
 	}
 	rep.Tracked = socks.Tracked
 
-	nc, err := nic.New(nic.DefaultConfig(), nicSource, nil)
+	nc, err := nic.NewWithSource(nic.DefaultConfig(), collector.Deps{}, nicSource)
 	if err != nil {
 		return nil, err
 	}

@@ -1,6 +1,8 @@
 package conntrack
 
 import (
+	"github.com/netsight/netsight/collector"
+	"github.com/netsight/netsight/internal/kernel"
 	"os/exec"
 	"strings"
 	"testing"
@@ -16,8 +18,10 @@ import (
 func TestMetricsLint(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.MaxDumpEntries = 0
-	c := New(cfg, nil)
-	c.SetProcRoot("testdata/proc")
+	c, err := New(cfg, collector.Deps{Paths: kernel.Paths{ProcFS: "testdata/proc"}})
+	if err != nil {
+		t.Fatal(err)
+	}
 	mfs := metrictest.Lint(t, c)
 	var sb strings.Builder
 	for _, mf := range mfs {

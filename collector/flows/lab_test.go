@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/netsight/netsight/web"
 	"math"
 	"net"
 	"net/http/httptest"
@@ -329,7 +330,7 @@ func TestLabAPIEBPF(t *testing.T) {
 			break
 		}
 	}
-	h := c.Handler()
+	h := web.FlowsHandler(c.Table())
 	get := func(q string) (int, map[string]any) {
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, httptest.NewRequest("GET", "/api/v1/flows?"+q, nil))

@@ -52,19 +52,7 @@ func DefaultConfig() *Config {
 	}
 }
 
-type factory struct{}
-
-func (factory) Type() string                          { return Name }
-func (factory) DefaultConfig() config.CollectorConfig { return DefaultConfig() }
-func (factory) New(cfg config.CollectorConfig, deps collector.Deps) (collector.Collector, error) {
-	c, ok := cfg.(*Config)
-	if !ok {
-		return nil, errors.New("nftables: wrong config type")
-	}
-	return New(c, deps.Logger)
-}
-
-func init() { collector.Register(factory{}) }
+func init() { collector.Register(collector.NewFactory(Name, DefaultConfig, New, nil)) }
 
 var (
 	families = []struct {
@@ -114,10 +102,9 @@ type Collector struct {
 
 // New creates (or re-creates, if a previous run left it) the inet netsight
 // table in the network namespace of the calling thread.
-func New(cfg *Config, logger *slog.Logger) (*Collector, error) {
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
-	}
+func New(cfg *Config, deps collector.Deps) (*Collector, error) {
+	deps = deps.WithDefaults()
+	logger := deps.Logger
 	fd, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("nftables: open netns: %w", err)

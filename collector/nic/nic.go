@@ -65,19 +65,7 @@ func DefaultConfig() *Config {
 	}
 }
 
-type factory struct{}
-
-func (factory) Type() string                          { return Name }
-func (factory) DefaultConfig() config.CollectorConfig { return DefaultConfig() }
-func (factory) New(cfg config.CollectorConfig, deps collector.Deps) (collector.Collector, error) {
-	c, ok := cfg.(*Config)
-	if !ok {
-		return nil, errors.New("nic: wrong config type")
-	}
-	return New(c, nil, deps.Logger)
-}
-
-func init() { collector.Register(factory{}) }
+func init() { collector.Register(collector.NewFactory(Name, DefaultConfig, New, nil)) }
 
 // The ENA ENI allowance statistics (amzn-drivers ena_ethtool.c).
 var allowanceCounters = []string{
@@ -146,12 +134,17 @@ type Collector struct {
 	lastErr  error
 }
 
-// New builds the collector. source opens the kernel source per update (nil:
-// the real ethtool ioctl in the calling thread's namespace).
-func New(cfg *Config, source func() (kernel.NICSource, error), logger *slog.Logger) (*Collector, error) {
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
-	}
+// New builds the collector over the real ethtool ioctl in the calling
+// thread's namespace.
+func New(cfg *Config, deps collector.Deps) (*Collector, error) {
+	return NewWithSource(cfg, deps, nil)
+}
+
+// NewWithSource is New with source opening the kernel source per update
+// (nil: the real ethtool ioctl).
+func NewWithSource(cfg *Config, deps collector.Deps, source func() (kernel.NICSource, error)) (*Collector, error) {
+	deps = deps.WithDefaults()
+	logger := deps.Logger
 	inc, err := regexp.Compile("^(?:" + cfg.Include + ")$")
 	if err != nil {
 		return nil, fmt.Errorf("nic include: %w", err)
@@ -169,7 +162,7 @@ func New(cfg *Config, source func() (kernel.NICSource, error), logger *slog.Logg
 	c := &Collector{
 		cfg: cfg, logger: logger, include: inc, exclude: exc, source: source,
 		counters: map[string]*resetSafe{}, resets: map[string]uint64{},
-		drivers: map[string]string{}, warned: map[string]bool{}, now: time.Now,
+		drivers: map[string]string{}, warned: map[string]bool{}, now: deps.Now,
 	}
 	c.tracked = func(ctx context.Context) (uint64, error) {
 		n, err := c.ctr.Count(ctx)
@@ -184,12 +177,6 @@ func (c *Collector) Close() error {
 	defer c.mu.Unlock()
 	return c.ctr.Close()
 }
-
-// SetClock replaces time.Now (tests).
-func (c *Collector) SetClock(now func() time.Time) { c.now = now }
-
-// SetTracked replaces the tracked-connections source (tests).
-func (c *Collector) SetTracked(f func(ctx context.Context) (uint64, error)) { c.tracked = f }
 
 // resetSafe turns a raw counter that restarts at 0 on device reset into a
 // monotonic total.

@@ -35,23 +35,12 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-type factory struct{}
-
-func (factory) Type() string { return Name }
-
-func (factory) DefaultConfig() config.CollectorConfig {
+// DefaultConfig returns the defaults of collectors.sockets.
+func DefaultConfig() *Config {
 	return &Config{CollectorCommon: config.CollectorCommon{Interval: 15 * time.Second}, Backend: BackendAuto}
 }
 
-func (factory) New(cfg config.CollectorConfig, deps collector.Deps) (collector.Collector, error) {
-	c, ok := cfg.(*Config)
-	if !ok {
-		return nil, errors.New("sockets: wrong config type")
-	}
-	return New(c, deps.Logger), nil
-}
-
-func init() { collector.Register(factory{}) }
+func init() { collector.Register(collector.NewFactory(Name, DefaultConfig, New, nil)) }
 
 var (
 	socketsDesc = prometheus.NewDesc("netsight_sockets",
@@ -82,11 +71,9 @@ type Collector struct {
 }
 
 // New builds the collector.
-func New(cfg *Config, logger *slog.Logger) *Collector {
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
-	}
-	return &Collector{logger: logger, ctr: Counter{Backend: cfg.Backend}}
+func New(cfg *Config, deps collector.Deps) (*Collector, error) {
+	deps = deps.WithDefaults()
+	return &Collector{logger: deps.Logger, ctr: Counter{Backend: cfg.Backend}}, nil
 }
 
 // Close releases the BPF iterators.

@@ -3,20 +3,19 @@ package store
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
-	"path/filepath"
 	"runtime/debug"
 	"strconv"
 	"strings"
 
-	"github.com/netsight/netsight/agent"
 	"github.com/netsight/netsight/internal/buildinfo"
 )
 
-func init() { agent.RegisterComponent("store", newComponent) }
-
 // APIRoutes are the query API's routes (also answered, with an
-// "unavailable" error, when the store is disabled).
+// "unavailable" error, when the store is disabled). Handler and
+// DisabledHandler serve all of them; the agent mounts them on these
+// patterns.
 var APIRoutes = []string{
 	"GET /api/v1/query", "POST /api/v1/query",
 	"GET /api/v1/query_range", "POST /api/v1/query_range",
@@ -25,39 +24,30 @@ var APIRoutes = []string{
 	"GET /api/v1/query_exemplars", "POST /api/v1/query_exemplars",
 	"GET /api/v1/label/{name}/values",
 	"GET /api/v1/metadata",
+	"GET /api/v1/status/buildinfo",
 }
 
-func newComponent(env agent.Env) (agent.Component, error) {
-	cfg := env.Config.Store
-	logger := env.Logger.With("component", "store")
+// Handler is the Prometheus-compatible query API over s (every route of
+// APIRoutes).
+func Handler(s *Store, logger *slog.Logger) http.Handler {
+	mux := http.NewServeMux()
+	NewAPI(s, serverBuildInfo(), logger).Register(mux.Handle)
+	return mux
+}
+
+// DisabledHandler answers the query API when the store is disabled:
+// buildinfo as usual, every other route with Prometheus' "unavailable"
+// error (not 404), so Grafana and the dashboard say why there is no data.
+func DisabledHandler() http.Handler {
 	bi := serverBuildInfo()
-	env.Server.HandleKeep("GET /api/v1/status/buildinfo", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		(&API{}).respond(w, apiResult{data: bi})
-	}))
-	if !cfg.StoreEnabled() {
-		logger.Info("store disabled (store.enabled: false): no history, the query API and dashboard charts answer 'unavailable'")
-		err := &apiError{ErrUnavailable, errors.New("the embedded store is disabled (store.enabled: false)")}
-		for _, p := range APIRoutes {
-			env.Server.HandleKeep(p, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-				(&API{}).respondError(w, err)
-			}))
+	apiErr := &apiError{ErrUnavailable, errors.New("the embedded store is disabled (store.enabled: false)")}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/api/v1/status/buildinfo" {
+			(&API{}).respond(w, apiResult{data: bi})
+			return
 		}
-		return nil, nil
-	}
-	s, err := Open(Options{
-		Dir:            filepath.Join(env.Config.DataDir, SubDir),
-		Interval:       cfg.ScrapeInterval,
-		Retention:      cfg.Retention,
-		RetentionBytes: cfg.RetentionSize,
-		Gatherer:       env.Gatherer,
-		Registerer:     env.Registry,
-		Logger:         logger,
+		(&API{}).respondError(w, apiErr)
 	})
-	if err != nil {
-		return nil, err
-	}
-	NewAPI(s, bi, logger).Register(env.Server.HandleKeep)
-	return s, nil
 }
 
 // serverBuildInfo answers /api/v1/status/buildinfo. "version" is the

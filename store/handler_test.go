@@ -7,26 +7,23 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/netsight/netsight/agent"
-	"github.com/netsight/netsight/config"
-	"github.com/netsight/netsight/web"
 )
 
-func env(t *testing.T, enabled bool) (agent.Env, *web.Server) {
-	cfg := config.Defaults()
-	cfg.DataDir = t.TempDir()
-	cfg.Store.Enabled = &enabled
-	reg := prometheus.NewRegistry()
-	srv := web.New(web.Options{Gatherer: reg})
-	return agent.Env{Config: cfg, Logger: slog.New(slog.DiscardHandler), Gatherer: reg, Registry: reg, Server: srv}, srv
+// mount mounts h on every APIRoutes pattern, as the agent does.
+func mount(h http.Handler) *http.ServeMux {
+	mux := http.NewServeMux()
+	for _, p := range APIRoutes {
+		mux.Handle(p, h)
+	}
+	return mux
 }
 
-func serve(t *testing.T, srv *web.Server, path string) (int, map[string]any) {
+func serve(t *testing.T, srv *http.ServeMux, path string) (int, map[string]any) {
 	rec := httptest.NewRecorder()
-	srv.Mux().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+	srv.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
 	var m map[string]any
 	if err := json.Unmarshal(rec.Body.Bytes(), &m); err != nil {
 		t.Fatalf("%s: %v: %s", path, err, rec.Body)
@@ -36,12 +33,8 @@ func serve(t *testing.T, srv *web.Server, path string) (int, map[string]any) {
 
 // With store.enabled: false the API answers Prometheus' "unavailable" error
 // (not 404), so Grafana and the dashboard say why there is no data.
-func TestComponentDisabled(t *testing.T) {
-	e, srv := env(t, false)
-	c, err := newComponent(e)
-	if err != nil || c != nil {
-		t.Fatalf("component = %v, %v; want nil, nil", c, err)
-	}
+func TestDisabledHandler(t *testing.T) {
+	srv := mount(DisabledHandler())
 	code, m := serve(t, srv, "/api/v1/query?query=1")
 	if code != http.StatusServiceUnavailable || m["status"] != "error" || m["errorType"] != ErrUnavailable {
 		t.Errorf("disabled query: %d %v", code, m)
@@ -51,18 +44,22 @@ func TestComponentDisabled(t *testing.T) {
 	}
 }
 
-// Enabled: the component opens <data_dir>/tsdb, ingests on Start, serves the
-// API on routes that survive a reload's ResetRoutes, and shuts down cleanly.
-func TestComponentEnabled(t *testing.T) {
-	e, srv := env(t, true)
-	c, err := newComponent(e)
-	if err != nil || c == nil {
-		t.Fatalf("component = %v, %v", c, err)
+// Enabled: the store opens its directory, ingests on Start, its Handler
+// serves the API, and it shuts down cleanly.
+func TestHandler(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	c, err := Open(Options{Dir: t.TempDir(), Interval: 5 * time.Second, Retention: time.Hour,
+		Gatherer: reg, Registerer: reg, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
 	}
 	if err := c.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	srv.ResetRoutes()
+	srv := mount(Handler(c, slog.New(slog.DiscardHandler)))
+	if code, m := serve(t, srv, "/api/v1/status/buildinfo"); code != 200 || m["status"] != "success" {
+		t.Errorf("buildinfo: %d %v", code, m)
+	}
 	var m map[string]any
 	for range 100 {
 		var code int
@@ -75,7 +72,7 @@ func TestComponentEnabled(t *testing.T) {
 		}
 		// The first ingest gathers before the store's own metrics are
 		// registered in the result; the second (5 s later) has them. Ingest now.
-		if _, err := c.(*Store).Ingest(context.Background()); err != nil {
+		if _, err := c.Ingest(context.Background()); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -1,0 +1,117 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"path/filepath"
+
+	"github.com/netsight/netsight/collector"
+	"github.com/netsight/netsight/collector/flows"
+	"github.com/netsight/netsight/config"
+	"github.com/netsight/netsight/flow"
+	"github.com/netsight/netsight/internal/kernel"
+	"github.com/netsight/netsight/store"
+	"github.com/netsight/netsight/web"
+	"github.com/netsight/netsight/web/dashboard"
+)
+
+// The agent's parts, wired here top to bottom (see docs/architecture.md):
+//
+//	sources (collectors, rebuilt by a reload) -> flow.Table -> outputs
+//	(/metrics, the store and its query API, the flow API, the dashboard)
+//
+// Routes are mounted once, before the server starts; a reload rebuilds the
+// collectors only, so no route ever changes.
+
+// component is an output started after the collectors and stopped after
+// them (the store).
+type component interface {
+	Start(ctx context.Context) error
+	Shutdown(ctx context.Context) error
+}
+
+// collectorDeps are what every collector of cfg gets: logger, host paths,
+// data directory and the per-connection table.
+func (a *Agent) collectorDeps(cfg *config.Config) collector.Deps {
+	return collector.Deps{
+		Logger:  a.logger,
+		Paths:   kernel.Paths{ProcFS: cfg.Paths.ProcFS, SysFS: cfg.Paths.SysFS, CgroupFS: cfg.Paths.CgroupFS},
+		DataDir: cfg.DataDir,
+		Flows:   a.flowTable(cfg),
+	}
+}
+
+// flowTable returns the per-connection table for cfg: the current one,
+// emptied of its source's name, or a new one when the bounds in
+// collectors.flows changed.
+func (a *Agent) flowTable(cfg *config.Config) *flow.Table {
+	want := flows.TableConfig(cfg.Collectors["flows"])
+	if t := a.table.Load(); t != nil && t.Config() == flow.NewTable(want).Config() {
+		t.SetSource("")
+		return t
+	}
+	t := flow.NewTable(want)
+	a.table.Store(t)
+	return t
+}
+
+// flowView is the flow API's view of the current table.
+type flowView struct{ a *Agent }
+
+func (v flowView) Flows(f flow.Filter) []flow.Record {
+	if t := v.a.table.Load(); t != nil {
+		return t.Flows(f)
+	}
+	return nil
+}
+
+func (v flowView) Source() string {
+	if t := v.a.table.Load(); t != nil {
+		return t.Source()
+	}
+	return ""
+}
+
+// startOutputs opens and starts the store (when store.enabled).
+func (a *Agent) startOutputs(ctx context.Context) error {
+	cfg := a.cfg.Store
+	if !cfg.StoreEnabled() {
+		a.logger.Info("store disabled (store.enabled: false): no history, the query API and dashboard charts answer 'unavailable'")
+		return nil
+	}
+	logger := a.logger.With("component", "store")
+	s, err := store.Open(store.Options{
+		Dir:            filepath.Join(a.cfg.DataDir, store.SubDir),
+		Interval:       cfg.ScrapeInterval,
+		Retention:      cfg.Retention,
+		RetentionBytes: cfg.RetentionSize,
+		Gatherer:       a.reg,
+		Registerer:     a.reg,
+		Logger:         logger,
+	})
+	if err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	if err := s.Start(ctx); err != nil {
+		return fmt.Errorf("start store: %w", err)
+	}
+	a.store = s
+	a.comps = append(a.comps, s)
+	return nil
+}
+
+// mountRoutes mounts every route of the HTTP server (besides /metrics,
+// /healthz and /readyz, which web.New mounts).
+func (a *Agent) mountRoutes() {
+	a.server.Handle("GET /api/v1/status/collectors", jsonHandler(func() any { return a.Status() }))
+	a.server.Handle(web.FlowsPattern, web.FlowsHandler(flowView{a}))
+	var api http.Handler = store.DisabledHandler()
+	if a.store != nil {
+		api = store.Handler(a.store, a.logger.With("component", "store"))
+	}
+	for _, p := range store.APIRoutes {
+		a.server.Handle(p, api)
+	}
+	dashboard.Register(a.server.Handle, dashboard.NewMeta(a.cfg.Store.StoreEnabled(), a.cfg.Store.ScrapeInterval.Seconds()))
+}
