@@ -72,7 +72,9 @@ func (ff *fakeFactory) Type() string { return ff.name }
 func (ff *fakeFactory) DefaultConfig() config.CollectorConfig {
 	return &fakeConfig{CollectorCommon: config.CollectorCommon{Interval: 50 * time.Millisecond}}
 }
-func (ff *fakeFactory) Check(context.Context, config.CollectorConfig, collector.Deps) error { return nil }
+func (ff *fakeFactory) Check(context.Context, config.CollectorConfig, collector.Deps) error {
+	return nil
+}
 func (ff *fakeFactory) New(cfg config.CollectorConfig, _ collector.Deps) (collector.Collector, error) {
 	c := cfg.(*fakeConfig)
 	switch c.Mode {

@@ -14,7 +14,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/netsight/netsight/collector"
-	"github.com/netsight/netsight/collector/sockets"
 	"github.com/netsight/netsight/config"
 	"github.com/netsight/netsight/internal/kernel"
 )
@@ -122,7 +121,7 @@ type Collector struct {
 	exclude  *regexp.Regexp
 	source   func() (kernel.NICSource, error)
 	tracked  func(ctx context.Context) (uint64, error)
-	ctr      sockets.Counter
+	ctr      kernel.SocketCounter
 	mu       sync.Mutex
 	counters map[string]*resetSafe // device/stat
 	resets   map[string]uint64

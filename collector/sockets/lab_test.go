@@ -2,6 +2,7 @@ package sockets
 
 import (
 	"context"
+	"github.com/netsight/netsight/internal/kernel"
 	"net"
 	"strconv"
 	"strings"
@@ -108,9 +109,9 @@ func TestLabTrackedMatchesSeed000(t *testing.T) {
 }
 
 func checkAgainstSS(t *testing.T, ns *testlab.NetNS, backend string) {
-	var counts Counts
+	var counts kernel.SocketCounts
 	if err := ns.Do(func() error {
-		c := Counter{Backend: backend}
+		c := kernel.SocketCounter{Backend: backend}
 		defer c.Close()
 		var err error
 		counts, err = c.Count(context.Background())
@@ -156,7 +157,7 @@ func checkAgainstSS(t *testing.T, ns *testlab.NetNS, backend string) {
 		for fi := range counts.ByState {
 			for st, n := range counts.ByState[fi][tc.proto] {
 				if n > 0 {
-					got[stateNames[st]] += n
+					got[kernel.SocketStateNames[st]] += n
 				}
 			}
 		}
@@ -167,7 +168,7 @@ func checkAgainstSS(t *testing.T, ns *testlab.NetNS, backend string) {
 		}
 		for k, v := range got {
 			if want[k] != v {
-				t.Errorf("netsight %s %s = %d, ss %v says %d", protocolNames[tc.proto], k, v, tc.args, want[k])
+				t.Errorf("netsight %s %s = %d, ss %v says %d", kernel.SocketProtocolNames[tc.proto], k, v, tc.args, want[k])
 			}
 		}
 	}

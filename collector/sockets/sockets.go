@@ -11,6 +11,7 @@ import (
 
 	"github.com/netsight/netsight/collector"
 	"github.com/netsight/netsight/config"
+	"github.com/netsight/netsight/internal/kernel"
 )
 
 // Name is the collector type and config section.
@@ -40,6 +41,13 @@ func DefaultConfig() *Config {
 	return &Config{CollectorCommon: config.CollectorCommon{Interval: 15 * time.Second}, Backend: BackendAuto}
 }
 
+// Backends (the kernel.SocketCounter back ends).
+const (
+	BackendAuto     = kernel.SocketBackendAuto
+	BackendBPFIter  = kernel.SocketBackendBPFIter
+	BackendSockDiag = kernel.SocketBackendSockDiag
+)
+
 func init() { collector.Register(collector.NewFactory(Name, DefaultConfig, New, nil)) }
 
 var (
@@ -66,14 +74,14 @@ var exported = [2][]uint8{
 type Collector struct {
 	logger *slog.Logger
 	mu     sync.Mutex
-	ctr    Counter
+	ctr    kernel.SocketCounter
 	logged bool
 }
 
 // New builds the collector.
 func New(cfg *Config, deps collector.Deps) (*Collector, error) {
 	deps = deps.WithDefaults()
-	return &Collector{logger: deps.Logger, ctr: Counter{Backend: cfg.Backend}}, nil
+	return &Collector{logger: deps.Logger, ctr: kernel.SocketCounter{Backend: cfg.Backend}}, nil
 }
 
 // Close releases the BPF iterators.
@@ -101,11 +109,11 @@ func (c *Collector) Update(ctx context.Context, ch chan<- prometheus.Metric) err
 		return err
 	}
 	ch <- prometheus.MustNewConstMetric(backendDesc, prometheus.GaugeValue, 1, backend)
-	for fi, fam := range familyNames {
-		for pi, proto := range protocolNames {
+	for fi, fam := range kernel.SocketFamilyNames {
+		for pi, proto := range kernel.SocketProtocolNames {
 			for _, st := range exported[pi] {
 				ch <- prometheus.MustNewConstMetric(socketsDesc, prometheus.GaugeValue,
-					float64(counts.ByState[fi][pi][st]), fam, proto, stateNames[st])
+					float64(counts.ByState[fi][pi][st]), fam, proto, kernel.SocketStateNames[st])
 			}
 		}
 	}
