@@ -40,7 +40,9 @@ func (c *Collector) feedFlows(rings []*ring, now time.Time) {
 }
 
 // records appends a record for every flow of the ring's analyzer. The
-// connection's client (the SYN sender) is the local side.
+// connection's client (the SYN sender) is the local side. Bytes are the
+// TCP payload seen on the wire, retransmitted segments included (the kernel
+// sources report bytes acknowledged).
 func (r *ring) records(out []flow.Record) []flow.Record {
 	r.mu.Lock()
 	defer r.mu.Unlock()

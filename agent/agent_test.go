@@ -1,0 +1,188 @@
+package agent_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/netsight/netsight/agent"
+	_ "github.com/netsight/netsight/collector/all"
+	"github.com/netsight/netsight/internal/testlab"
+)
+
+// allOff disables every collector; a test turns on the ones it needs.
+const allOff = `
+  capture: {enabled: false}
+  conntrack: {enabled: false}
+  flows: {enabled: false}
+  nftables: {enabled: false}
+  nic: {enabled: false}
+  probe: {enabled: false}
+  sockets: {enabled: false}
+`
+
+// startAgent runs an agent with the YAML config body (server, data_dir and
+// store are set here) and returns its base URL.
+func startAgent(t *testing.T, body string) string {
+	t.Helper()
+	dir := t.TempDir()
+	cfg := fmt.Sprintf("server:\n  listen: 127.0.0.1:0\ndata_dir: %s\nstore:\n  enabled: false\n%s", dir, body)
+	file := filepath.Join(dir, "netsight.yaml")
+	if err := os.WriteFile(file, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	addr := make(chan string, 1)
+	a, err := agent.New(agent.Options{ConfigFile: file, LogOutput: io.Discard, OnListen: func(s string) { addr <- s }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("agent: %v", err)
+		}
+	})
+	select {
+	case s := <-addr:
+		return "http://" + s
+	case err := <-done:
+		t.Fatalf("agent ended: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("agent did not start")
+	}
+	return ""
+}
+
+func get(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("GET %s: %d %v: %s", url, resp.StatusCode, err, b)
+	}
+	return string(b)
+}
+
+// With paths.procfs pointed at a fixture tree, the conntrack collector reads
+// the fixture: config -> collector.Deps.Paths -> the collector (no root).
+func TestProcFSFromConfig(t *testing.T) {
+	fixture, err := filepath.Abs("../collector/conntrack/testdata/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := startAgent(t, fmt.Sprintf("paths:\n  procfs: %s\ncollectors:%s", fixture,
+		strings.Replace(allOff, "conntrack: {enabled: false}", "conntrack: {enabled: true, max_dump_entries: 0}", 1)))
+	metrics := get(t, base+"/metrics")
+	for _, want := range []string{"netsight_conntrack_entries 61234", "netsight_conntrack_entries_limit 65536",
+		`netsight_collector_up{collector="conntrack"} 1`} {
+		if !strings.Contains(metrics, want+"\n") {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+}
+
+// A host with capture only (collectors.flows off) lists the captured
+// connections in /api/v1/flows, with bytes and retransmissions.
+func TestCaptureOnlyFlowsAPI(t *testing.T) {
+	if testing.Short() {
+		t.Skip("lab test")
+	}
+	testlab.RequireRoot(t)
+	testlab.RequireBinary(t, "nft")
+	cli, srv := testlab.NewNetNS(t), testlab.NewNetNS(t)
+	l := testlab.ConnectVeth(t, cli, srv, testlab.WithNames("vcli", "vsrv"))
+	srvIP := l.B.Addr4()
+	// 5% loss of the client's data at the server: retransmissions.
+	for _, args := range [][]string{
+		{"add", "table", "inet", "lab"},
+		{"add", "chain", "inet", "lab", "in", "{ type filter hook input priority 0; }"},
+		{"add", "rule", "inet", "lab", "in", "ip", "saddr", l.A.Addr4().String(), "tcp", "dport", "5201", "numgen", "random", "mod", "100", "<", "5", "drop"},
+	} {
+		if out, err := srv.Run(context.Background(), "nft", args...); err != nil {
+			t.Fatalf("nft: %v: %s", err, out)
+		}
+	}
+	base := startAgent(t, "collectors:"+strings.Replace(allOff, "capture: {enabled: false}",
+		fmt.Sprintf("capture: {enabled: true, interval: 1s, interfaces: [vcli], netns: %s}", filepath.Join(testlab.NetnsDir, cli.Name)), 1))
+
+	ln, err := srv.ListenTCP(netip.AddrPortFrom(srvIP, 5201).String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { defer c.Close(); _, _ = io.Copy(io.Discard, c) }()
+		}
+	}()
+	// Wait until capture runs on vcli, then send 4 MB (bounded) once.
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(get(t, base+"/metrics"), `netsight_capture_interfaces 1`) {
+		if time.Now().After(deadline) {
+			t.Fatal("capture never started on vcli")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := cli.Dial(ctx, "tcp", netip.AddrPortFrom(srvIP, 5201).String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.SetDeadline(time.Now().Add(30 * time.Second))
+	if _, err := conn.Write(make([]byte, 4<<20)); err != nil {
+		t.Fatal(err)
+	}
+	local := conn.LocalAddr().(*net.TCPAddr).AddrPort()
+
+	type apiFlow struct {
+		LocalPort       uint16 `json:"local_port"`
+		RemoteAddr      string `json:"remote_addr"`
+		RemotePort      uint16 `json:"remote_port"`
+		BytesSent       uint64 `json:"bytes_sent"`
+		Retransmissions uint64 `json:"retransmissions"`
+	}
+	var resp struct {
+		Backend string    `json:"backend"`
+		Flows   []apiFlow `json:"flows"`
+	}
+	var got apiFlow
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		if err := json.Unmarshal([]byte(get(t, base+"/api/v1/flows?port=5201")), &resp); err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range resp.Flows {
+			if f.LocalPort == local.Port() && f.RemoteAddr == srvIP.String() {
+				got = f
+			}
+		}
+		if got.BytesSent >= 3<<20 && got.Retransmissions > 0 {
+			break
+		}
+	}
+	conn.Close()
+	if resp.Backend != "capture" || got.RemotePort != 5201 || got.BytesSent < 3<<20 || got.Retransmissions == 0 {
+		t.Fatalf("backend %q, flow %+v (want bytes_sent >= 3 MiB and retransmissions > 0); all: %+v", resp.Backend, got, resp.Flows)
+	}
+	t.Logf("capture-only /api/v1/flows: %+v", got)
+}
