@@ -101,9 +101,6 @@ func New(opts Options) (*Agent, error) {
 	return a, nil
 }
 
-// Registry is the agent's metric registry.
-func (a *Agent) Registry() *prometheus.Registry { return a.reg }
-
 // Config is the configuration in force.
 func (a *Agent) Config() *config.Config {
 	a.mu.RLock()

@@ -183,11 +183,3 @@ func Factories() []Factory {
 	sort.Slice(out, func(i, j int) bool { return out[i].Type() < out[j].Type() })
 	return out
 }
-
-// Lookup returns the factory of a type.
-func Lookup(typ string) (Factory, bool) {
-	regMu.RLock()
-	defer regMu.RUnlock()
-	f, ok := factories[typ]
-	return f, ok
-}

@@ -81,7 +81,7 @@ func within(got, want, tolerance float64) bool {
 	return math.Abs(got-want) <= tolerance*want
 }
 
-// TestLabIperf3Loss is seed 001's experiment: iperf3 with 5% of the data
+// TestLabIperf3Loss is the iperf3 loss experiment: iperf3 with 5% of the data
 // dropped at the receiver, so the sender retransmits; the flow's
 // retransmissions must be within 2% of iperf3's Retr.
 func TestLabIperf3LossEBPF(t *testing.T) {

@@ -97,7 +97,7 @@ var (
 		"Statistics of an interface left out because it has more than max_stats_per_device.",
 		[]string{"device"}, nil)
 	capacityDesc = prometheus.NewDesc("netsight_nic_conntrack_capacity",
-		"Connections the instance supports: sum of conntrack_allowance_available over interfaces + tracked connections (seed 000's total connections supported).",
+		"Connections the instance supports: sum of conntrack_allowance_available over interfaces + tracked connections (the EC2 connection-tracking guide's \"total connections supported\").",
 		nil, nil)
 	utilisationDesc = prometheus.NewDesc("netsight_nic_conntrack_utilisation_ratio",
 		"Tracked connections / netsight_nic_conntrack_capacity.", nil, nil)

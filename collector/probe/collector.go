@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"sort"
 	"strconv"
 	"sync/atomic"
@@ -147,7 +148,7 @@ func newCollector(cfg *Config, deps collector.Deps, opts options) (*Collector, e
 		Logger: c.log, Socket: opts.Socket, Resolver: opts.Resolver, ResolveInterval: resolveEvery,
 		ICMPMode: probe.ICMPMode(cfg.ICMPMode), MaxInFlight: cfg.MaxInFlight,
 		OnResult: c.onResult,
-		OnResolve: func(i int, _ netipAddr, err error) {
+		OnResolve: func(i int, _ netip.Addr, err error) {
 			if err != nil {
 				c.stats[i].resolveErrs.Add(1)
 			}

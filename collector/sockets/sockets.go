@@ -58,7 +58,7 @@ var (
 		"The kernel interface used to count sockets: bpf_iter (BPF socket iterators) or sock_diag.",
 		[]string{"backend"}, nil)
 	trackedDesc = prometheus.NewDesc("netsight_sockets_tracked_connections",
-		"TCP and UDP sockets in any state with a specific peer, excluding wildcard peers and 127.0.0.1/::ffff:127.0.0.1: the seed-000 `ss | awk` figure that EC2 connection tracking counts.",
+		"TCP and UDP sockets in any state with a specific peer, excluding wildcard peers and 127.0.0.1/::ffff:127.0.0.1: the EC2 connection-tracking guide's `ss | awk` count of tracked connections.",
 		nil, nil)
 )
 

@@ -31,7 +31,7 @@ type SocketCounts struct {
 	// ByState[family][protocol][state]; family 0 ipv4 / 1 ipv6, protocol 0
 	// tcp / 1 udp, state the kernel enum (12 folded into 3).
 	ByState [2][2][12]uint64
-	// Tracked is seed 000's connection count (see Tracked).
+	// Tracked is the EC2 connection-tracking guide's `ss | awk` count (see IsTrackedSocket).
 	Tracked uint64
 	// Total sockets seen.
 	Total uint64
@@ -210,14 +210,14 @@ var (
 	zero16           [16]byte
 )
 
-// Tracked reports whether seed 000's pipeline counts the socket:
+// IsTrackedSocket reports whether the EC2 connection-tracking guide's `ss | awk` count counts the socket:
 //
 //	ss -A tcp,udp state all | awk 'NR > 1 && $6 !~ /0.0.0.0:\*/ && $6 !~ /\[::\]:\*/ &&
 //	    $6 !~ /127.0.0.1:/ && $6 !~ /\[::ffff:127.0.0.1\]/ && $6 != "*:*"' | wc -l
 //
 // $6 is the peer. Excluded are wildcard peers (unspecified address, port *:
 // listeners and unconnected UDP) and the peers 127.0.0.1 and
-// ::ffff:127.0.0.1. Note what the seed does NOT exclude and so neither do
+// ::ffff:127.0.0.1. Note what that pipeline does NOT exclude and so neither do
 // we: ::1 and 127.0.0.0/8 peers other than 127.0.0.1.
 func IsTrackedSocket(sk *InetSocket) bool {
 	switch sk.Family {

@@ -21,7 +21,7 @@ func sock(peer string, port uint16) *InetSocket {
 	return s
 }
 
-// TestTrackedRule spells out seed 000's awk filter on the peer column.
+// TestTrackedRule spells out the EC2 connection-tracking guide's awk filter on the peer column.
 func TestTrackedRule(t *testing.T) {
 	for _, tc := range []struct {
 		peer string
