@@ -3,16 +3,23 @@ package agent_test
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 
 	"github.com/netsight/netsight/agent"
 	_ "github.com/netsight/netsight/collector/all"
@@ -65,6 +72,23 @@ func startAgent(t *testing.T, body string) string {
 	return ""
 }
 
+// waitReady waits until every collector finished its first update.
+func waitReady(t *testing.T, base string) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		resp, err := http.Get(base + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("agent not ready after 30s")
+		}
+	}
+}
+
 func get(t *testing.T, url string) string {
 	t.Helper()
 	resp, err := http.Get(url)
@@ -88,6 +112,7 @@ func TestProcFSFromConfig(t *testing.T) {
 	}
 	base := startAgent(t, fmt.Sprintf("paths:\n  procfs: %s\ncollectors:%s", fixture,
 		strings.Replace(allOff, "conntrack: {enabled: false}", "conntrack: {enabled: true, max_dump_entries: 0}", 1)))
+	waitReady(t, base)
 	metrics := get(t, base+"/metrics")
 	for _, want := range []string{"netsight_conntrack_entries 61234", "netsight_conntrack_entries_limit 65536",
 		`netsight_collector_up{collector="conntrack"} 1`} {
@@ -185,4 +210,85 @@ func TestCaptureOnlyFlowsAPI(t *testing.T) {
 		t.Fatalf("backend %q, flow %+v (want bytes_sent >= 3 MiB and retransmissions > 0); all: %+v", resp.Backend, got, resp.Flows)
 	}
 	t.Logf("capture-only /api/v1/flows: %+v", got)
+}
+
+var update = flag.Bool("update", false, "rewrite testdata/metrics.golden")
+
+// TestMetricsGolden pins the whole agent's /metrics shape: every family's
+// name, type and label names (values masked), with the conntrack fixture,
+// the sockets counter and the flows sock_diag back end running. go_*
+// families depend on the Go release and are left out. The exposition must
+// also pass `promtool check metrics`.
+func TestMetricsGolden(t *testing.T) {
+	fixture, err := filepath.Abs("../collector/conntrack/testdata/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	on := strings.NewReplacer(
+		"conntrack: {enabled: false}", "conntrack: {enabled: true, max_dump_entries: 0}",
+		"sockets: {enabled: false}", "sockets: {enabled: true, backend: sock_diag}",
+		"flows: {enabled: false}", "flows: {enabled: true, backend: sockdiag}",
+	).Replace(allOff)
+	base := startAgent(t, fmt.Sprintf("paths:\n  procfs: %s\ncollectors:%s", fixture, on))
+	waitReady(t, base)
+	text := get(t, base+"/metrics")
+	p := expfmt.NewTextParser(model.LegacyValidation)
+	mfs, err := p.TextToMetricFamilies(strings.NewReader(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	for name, mf := range mfs {
+		if strings.HasPrefix(name, "go_") {
+			continue
+		}
+		labels := map[string]bool{}
+		for _, m := range mf.GetMetric() {
+			for _, lp := range m.GetLabel() {
+				labels[lp.GetName()] = true
+			}
+		}
+		ls := slices.Sorted(maps.Keys(labels))
+		lines = append(lines, fmt.Sprintf("%s %s {%s}", name, strings.ToLower(mf.GetType().String()), strings.Join(ls, ",")))
+	}
+	slices.Sort(lines)
+	got := strings.Join(lines, "\n") + "\n"
+	golden := filepath.Join("testdata", "metrics.golden")
+	if *update {
+		if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatalf("%v (run with -update)", err)
+	}
+	if got != string(want) {
+		t.Errorf("/metrics families changed (run with -update if intended):\n%s", diffLines(string(want), got))
+	}
+	promtool := testlab.RequireBinary(t, "promtool")
+	if promtool == "" {
+		return
+	}
+	cmd := exec.Command(promtool, "check", "metrics")
+	cmd.Stdin = strings.NewReader(text)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Errorf("promtool check metrics: %v\n%s", err, out)
+	}
+}
+
+func diffLines(want, got string) string {
+	w, g := strings.Split(want, "\n"), strings.Split(got, "\n")
+	var b strings.Builder
+	for _, l := range w {
+		if !slices.Contains(g, l) {
+			b.WriteString("- " + l + "\n")
+		}
+	}
+	for _, l := range g {
+		if !slices.Contains(w, l) {
+			b.WriteString("+ " + l + "\n")
+		}
+	}
+	return b.String()
 }

@@ -39,15 +39,3 @@ func TestMetricsLint(t *testing.T) {
 		t.Errorf("promtool check metrics: %v\n%s", err, out)
 	}
 }
-
-// TestAlertRules runs the promtool unit tests of deploy/prometheus/host.rules.yml.
-func TestAlertRules(t *testing.T) {
-	p := testlab.RequireBinary(t, "promtool")
-	if p == "" {
-		return
-	}
-	out, err := exec.Command(p, "test", "rules", "../../deploy/prometheus/host.rules.test.yml").CombinedOutput()
-	if err != nil {
-		t.Errorf("promtool test rules: %v\n%s", err, out)
-	}
-}

@@ -236,16 +236,3 @@ func TestCollectorLabICMP(t *testing.T) {
 	}
 	promtoolCheck(t, text)
 }
-
-// TestAlertRules runs the promtool unit tests of the shipped rules.
-func TestAlertRules(t *testing.T) {
-	p := testlab.RequireBinary(t, "promtool")
-	if p == "" {
-		return
-	}
-	cmd := exec.Command(p, "test", "rules", "probe.rules.test.yml")
-	cmd.Dir = "../../deploy/prometheus"
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("promtool test rules: %v\n%s", err, out)
-	}
-}

@@ -35,7 +35,7 @@ func rank(p string) (int, bool) {
 		return rankAgent, true
 	case top == "web" || top == "export" || top == "store" || top == "monitor" || top == "collector" || p == "internal/hostcheck":
 		return rankParts, true
-	case top == "cmd" || top == "bench":
+	case top == "cmd" || top == "bench" || top == "deploy":
 		return rankCommand, true
 	case p == "internal/testlab" || p == "internal/metrictest":
 		return rankParts, true // test helpers: see testOnly
