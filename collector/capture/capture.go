@@ -24,7 +24,19 @@ import (
 	"github.com/netsight/netsight/tcpanalysis"
 )
 
-func init() { collector.Register(collector.NewFactory("capture", DefaultConfig, New, nil)) }
+func init() { collector.Register(collector.NewFactory("capture", DefaultConfig, New, check)) }
+
+// check reports whether AF_PACKET capture works here (in the agent's own
+// network namespace).
+func check(_ context.Context, _ *Config, _ collector.Deps) error {
+	if err := kernel.RequireCaps(kernel.CapNetRaw); err != nil {
+		return collector.NotSupported("CAP_NET_RAW for AF_PACKET capture", err)
+	}
+	if err := kernel.AFPacketAvailable(); err != nil {
+		return collector.NotSupported("AF_PACKET socket", err)
+	}
+	return nil
+}
 
 // Collector captures TCP headers on matching interfaces and exports the
 // analysis per device and direction.
@@ -64,13 +76,7 @@ func New(cfg *Config, deps collector.Deps) (*Collector, error) {
 		c.ns = h
 	}
 	// Probe once that AF_PACKET sockets can be made here.
-	if err := c.inNS(func() error {
-		fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW, 0)
-		if err != nil {
-			return err
-		}
-		return unix.Close(fd)
-	}); err != nil {
+	if err := c.inNS(kernel.AFPacketAvailable); err != nil {
 		c.closeNS()
 		return nil, collector.NotSupported("AF_PACKET socket", err)
 	}

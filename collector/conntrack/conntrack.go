@@ -58,7 +58,15 @@ func DefaultConfig() *Config {
 	}
 }
 
-func init() { collector.Register(collector.NewFactory(Name, DefaultConfig, New, nil)) }
+func init() { collector.Register(collector.NewFactory(Name, DefaultConfig, New, check)) }
+
+// check reports whether nf_conntrack is loaded (its procfs files exist).
+func check(_ context.Context, _ *Config, deps collector.Deps) error {
+	if _, err := (kernel.ConntrackProc{Root: deps.Paths.ProcFS}).Count(); err != nil {
+		return collector.NotSupported("nf_conntrack module", err)
+	}
+	return nil
+}
 
 var (
 	entriesDesc = prometheus.NewDesc("netsight_conntrack_entries",

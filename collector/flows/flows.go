@@ -16,9 +16,22 @@ import (
 	"github.com/netsight/netsight/collector/flows/sockdiag"
 	"github.com/netsight/netsight/config"
 	"github.com/netsight/netsight/flow"
+	"github.com/netsight/netsight/internal/kernel"
 )
 
-func init() { collector.Register(collector.NewFactory("flows", DefaultConfig, New, nil)) }
+func init() { collector.Register(collector.NewFactory("flows", DefaultConfig, New, check)) }
+
+// check reports whether the configured back end can work: eBPF programs
+// for backend ebpf (auto falls back to sock_diag, which needs nothing).
+func check(_ context.Context, cfg *Config, _ collector.Deps) error {
+	if cfg.Backend != BackendEBPF {
+		return nil
+	}
+	if err := kernel.EBPFFlowSupport(); err != nil {
+		return collector.NotSupported("eBPF flow programs", err)
+	}
+	return nil
+}
 
 // TableConfig is the bounds of the agent's per-connection table, from the
 // collectors.flows section (defaults when cfg is not a *Config).

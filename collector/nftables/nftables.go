@@ -17,6 +17,7 @@ import (
 
 	"github.com/netsight/netsight/collector"
 	"github.com/netsight/netsight/config"
+	"github.com/netsight/netsight/internal/kernel"
 )
 
 // Name is the collector type and config section.
@@ -52,7 +53,16 @@ func DefaultConfig() *Config {
 	}
 }
 
-func init() { collector.Register(collector.NewFactory(Name, DefaultConfig, New, nil)) }
+func init() { collector.Register(collector.NewFactory(Name, DefaultConfig, New, check)) }
+
+// check reports whether nftables netlink is usable (CAP_NET_ADMIN); it
+// changes nothing.
+func check(context.Context, *Config, collector.Deps) error {
+	if err := kernel.NftablesUsable(); err != nil {
+		return collector.NotSupported("nftables netlink (CAP_NET_ADMIN)", err)
+	}
+	return nil
+}
 
 var (
 	families = []struct {

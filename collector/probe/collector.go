@@ -24,7 +24,12 @@ const Type = "probe"
 // veth pair (tens of µs) to intercontinental paths.
 var rttBuckets = []float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5}
 
-func init() { collector.Register(collector.NewFactory(Type, DefaultConfig, New, nil)) }
+func init() {
+	collector.Register(collector.NewFactory(Type, DefaultConfig, New,
+		func(_ context.Context, cfg *Config, _ collector.Deps) error {
+			return checkICMP(cfg.engineTargets(), probe.ICMPMode(cfg.ICMPMode), nil)
+		}))
+}
 
 // options are the collector's injectable dependencies (tests use them to
 // probe from a lab namespace with a hosts-like resolver).
