@@ -130,19 +130,10 @@ func TestCaptureOnlyFlowsAPI(t *testing.T) {
 	}
 	testlab.RequireRoot(t)
 	testlab.RequireBinary(t, "nft")
-	cli, srv := testlab.NewNetNS(t), testlab.NewNetNS(t)
-	l := testlab.ConnectVeth(t, cli, srv, testlab.WithNames("vcli", "vsrv"))
-	srvIP := l.B.Addr4()
-	// 5% loss of the client's data at the server: retransmissions.
-	for _, args := range [][]string{
-		{"add", "table", "inet", "lab"},
-		{"add", "chain", "inet", "lab", "in", "{ type filter hook input priority 0; }"},
-		{"add", "rule", "inet", "lab", "in", "ip", "saddr", l.A.Addr4().String(), "tcp", "dport", "5201", "numgen", "random", "mod", "100", "<", "5", "drop"},
-	} {
-		if out, err := srv.Run(context.Background(), "nft", args...); err != nil {
-			t.Fatalf("nft: %v: %s", err, out)
-		}
-	}
+	lab := testlab.NewClientServer(t, 231)
+	cli, srv := lab.Cli, lab.Srv
+	srvIP := netip.MustParseAddr(lab.SrvIP)
+	lab.DropToPort(t, 5, 5201) // retransmissions
 	base := startAgent(t, "collectors:"+strings.Replace(allOff, "capture: {enabled: false}",
 		fmt.Sprintf("capture: {enabled: true, interval: 1s, interfaces: [vcli], netns: %s}", filepath.Join(testlab.NetnsDir, cli.Name)), 1))
 
