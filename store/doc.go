@@ -11,6 +11,6 @@
 // in a Prometheus scrape. Retention is by time and by size (blocks + WAL +
 // head chunks). Self-metrics are netsight_store_*.
 //
-// The package registers itself as an agent component (agent.RegisterComponent)
-// when linked into the binary.
+// The agent opens and starts the store and mounts its query API
+// (Handler, or DisabledHandler with store.enabled: false) on APIRoutes.
 package store
