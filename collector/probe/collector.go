@@ -14,15 +14,17 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/netsight/netsight/collector"
+	"github.com/netsight/netsight/flow"
 	"github.com/netsight/netsight/probe"
 )
 
 // Type is the collector's name and config section.
 const Type = "probe"
 
-// rttBuckets are the classic buckets of netsight_probe_rtt_seconds, from a
-// veth pair (tens of µs) to intercontinental paths.
-var rttBuckets = []float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5}
+// rttBuckets are the buckets of netsight_probe_rtt_seconds: the RTT
+// buckets of the flow metrics, from a veth pair (tens of µs) to
+// intercontinental paths.
+var rttBuckets = flow.RTTBuckets
 
 func init() {
 	collector.Register(collector.NewFactory(Type, DefaultConfig, New,
