@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -37,11 +38,16 @@ const allOff = `
   sockets: {enabled: false}
 `
 
+// lastDataDir is the data directory (holding netsight.yaml) of the last
+// agent startAgent started.
+var lastDataDir string
+
 // startAgent runs an agent with the YAML config body (server, data_dir and
 // store are set here) and returns its base URL.
 func startAgent(t *testing.T, body string) string {
 	t.Helper()
 	dir := t.TempDir()
+	lastDataDir = dir
 	cfg := fmt.Sprintf("server:\n  listen: 127.0.0.1:0\ndata_dir: %s\nstore:\n  enabled: false\n%s", dir, body)
 	file := filepath.Join(dir, "netsight.yaml")
 	if err := os.WriteFile(file, []byte(cfg), 0o600); err != nil {
@@ -282,4 +288,60 @@ func diffLines(want, got string) string {
 		}
 	}
 	return b.String()
+}
+
+// A reload (SIGHUP) rebuilds the collectors and keeps every route: the flow
+// API and the status answer before and after, and the new config applies.
+func TestReloadKeepsRoutes(t *testing.T) {
+	fixture, err := filepath.Abs("../collector/conntrack/testdata/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := func(conntrack string) string {
+		return fmt.Sprintf("paths:\n  procfs: %s\ncollectors:%s", fixture,
+			strings.Replace(allOff, "conntrack: {enabled: false}", conntrack, 1))
+	}
+	base := startAgent(t, body("conntrack: {enabled: true, max_dump_entries: 0}"))
+	waitReady(t, base)
+	get(t, base+"/api/v1/flows")
+	if s := get(t, base+"/api/v1/status/collectors"); !strings.Contains(s, `"name": "conntrack",
+    "state": "running"`) {
+		t.Fatalf("before reload: %s", s)
+	}
+	file := filepath.Join(strings.TrimSpace(lastDataDir), "netsight.yaml")
+	cfg, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg = []byte(strings.Replace(string(cfg), "conntrack: {enabled: true, max_dump_entries: 0}", "conntrack: {enabled: false}", 1))
+	if err := os.WriteFile(file, cfg, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if s := get(t, base+"/api/v1/status/collectors"); strings.Contains(s, `"name": "conntrack",
+    "state": "disabled"`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("reload not applied")
+		}
+	}
+	get(t, base+"/api/v1/flows")
+	get(t, base+"/ui/meta.json")
+	if code := status(t, base+"/api/v1/query?query=1"); code != http.StatusServiceUnavailable {
+		t.Errorf("store API after reload: %d, want 503 (store disabled)", code)
+	}
+}
+
+func status(t *testing.T, url string) int {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
 }
