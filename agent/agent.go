@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -18,8 +19,10 @@ import (
 
 	"github.com/netsight/netsight/collector"
 	"github.com/netsight/netsight/config"
+	"github.com/netsight/netsight/flow"
 	"github.com/netsight/netsight/internal/buildinfo"
 	"github.com/netsight/netsight/internal/memlimit"
+	"github.com/netsight/netsight/store"
 	"github.com/netsight/netsight/web"
 )
 
@@ -39,46 +42,6 @@ type Options struct {
 	LogOutput io.Writer
 	// OnListen is called with the bound address once serving (tests).
 	OnListen func(addr string)
-}
-
-// Component is an output or core part started after the collectors (the
-// store, remote write, ...). Later packages add theirs through Hooks.
-type Component interface {
-	Start(ctx context.Context) error
-	Shutdown(ctx context.Context) error
-}
-
-// Env is what a component hook receives.
-type Env struct {
-	Config   *config.Config
-	Logger   *slog.Logger
-	Gatherer prometheus.Gatherer
-	Registry *prometheus.Registry
-	Server   *web.Server
-	Status   func() []collector.Status
-	Shared   *collector.Shared
-}
-
-// ComponentHook builds a component from the config; it returns nil, nil
-// when the component is disabled.
-type ComponentHook func(env Env) (Component, error)
-
-var (
-	hooksMu sync.Mutex
-	hooks   []namedHook
-)
-
-type namedHook struct {
-	name string
-	fn   ComponentHook
-}
-
-// RegisterComponent adds a component built at start-up (called from init
-// of output packages linked into the binary).
-func RegisterComponent(name string, fn ComponentHook) {
-	hooksMu.Lock()
-	defer hooksMu.Unlock()
-	hooks = append(hooks, namedHook{name, fn})
 }
 
 // NewLogger builds the slog logger the config asks for.
@@ -102,14 +65,17 @@ type Agent struct {
 	cfg    *config.Config
 	reg    *prometheus.Registry
 	server *web.Server
-	shared *collector.Shared
+	// table is the per-connection table the sources feed and the flow
+	// API reads (replaced by a reload that changes its bounds).
+	table atomic.Pointer[flow.Table]
+	store *store.Handle // the embedded store (down or disabled: its API answers "unavailable")
+	comps []component   // started outputs, stopped in reverse order
 
 	configFound bool   // ConfigFile was read
 	dataDirNote string // why data_dir is not the configured one
 
 	mu      sync.RWMutex
 	manager *collector.Manager
-	comps   []Component
 }
 
 // swapCollector forwards to the current manager so reloads keep one registry.
@@ -127,7 +93,7 @@ func (s swapCollector) Collect(ch chan<- prometheus.Metric) {
 
 // New loads the config and builds the agent without starting anything.
 func New(opts Options) (*Agent, error) {
-	a := &Agent{opts: opts, shared: &collector.Shared{}}
+	a := &Agent{opts: opts}
 	cfg, note, err := a.loadConfig()
 	if err != nil {
 		return nil, err
@@ -142,9 +108,6 @@ func New(opts Options) (*Agent, error) {
 	)
 	return a, nil
 }
-
-// Registry is the agent's metric registry.
-func (a *Agent) Registry() *prometheus.Registry { return a.reg }
 
 // Config is the configuration in force.
 func (a *Agent) Config() *config.Config {
@@ -189,7 +152,6 @@ func (a *Agent) Run(ctx context.Context) error {
 		Ready:         a.ready,
 		Logger:        a.logger.With("component", "web"),
 	})
-	a.server.Handle("GET /api/v1/status/collectors", jsonHandler(func() any { return a.Status() }))
 
 	// Web config, certificates and the port are checked before anything
 	// starts, so a mistake exits at once and names the field.
@@ -202,10 +164,11 @@ func (a *Agent) Run(ctx context.Context) error {
 		a.stopAll()
 		return err
 	}
-	if err := a.startComponents(runCtx); err != nil {
+	if err := a.startOutputs(runCtx); err != nil {
 		a.stopAll()
 		return err
 	}
+	a.mountRoutes()
 	if err := a.server.Start(); err != nil {
 		a.stopAll()
 		return err
@@ -246,12 +209,7 @@ func (a *Agent) ready() error {
 }
 
 func (a *Agent) startCollectors(ctx context.Context, cfg *config.Config) error {
-	m, err := collector.NewManager(cfg.Collectors, collector.Deps{
-		Logger:  a.logger,
-		Handle:  a.server.Handle,
-		DataDir: cfg.DataDir,
-		Shared:  a.shared,
-	})
+	m, err := collector.NewManager(cfg.Collectors, a.collectorDeps(cfg))
 	if err != nil {
 		return err
 	}
@@ -259,29 +217,6 @@ func (a *Agent) startCollectors(ctx context.Context, cfg *config.Config) error {
 	a.mu.Lock()
 	a.manager = m
 	a.mu.Unlock()
-	return nil
-}
-
-func (a *Agent) startComponents(ctx context.Context) error {
-	hooksMu.Lock()
-	hs := append([]namedHook(nil), hooks...)
-	hooksMu.Unlock()
-	env := Env{Config: a.cfg, Logger: a.logger, Gatherer: a.reg, Registry: a.reg, Server: a.server,
-		Status: a.Status, Shared: a.shared}
-	for _, h := range hs {
-		c, err := h.fn(env)
-		if err != nil {
-			return fmt.Errorf("%s: %w", h.name, err)
-		}
-		if c == nil {
-			continue
-		}
-		if err := c.Start(ctx); err != nil {
-			return fmt.Errorf("start %s: %w", h.name, err)
-		}
-		a.comps = append(a.comps, c)
-	}
-	a.startOutputs(ctx)
 	return nil
 }
 
@@ -304,8 +239,6 @@ func (a *Agent) reload(ctx context.Context) {
 	if err := old.Stop(sctx); err != nil {
 		a.logger.Warn("stopping collectors for reload", "err", err)
 	}
-	a.server.ResetRoutes()
-	a.server.Handle("GET /api/v1/status/collectors", jsonHandler(func() any { return a.Status() }))
 	if err := a.startCollectors(ctx, cfg); err != nil {
 		a.logger.Error("config reload failed to build collectors; restarting the previous set", "err", err)
 		if err2 := a.startCollectors(ctx, a.cfg); err2 != nil {

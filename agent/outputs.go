@@ -4,32 +4,19 @@ import (
 	"context"
 	"time"
 
-	"github.com/prometheus/prometheus/storage"
-
 	"github.com/netsight/netsight/export"
+	"github.com/netsight/netsight/store"
 )
 
-// storeSource is what the store component offers the outputs.
-type storeSource interface {
-	Queryable() storage.Queryable
-	Interval() time.Duration
-}
-
-// startOutputs builds and starts the `outputs:` list on the started store.
+// startExports builds and starts the `outputs:` list on the started store.
 // An output that cannot be built is logged and reported as
 // netsight_export_up{output} 0; it never stops the agent.
-func (a *Agent) startOutputs(ctx context.Context) {
+func (a *Agent) startExports(ctx context.Context, st *store.Handle) {
 	if len(a.cfg.Outputs) == 0 {
 		return
 	}
-	var st storeSource
-	for _, c := range a.comps {
-		if s, ok := c.(storeSource); ok {
-			st = s
-		}
-	}
 	for _, oc := range a.cfg.Outputs {
-		if st == nil {
+		if !a.cfg.Store.StoreEnabled() {
 			a.logger.Error("output not started: outputs read the embedded store, which is disabled (store.enabled: false)",
 				"output", oc.Name)
 			export.ReportFailed(a.reg, oc.Name)

@@ -5,13 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/netsight/netsight/config"
+	"github.com/netsight/netsight/flow"
+	"github.com/netsight/netsight/internal/kernel"
 )
 
 // Collector is one source of metrics.
@@ -25,7 +27,8 @@ type Collector interface {
 // Runner is implemented by collectors with background work (capture rings,
 // probes, eBPF readers). Run blocks until ctx is cancelled; the manager
 // starts it before the first Update and waits for it on shutdown. A Run
-// that returns a non-nil error before ctx ends marks the collector down.
+// that returns before ctx ends marks the collector down (up 0, the reason
+// in its Status) until a reload rebuilds it, however its Updates fare.
 type Runner interface {
 	Run(ctx context.Context) error
 }
@@ -44,43 +47,87 @@ type Factory interface {
 	// New builds the collector. It returns an error wrapping
 	// ErrNotSupported when the host lacks something it needs.
 	New(cfg config.CollectorConfig, deps Deps) (Collector, error)
+	// Check reports whether this host has what the collector needs (nil),
+	// or an error wrapping ErrNotSupported naming what is missing.
+	// `netsight check` loops over it.
+	Check(ctx context.Context, cfg config.CollectorConfig, deps Deps) error
+}
+
+// NewFactory returns the Factory of a collector whose config section is a
+// C: the config type assertion lives here once. check may be nil (nothing
+// to check beyond what New does).
+func NewFactory[C config.CollectorConfig, T Collector](typ string, def func() C,
+	build func(C, Deps) (T, error), check func(context.Context, C, Deps) error) Factory {
+	return &factory[C, T]{typ: typ, def: def, build: build, check: check}
+}
+
+type factory[C config.CollectorConfig, T Collector] struct {
+	typ   string
+	def   func() C
+	build func(C, Deps) (T, error)
+	check func(context.Context, C, Deps) error
+}
+
+func (f *factory[C, T]) Type() string                          { return f.typ }
+func (f *factory[C, T]) DefaultConfig() config.CollectorConfig { return f.def() }
+
+func (f *factory[C, T]) config(cfg config.CollectorConfig) (C, error) {
+	c, ok := cfg.(C)
+	if !ok {
+		return c, fmt.Errorf("collector %s: config has type %T, want %T", f.typ, cfg, f.def())
+	}
+	return c, nil
+}
+
+func (f *factory[C, T]) New(cfg config.CollectorConfig, deps Deps) (Collector, error) {
+	c, err := f.config(cfg)
+	if err != nil {
+		return nil, err
+	}
+	col, err := f.build(c, deps.WithDefaults())
+	if err != nil {
+		return nil, err
+	}
+	return col, nil
+}
+
+func (f *factory[C, T]) Check(ctx context.Context, cfg config.CollectorConfig, deps Deps) error {
+	if f.check == nil {
+		return nil
+	}
+	c, err := f.config(cfg)
+	if err != nil {
+		return err
+	}
+	return f.check(ctx, c, deps.WithDefaults())
 }
 
 // Deps are what the agent gives every collector.
 type Deps struct {
 	Logger *slog.Logger
-	// Handle registers an HTTP handler on the agent's server (for APIs such
-	// as /api/v1/flows). It may be nil in tests.
-	Handle func(pattern string, h http.Handler)
+	// Now is the clock (time.Now when nil); tests pass a fake one.
+	Now func() time.Time
+	// Paths are the host filesystem roots (config paths.*).
+	Paths kernel.Paths
 	// DataDir is the agent's data directory.
 	DataDir string
-	// Shared holds values one collector publishes for others (e.g. the
-	// flow table), keyed by a name documented by the publisher.
-	Shared *Shared
+	// Flows is the agent's per-connection table: sources that see
+	// connections (flows, capture) emit flow.Records into it. Nil in
+	// tests that do not need one.
+	Flows *flow.Table
 }
 
-// Shared is a small concurrency-safe registry for cross-collector values.
-type Shared struct {
-	mu sync.RWMutex
-	m  map[string]any
-}
-
-// Set publishes v under key.
-func (s *Shared) Set(key string, v any) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.m == nil {
-		s.m = map[string]any{}
+// WithDefaults fills the zero fields: a discarding logger, time.Now and
+// the default host paths.
+func (d Deps) WithDefaults() Deps {
+	if d.Logger == nil {
+		d.Logger = slog.New(slog.DiscardHandler)
 	}
-	s.m[key] = v
-}
-
-// Get returns the value under key.
-func (s *Shared) Get(key string) (any, bool) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	v, ok := s.m[key]
-	return v, ok
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	d.Paths = d.Paths.WithDefaults()
+	return d
 }
 
 // ErrNotSupported marks a missing kernel feature or capability.
@@ -135,12 +182,4 @@ func Factories() []Factory {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Type() < out[j].Type() })
 	return out
-}
-
-// Lookup returns the factory of a type.
-func Lookup(typ string) (Factory, bool) {
-	regMu.RLock()
-	defer regMu.RUnlock()
-	f, ok := factories[typ]
-	return f, ok
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -61,6 +62,10 @@ type entry struct {
 	status   Status
 	snapshot []prometheus.Metric
 	errlog   *logutil.ErrorLog // update failures: one line per backoff period, then "recovered"
+	// dead is the error of a Run that ended by itself: the collector
+	// stays down (Update results notwithstanding) until a reload
+	// rebuilds it.
+	dead error
 }
 
 // Manager runs collectors and exposes their snapshots.
@@ -80,12 +85,7 @@ type Manager struct {
 // reason; one that fails otherwise is fatal only when the user enabled it
 // explicitly.
 func NewManager(cfgs config.Collectors, deps Deps) (*Manager, error) {
-	if deps.Logger == nil {
-		deps.Logger = slog.New(slog.DiscardHandler)
-	}
-	if deps.Shared == nil {
-		deps.Shared = &Shared{}
-	}
+	deps = deps.WithDefaults()
 	m := &Manager{logger: deps.Logger, ready: make(chan struct{})}
 	for _, f := range Factories() {
 		cfg, ok := cfgs[f.Type()]
@@ -146,9 +146,14 @@ func (m *Manager) Start(ctx context.Context) {
 			m.wg.Add(1)
 			go func() {
 				defer m.wg.Done()
-				if err := r.Run(ctx); err != nil && ctx.Err() == nil {
-					e.fail(err)
+				err := r.Run(ctx)
+				if ctx.Err() != nil {
+					return // shutdown or reload
 				}
+				if err == nil {
+					err = errors.New("background work ended before shutdown")
+				}
+				e.fail(err)
 			}()
 		}
 		first.Add(1)
@@ -195,16 +200,6 @@ func (m *Manager) closeAll() {
 			}
 		}
 	}
-}
-
-// Collector returns the built collector of a type (nil when not running).
-func (m *Manager) Collector(typ string) Collector {
-	for _, e := range m.entries {
-		if e.name == typ {
-			return e.c
-		}
-	}
-	return nil
 }
 
 // Status returns every collector's status, sorted by name.
@@ -255,10 +250,18 @@ func (m *Manager) Collect(ch chan<- prometheus.Metric) {
 }
 
 func (e *entry) loop(ctx context.Context, firstDone func()) {
-	// Spread collectors over their interval a little so they do not all
-	// wake together, but do the first update at once for readiness.
+	// The first update runs at once (readiness); the ticks after it are
+	// shifted by a random part of a tenth of the interval so that
+	// collectors with the same interval do not all wake together.
 	e.update(ctx)
 	firstDone()
+	if j := jitter(e.interval); j > 0 {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(j):
+		}
+	}
 	t := time.NewTicker(e.interval)
 	defer t.Stop()
 	for {
@@ -296,6 +299,11 @@ func (e *entry) update(parent context.Context) {
 	e.status.LastUpdate = start
 	e.status.Duration = dur.Seconds()
 	e.status.Series = len(metrics)
+	if e.dead != nil {
+		// Run ended: the metrics Update still sends are stale.
+		e.status.Up, e.status.State, e.status.Reason = false, StateFailed, "stopped: "+e.dead.Error()
+		return
+	}
 	if err == nil {
 		e.errlog.OK()
 		e.status.Up, e.status.State, e.status.Reason, e.status.LastSuccess = true, StateRunning, "", start
@@ -310,11 +318,21 @@ func (e *entry) update(parent context.Context) {
 	e.errlog.Fail(err, "duration", dur)
 }
 
+// fail marks the collector down for good: its Run ended by itself.
 func (e *entry) fail(err error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.status.Up, e.status.State, e.status.Reason = false, StateFailed, err.Error()
-	e.logger.Error("collector stopped", "err", err)
+	e.dead = err
+	e.status.Up, e.status.State, e.status.Reason = false, StateFailed, "stopped: "+err.Error()
+	e.logger.Error("collector stopped; it stays down until a reload restarts it", "err", err)
+}
+
+// jitter is a random delay in [0, interval/10).
+func jitter(interval time.Duration) time.Duration {
+	if interval < 10 {
+		return 0
+	}
+	return rand.N(interval / 10)
 }
 
 func b2f(b bool) float64 {

@@ -29,6 +29,7 @@ var fakeDesc = prometheus.NewDesc("netsight_fake_value", "test value", nil, nil)
 // fake is a collector whose behaviour the test picks through Mode.
 type fake struct {
 	mode    string
+	kill    chan struct{} // closing it kills Run's background reader
 	updates atomic.Int64
 	running atomic.Bool
 	closed  atomic.Bool
@@ -51,9 +52,13 @@ func (f *fake) Update(ctx context.Context, ch chan<- prometheus.Metric) error {
 
 func (f *fake) Run(ctx context.Context) error {
 	f.running.Store(true)
-	<-ctx.Done()
-	f.running.Store(false)
-	return nil
+	defer f.running.Store(false)
+	select {
+	case <-ctx.Done():
+		return nil
+	case <-f.kill:
+		return errors.New("reader died")
+	}
 }
 
 func (f *fake) Close() error { f.closed.Store(true); return nil }
@@ -67,6 +72,9 @@ func (ff *fakeFactory) Type() string { return ff.name }
 func (ff *fakeFactory) DefaultConfig() config.CollectorConfig {
 	return &fakeConfig{CollectorCommon: config.CollectorCommon{Interval: 50 * time.Millisecond}}
 }
+func (ff *fakeFactory) Check(context.Context, config.CollectorConfig, collector.Deps) error {
+	return nil
+}
 func (ff *fakeFactory) New(cfg config.CollectorConfig, _ collector.Deps) (collector.Collector, error) {
 	c := cfg.(*fakeConfig)
 	switch c.Mode {
@@ -75,7 +83,7 @@ func (ff *fakeFactory) New(cfg config.CollectorConfig, _ collector.Deps) (collec
 	case "broken":
 		return nil, errors.New("broken on purpose")
 	}
-	ff.built = &fake{mode: c.Mode}
+	ff.built = &fake{mode: c.Mode, kill: make(chan struct{})}
 	return ff.built, nil
 }
 
@@ -275,4 +283,66 @@ func TestManagerFlakyRecovers(t *testing.T) {
 	if !errors.Is(collector.NotSupported("x", nil), collector.ErrNotSupported) {
 		t.Error("NotSupported must match ErrNotSupported")
 	}
+}
+
+// A collector whose background reader dies stays down, netsight_collector_up
+// 0 with the reason in its status, although its Updates keep succeeding.
+func TestManagerDeadRunStaysDown(t *testing.T) {
+	m, _, err := newManager(t, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	m.Start(ctx)
+	defer func() { _ = m.Stop(context.Background()) }()
+	<-m.Ready()
+	if got := upValue(t, m); got != 1 {
+		t.Fatalf("up before the kill = %v, want 1", got)
+	}
+	f := fakeF.built
+	close(f.kill)
+	deadline := time.Now().Add(5 * time.Second)
+	for f.running.Load() && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	// Several successful updates (interval 50ms) after the death.
+	n := f.updates.Load()
+	for f.updates.Load() < n+4 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if f.updates.Load() < n+4 {
+		t.Fatal("updates stopped after Run died")
+	}
+	if got := upValue(t, m); got != 0 {
+		t.Errorf("up after the kill and %d good updates = %v, want 0", f.updates.Load()-n, got)
+	}
+	s := m.Status()[len(m.Status())-1]
+	if s.Up || s.State != collector.StateFailed || !strings.Contains(s.Reason, "reader died") {
+		t.Errorf("status: %+v", s)
+	}
+}
+
+func upValue(t *testing.T, m *collector.Manager) float64 {
+	t.Helper()
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(m)
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "netsight_collector_up" {
+			continue
+		}
+		for _, mm := range mf.GetMetric() {
+			for _, lp := range mm.GetLabel() {
+				if lp.GetName() == "collector" && lp.GetValue() == "zfake" {
+					return mm.GetGauge().GetValue()
+				}
+			}
+		}
+	}
+	t.Fatal("no netsight_collector_up{collector=zfake}")
+	return -1
 }

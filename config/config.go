@@ -33,6 +33,7 @@ type Config struct {
 	Server     Server     `yaml:"server"`
 	Log        Log        `yaml:"log"`
 	DataDir    string     `yaml:"data_dir"`
+	Paths      Paths      `yaml:"paths"`
 	Store      Store      `yaml:"store"`
 	Limits     Limits     `yaml:"limits"`
 	Collectors Collectors `yaml:"collectors"`
@@ -72,6 +73,7 @@ func Defaults() *Config {
 		Server:  Server{Listen: DefaultListen, ReadTimeout: 30 * time.Second, WriteTimeout: 60 * time.Second},
 		Log:     Log{Level: "info", Format: "text"},
 		DataDir: DefaultDataDir,
+		Paths:   DefaultPaths(),
 		Store: Store{
 			ScrapeInterval: 5 * time.Second,
 			Retention:      15 * 24 * time.Hour,
@@ -92,6 +94,7 @@ func (c *Config) Validate() error {
 		Within("limits", c.Limits.Validate()),
 		c.writeTimeoutValidate(),
 		c.dataDirValidate(),
+		Within("paths", c.Paths.Validate()),
 		Within("collectors", c.Collectors.Validate()),
 		Within("outputs", c.Outputs.Validate()),
 	)

@@ -36,7 +36,7 @@ func init() {
 func TestInvalidConfigs(t *testing.T) {
 	cases := map[string]string{
 		"invalid-unknown-key.yaml":       "server.lisen: unknown field (known: listen, read_timeout, web_config_file, write_timeout) (line 2)",
-		"invalid-unknown-top.yaml":       "colectors: unknown field (known: collectors, data_dir, limits, log, outputs, server, store) (line 1)",
+		"invalid-unknown-top.yaml":       "colectors: unknown field (known: collectors, data_dir, limits, log, outputs, paths, server, store) (line 1)",
 		"invalid-listen.yaml":            `server.listen: must be host:port, got "localhost" (line 2)`,
 		"invalid-duration.yaml":          `store.scrape_interval: invalid duration "fast" (use e.g. 500ms, 15s, 1m) (line 2)`,
 		"invalid-log-level.yaml":         `log.level: must be one of debug, info, warn, error; got "verbose" (line 2)`,

@@ -126,6 +126,7 @@ type Table struct {
 	// walks the whole table instead.
 	touched         []*entry
 	touchedOverflow bool
+	source          string // the source feeding the table (SetSource)
 	totals          Totals
 	groups          map[GroupKey]*Group
 	overflow        Group
@@ -411,21 +412,7 @@ func (t *Table) Roll(now time.Time) Interval {
 	t.touched = t.touched[:0]
 	t.touchedOverflow = false
 	t.gen++
-	// Expire from the least recently updated end: the list is in update
-	// order, so the walk stops at the first entry younger than both
-	// Retention and IdleTimeout.
-	minAge := min(t.cfg.Retention, t.cfg.IdleTimeout)
-	for e := t.lru.head; e != nil && now.Sub(e.updated) >= minAge; {
-		next := e.next
-		switch {
-		case e.rec.Closed && now.Sub(e.updated) >= t.cfg.Retention:
-			t.remove(e)
-		case !e.rec.Closed && now.Sub(e.updated) >= t.cfg.IdleTimeout:
-			t.remove(e)
-			t.totals.IdleExpired++
-		}
-		e = next
-	}
+	t.expire(now)
 
 	all := make([]Group, 0, len(t.groups))
 	for _, g := range t.groups {
@@ -440,6 +427,48 @@ func (t *Table) Roll(now time.Time) Interval {
 	clear(t.groups)
 	t.overflow = Group{}
 	return iv
+}
+
+// Expire removes closed entries older than Retention and open ones idle
+// for IdleTimeout, without ending the interval (for a table no one rolls:
+// a host where only capture feeds it).
+func (t *Table) Expire(now time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.expire(now)
+}
+
+// expire walks from the least recently updated end: the list is in update
+// order, so the walk stops at the first entry younger than both Retention
+// and IdleTimeout.
+func (t *Table) expire(now time.Time) {
+	minAge := min(t.cfg.Retention, t.cfg.IdleTimeout)
+	for e := t.lru.head; e != nil && now.Sub(e.updated) >= minAge; {
+		next := e.next
+		switch {
+		case e.rec.Closed && now.Sub(e.updated) >= t.cfg.Retention:
+			t.remove(e)
+		case !e.rec.Closed && now.Sub(e.updated) >= t.cfg.IdleTimeout:
+			t.remove(e)
+			t.totals.IdleExpired++
+		}
+		e = next
+	}
+}
+
+// SetSource names the source feeding the table ("ebpf", "sockdiag",
+// "capture"); the flow API reports it.
+func (t *Table) SetSource(name string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.source = name
+}
+
+// Source is the name set by SetSource ("" when none).
+func (t *Table) Source() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.source
 }
 
 func compareGroups(a, b Group) int {

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"golang.org/x/net/icmp"
 	"golang.org/x/net/ipv4"
@@ -147,7 +148,7 @@ func setupICMP(fd int, k sockKey, mode ICMPMode) error {
 			ipv6.ICMPTypePacketTooBig, ipv6.ICMPTypeTimeExceeded} {
 			f.Accept(t)
 		}
-		filt := (*unix.ICMPv6Filter)(unsafePointer(&f))
+		filt := (*unix.ICMPv6Filter)(unsafe.Pointer(&f))
 		if err := unix.SetsockoptICMPv6Filter(fd, unix.IPPROTO_ICMPV6, unix.ICMPV6_FILTER, filt); err != nil {
 			return fmt.Errorf("icmp socket: ICMPV6_FILTER: %w", err)
 		}
@@ -434,7 +435,7 @@ func (e *Engine) handleReply(s *icmpSock, b []byte, from netip.Addr, ts time.Tim
 // kernelTimestamp finds the SCM_TIMESTAMPNS control message.
 func kernelTimestamp(oob []byte) (time.Time, bool) {
 	for len(oob) >= unix.SizeofCmsghdr {
-		h := (*unix.Cmsghdr)(unsafePointer(&oob[0]))
+		h := (*unix.Cmsghdr)(unsafe.Pointer(&oob[0]))
 		l := int(h.Len)
 		if l < unix.SizeofCmsghdr || l > len(oob) {
 			return time.Time{}, false
@@ -504,7 +505,7 @@ func parseRecvErr(oob []byte) (unix.SockExtendedErr, netip.Addr, bool) {
 		if len(m.Data) < sizeofSockExtendedErr {
 			return unix.SockExtendedErr{}, netip.Addr{}, false
 		}
-		ee := *(*unix.SockExtendedErr)(unsafePointer(&m.Data[0]))
+		ee := *(*unix.SockExtendedErr)(unsafe.Pointer(&m.Data[0]))
 		var from netip.Addr
 		off := m.Data[sizeofSockExtendedErr:]
 		if len(off) >= 8 && binary.NativeEndian.Uint16(off) == unix.AF_INET {

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -191,7 +192,7 @@ func FuzzParseReply(f *testing.F) {
 
 func TestKernelTimestamp(t *testing.T) {
 	oob := make([]byte, unix.CmsgSpace(16))
-	h := (*unix.Cmsghdr)(unsafePointer(&oob[0]))
+	h := (*unix.Cmsghdr)(unsafe.Pointer(&oob[0]))
 	h.Level, h.Type = unix.SOL_SOCKET, unix.SCM_TIMESTAMPNS
 	h.SetLen(unix.CmsgLen(16))
 	binary.NativeEndian.PutUint64(oob[unix.CmsgLen(0):], 1_700_000_000)
@@ -425,7 +426,7 @@ func BenchmarkAggregatorAdd(b *testing.B) {
 
 func FuzzParseErrQueue(f *testing.F) {
 	oob := make([]byte, unix.CmsgSpace(sizeofSockExtendedErr+16))
-	h := (*unix.Cmsghdr)(unsafePointer(&oob[0]))
+	h := (*unix.Cmsghdr)(unsafe.Pointer(&oob[0]))
 	h.Level, h.Type = unix.IPPROTO_IP, unix.IP_RECVERR
 	h.SetLen(unix.CmsgLen(sizeofSockExtendedErr + 16))
 	d := oob[unix.CmsgLen(0):]
@@ -450,7 +451,7 @@ func FuzzParseErrQueue(f *testing.F) {
 
 func TestParseErrQueue(t *testing.T) {
 	oob := make([]byte, unix.CmsgSpace(sizeofSockExtendedErr+16))
-	h := (*unix.Cmsghdr)(unsafePointer(&oob[0]))
+	h := (*unix.Cmsghdr)(unsafe.Pointer(&oob[0]))
 	h.Level, h.Type = unix.IPPROTO_IP, unix.IP_RECVERR
 	h.SetLen(unix.CmsgLen(sizeofSockExtendedErr + 16))
 	d := oob[unix.CmsgLen(0):]

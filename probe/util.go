@@ -1,11 +1,6 @@
 package probe
 
-import (
-	"net"
-	"unsafe"
-)
-
-func unsafePointer[T any](p *T) unsafe.Pointer { return unsafe.Pointer(p) }
+import "net"
 
 func netInterfaceIndex(name string) (int, error) {
 	ifi, err := net.InterfaceByName(name)

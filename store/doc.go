@@ -19,7 +19,7 @@
 // bounded queue and queue timeout; evaluation is bounded by a timeout and the
 // request's context; answers are capped in size and, while being written, in
 // total bytes.
-//
-// The package registers itself as an agent component (agent.RegisterComponent)
-// when linked into the binary.
+
+// The agent opens and starts the store and mounts its query API
+// (Handler, or DisabledHandler with store.enabled: false) on APIRoutes.
 package store

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/prometheus/storage"
 
 	"github.com/netsight/netsight/internal/logutil"
 )
@@ -362,3 +363,20 @@ func (s *Store) ingestHealth() (int, string) {
 	}
 	return n, ""
 }
+
+// Queryable reads the store while it is open; while it is down (or
+// disabled) a Querier fails with the store's state and reason, so readers
+// such as the outputs retry instead of losing their place.
+func (h *Handle) Queryable() storage.Queryable {
+	return storage.QueryableFunc(func(mint, maxt int64) (storage.Querier, error) {
+		st := h.Store()
+		if st == nil {
+			s := h.Status()
+			return nil, fmt.Errorf("store %s: %s", s.State, s.Reason)
+		}
+		return st.Queryable().Querier(mint, maxt)
+	})
+}
+
+// Interval is the store's scrape interval.
+func (h *Handle) Interval() time.Duration { return h.opts.Interval }

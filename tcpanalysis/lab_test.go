@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"math"
 	"net"
-	"net/netip"
 	"os"
 	"os/exec"
 	"strconv"
@@ -26,40 +25,9 @@ import (
 	"github.com/netsight/netsight/tcpanalysis/pcapfile"
 )
 
-type labPair struct {
-	cli, srv     *testlab.NetNS
-	cliIf, srvIf string
-	cliIP, srvIP string
-}
+type labPair = testlab.ClientServer
 
-// newLabPair joins two fresh namespaces with a veth pair vcli 10.<n>.0.1/24
-// (client) - vsrv 10.<n>.0.2/24 (server). testlab turns segmentation
-// offloads off, so the capture sees MSS-sized segments like the wire would.
-func newLabPair(t *testing.T, n int) *labPair {
-	t.Helper()
-	p := &labPair{cli: testlab.NewNetNS(t), srv: testlab.NewNetNS(t), cliIf: "vcli", srvIf: "vsrv"}
-	sub := testlab.Subnet{V4: netip.MustParsePrefix(fmt.Sprintf("10.%d.0.0/24", n)), V6: testlab.RandomSubnet().V6}
-	l := testlab.ConnectVeth(t, p.cli, p.srv, testlab.WithNames(p.cliIf, p.srvIf), testlab.WithSubnet(sub))
-	p.cliIP, p.srvIP = l.A.Addr4().String(), l.B.Addr4().String()
-	return p
-}
-
-// loss drops pct % of the client's packets to port on the server's ingress,
-// so that a capture on the client side sees originals and retransmissions.
-func (p *labPair) loss(t *testing.T, pct, port int) {
-	t.Helper()
-	ctx := context.Background()
-	for _, args := range [][]string{
-		{"add", "table", "inet", "lab"},
-		{"add", "chain", "inet", "lab", "in", "{ type filter hook input priority 0; }"},
-		{"add", "rule", "inet", "lab", "in", "ip", "saddr", p.cliIP, "tcp", "dport", strconv.Itoa(port),
-			"numgen", "random", "mod", "100", "<", strconv.Itoa(pct), "drop"},
-	} {
-		if out, err := p.srv.Run(ctx, "nft", args...); err != nil {
-			t.Fatalf("nft: %v: %s", err, out)
-		}
-	}
-}
+func newLabPair(t *testing.T, n int) *labPair { return testlab.NewClientServer(t, n) }
 
 func analyzeFile(t *testing.T, file string) *tcpanalysis.Analyzer {
 	t.Helper()
@@ -201,18 +169,18 @@ func TestLabRetransmissionsUnderLoss(t *testing.T) {
 	for i, pct := range []int{1, 3, 10} {
 		t.Run(fmt.Sprintf("loss %d%%", pct), func(t *testing.T) {
 			p := newLabPair(t, 80+i)
-			p.loss(t, pct, 5201)
+			p.DropToPort(t, pct, 5201)
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			srv := p.srv.Command(ctx, "iperf3", "-s", "-1", "-B", p.srvIP)
+			srv := p.Srv.Command(ctx, "iperf3", "-s", "-1", "-B", p.SrvIP)
 			if err := srv.Start(); err != nil {
 				t.Fatal(err)
 			}
 			defer func() { _ = srv.Process.Kill(); _ = srv.Wait() }()
-			p.srv.WaitListening(t, 5201)
-			dump := p.cli.StartTcpdump(t, p.cliIf, testlab.TcpdumpOptions{Snaplen: 128, Filter: "tcp"})
+			p.Srv.WaitListening(t, 5201)
+			dump := p.Cli.StartTcpdump(t, p.CliIf, testlab.TcpdumpOptions{Snaplen: 128, Filter: "tcp"})
 			// Bitrate-limited so the capture stays small (~20k packets).
-			out, err := p.cli.Command(ctx, "iperf3", "-c", p.srvIP, "-t", "2", "-b", "80M", "-J").Output()
+			out, err := p.Cli.Command(ctx, "iperf3", "-c", p.SrvIP, "-t", "2", "-b", "80M", "-J").Output()
 			file := dump.Stop()
 			if err != nil {
 				t.Fatalf("iperf3: %v: %s", err, out)
@@ -309,7 +277,7 @@ func TestLabZeroWindowAndResets(t *testing.T) {
 	requireLabTools(t)
 	p := newLabPair(t, 90)
 	var ln net.Listener
-	err := p.srv.Do(func() error {
+	err := p.Srv.Do(func() error {
 		lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
 			var serr error
 			err := c.Control(func(fd uintptr) { serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
@@ -319,7 +287,7 @@ func TestLabZeroWindowAndResets(t *testing.T) {
 			return serr
 		}}
 		var err error
-		ln, err = lc.Listen(context.Background(), "tcp4", p.srvIP+":7000")
+		ln, err = lc.Listen(context.Background(), "tcp4", p.SrvIP+":7000")
 		return err
 	})
 	if err != nil {
@@ -337,11 +305,11 @@ func TestLabZeroWindowAndResets(t *testing.T) {
 			accepted <- c // never read
 		}
 	}()
-	dump := p.cli.StartTcpdump(t, p.cliIf, testlab.TcpdumpOptions{Snaplen: 128, Filter: "tcp"})
+	dump := p.Cli.StartTcpdump(t, p.CliIf, testlab.TcpdumpOptions{Snaplen: 128, Filter: "tcp"})
 
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	c, err := p.cli.Dial(ctx, "tcp4", p.srvIP+":7000")
+	c, err := p.Cli.Dial(ctx, "tcp4", p.SrvIP+":7000")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -357,7 +325,7 @@ func TestLabZeroWindowAndResets(t *testing.T) {
 	_ = c.Close()
 	// RST from the server: connect to a closed port, three times.
 	for i := 0; i < 3; i++ {
-		if c2, err := p.cli.Dial(ctx, "tcp4", p.srvIP+":7001"); err == nil {
+		if c2, err := p.Cli.Dial(ctx, "tcp4", p.SrvIP+":7001"); err == nil {
 			_ = c2.Close()
 		}
 	}

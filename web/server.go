@@ -6,8 +6,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -37,9 +35,6 @@ type Server struct {
 	mux  *http.ServeMux
 	srv  *http.Server
 
-	routesMu sync.Mutex
-	routes   map[string]*swapHandler
-	keep     map[string]bool // routes ResetRoutes leaves alone (HandleKeep)
 	ln       net.Listener
 	info     WebConfigInfo // set by Listen
 	done     chan struct{}
@@ -78,57 +73,10 @@ func New(opts Options) *Server {
 	return s
 }
 
-// Handle registers a route (Go 1.22 pattern syntax, e.g. "GET /api/v1/flows").
-// Registering the same pattern again replaces the handler, so collectors
-// rebuilt by a config reload can register their APIs again.
-func (s *Server) Handle(pattern string, h http.Handler) {
-	s.routesMu.Lock()
-	defer s.routesMu.Unlock()
-	if s.routes == nil {
-		s.routes = map[string]*swapHandler{}
-	}
-	if sh, ok := s.routes[pattern]; ok {
-		sh.h.Store(&h)
-		return
-	}
-	sh := &swapHandler{}
-	sh.h.Store(&h)
-	s.routes[pattern] = sh
-	s.mux.Handle(pattern, sh)
-}
-
-// HandleKeep registers a route like Handle that ResetRoutes leaves in place:
-// for components (store API, dashboard) that a config reload does not rebuild.
-func (s *Server) HandleKeep(pattern string, h http.Handler) {
-	s.Handle(pattern, h)
-	s.routesMu.Lock()
-	defer s.routesMu.Unlock()
-	if s.keep == nil {
-		s.keep = map[string]bool{}
-	}
-	s.keep[pattern] = true
-}
-
-// ResetRoutes makes every route added with Handle answer 404 until it is
-// registered again (called before collectors are rebuilt on reload). Routes
-// added with HandleKeep stay.
-func (s *Server) ResetRoutes() {
-	s.routesMu.Lock()
-	defer s.routesMu.Unlock()
-	var nf http.Handler = http.NotFoundHandler()
-	for p, sh := range s.routes {
-		if s.keep[p] {
-			continue
-		}
-		sh.h.Store(&nf)
-	}
-}
-
-type swapHandler struct{ h atomic.Pointer[http.Handler] }
-
-func (sh *swapHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	(*sh.h.Load()).ServeHTTP(w, r)
-}
+// Handle mounts a route (Go 1.22 pattern syntax, e.g. "GET /api/v1/flows").
+// Routes are mounted once, by the agent, before Start: a config reload
+// rebuilds sources, never routes.
+func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
 
 // Mux exposes the router (tests).
 func (s *Server) Mux() *http.ServeMux { return s.mux }

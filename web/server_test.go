@@ -3,9 +3,9 @@ package web
 import (
 	"context"
 	"errors"
-	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,6 +14,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/netsight/netsight/flow"
 )
 
 func serve(s *Server, path string) (int, string) {
@@ -22,27 +24,25 @@ func serve(s *Server, path string) (int, string) {
 	return w.Code, w.Body.String()
 }
 
-func text(body string) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, body) })
-}
-
-func TestRoutesSurviveReload(t *testing.T) {
+// The flow API reads whatever the table holds now: a reload that swaps the
+// table's source needs no new route.
+func TestFlowsHandlerReadsTable(t *testing.T) {
+	tab := flow.NewTable(flow.Config{})
 	s := New(Options{Listen: "127.0.0.1:0", Gatherer: prometheus.NewRegistry()})
-	s.Handle("GET /api/v1/flows", text("old"))
-	s.HandleKeep("GET /api/v1/query", text("query"))
-	if code, body := serve(s, "/api/v1/flows"); code != 200 || body != "old" {
-		t.Fatalf("before reload: %d %q", code, body)
+	s.Handle(FlowsPattern, FlowsHandler(tab))
+	if code, body := serve(s, "/api/v1/flows"); code != 200 || !strings.Contains(body, `"flows":[]`) {
+		t.Fatalf("empty table: %d %q", code, body)
 	}
-	s.ResetRoutes()
-	if code, _ := serve(s, "/api/v1/flows"); code != http.StatusNotFound {
-		t.Errorf("a collector route not registered again must 404 after reload, got %d", code)
+	tab.SetSource("capture")
+	tab.Upsert(flow.Record{ID: 1, Local: netip.MustParseAddrPort("10.0.0.1:40000"),
+		Remote: netip.MustParseAddrPort("10.0.0.2:5201"), Direction: flow.DirClient, BytesSent: 1234, Retransmits: 5}, time.Now())
+	code, body := serve(s, "/api/v1/flows?port=5201")
+	if code != 200 || !strings.Contains(body, `"backend":"capture"`) || !strings.Contains(body, `"bytes_sent":1234`) ||
+		!strings.Contains(body, `"retransmissions":5`) {
+		t.Errorf("after upsert: %d %q", code, body)
 	}
-	if code, body := serve(s, "/api/v1/query"); code != 200 || body != "query" {
-		t.Errorf("HandleKeep route lost on reload: %d %q", code, body)
-	}
-	s.Handle("GET /api/v1/flows", text("new")) // same pattern again must not panic
-	if code, body := serve(s, "/api/v1/flows"); code != 200 || body != "new" {
-		t.Errorf("after re-registration: %d %q", code, body)
+	if code, _ := serve(s, "/api/v1/flows?port=0"); code != http.StatusBadRequest {
+		t.Errorf("bad filter: %d", code)
 	}
 }
 

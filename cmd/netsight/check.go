@@ -6,8 +6,23 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/netsight/netsight/collector"
 	"github.com/netsight/netsight/internal/hostcheck"
 )
+
+// collectorChecks asks every collector's factory whether it can run here
+// with its default config (the same probes its New uses).
+func collectorChecks(ctx context.Context) []hostcheck.Result {
+	var out []hostcheck.Result
+	for _, f := range collector.Factories() {
+		r := hostcheck.Result{Check: "collector " + f.Type(), Verdict: hostcheck.OK, Detail: "can run"}
+		if err := f.Check(ctx, f.DefaultConfig(), collector.Deps{}); err != nil {
+			r.Verdict, r.Detail, r.Affects = hostcheck.Warn, err.Error(), f.Type()+" collector (exported as netsight_collector_up 0)"
+		}
+		out = append(out, r)
+	}
+	return out
+}
 
 func init() {
 	c := &command{name: "check", summary: "report what this host supports, one verdict per line", order: 10,
@@ -27,6 +42,7 @@ no packets. Exit status 0 means the agent can run (possibly degraded).`,
 			return err
 		}
 		rep := hostcheck.Run(ctx, hostcheck.Options{})
+		rep.Results = append(rep.Results, collectorChecks(ctx)...)
 		if *asJSON {
 			enc := json.NewEncoder(stdout)
 			enc.SetIndent("", "  ")

@@ -14,6 +14,7 @@ import (
 	"github.com/netsight/netsight/collector"
 	"github.com/netsight/netsight/config"
 	"github.com/netsight/netsight/export/collectd"
+	"github.com/netsight/netsight/internal/kernel"
 )
 
 func init() {
@@ -64,7 +65,8 @@ func runCollectd(ctx context.Context, cfg *config.Config, once bool, stdout, std
 		logger.Warn(err.Error())
 	}
 	host := collectd.Hostname()
-	m, err := collector.NewManager(cfg.Collectors, collector.Deps{Logger: logger, DataDir: cfg.DataDir, Shared: &collector.Shared{}})
+	m, err := collector.NewManager(cfg.Collectors, collector.Deps{Logger: logger, DataDir: cfg.DataDir,
+		Paths: kernel.Paths{ProcFS: cfg.Paths.ProcFS, SysFS: cfg.Paths.SysFS, CgroupFS: cfg.Paths.CgroupFS}})
 	if err != nil {
 		return err
 	}

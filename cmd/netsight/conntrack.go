@@ -14,9 +14,9 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/netsight/netsight/collector"
 	ctcollector "github.com/netsight/netsight/collector/conntrack"
 	"github.com/netsight/netsight/collector/nic"
-	"github.com/netsight/netsight/collector/sockets"
 	"github.com/netsight/netsight/internal/kernel"
 )
 
@@ -170,7 +170,7 @@ func buildConntrackReport(ctx context.Context, sample time.Duration, maxDump int
 
 	// One-shot: sock_diag needs no BPF load (parsing the kernel's BTF costs
 	// more than the dump it would save); the agent amortises it instead.
-	sc := sockets.Counter{Backend: sockets.BackendSockDiag}
+	sc := kernel.SocketCounter{Backend: kernel.SocketBackendSockDiag}
 	socks, err := sc.Count(ctx)
 	sc.Close()
 	if err != nil {
@@ -178,7 +178,7 @@ func buildConntrackReport(ctx context.Context, sample time.Duration, maxDump int
 	}
 	rep.Tracked = socks.Tracked
 
-	nc, err := nic.New(nic.DefaultConfig(), nicSource, nil)
+	nc, err := nic.NewWithSource(nic.DefaultConfig(), collector.Deps{}, nicSource)
 	if err != nil {
 		return nil, err
 	}

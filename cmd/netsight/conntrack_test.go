@@ -19,12 +19,12 @@ import (
 
 var updateGolden = flag.Bool("update-conntrack", false, "rewrite testdata/conntrack_*.golden")
 
-// seed000 is the exact pipeline of seed 000 (ec2_connection.sh).
-const seed000Pipeline = `ss -A tcp,udp state all | awk 'NR > 1 && $6 !~ /0.0.0.0:\*/ && $6 !~ /\[::\]:\*/ && $6 !~ /127.0.0.1:/ && $6 !~ /\[::ffff:127.0.0.1\]/ && $6 != "*:*" {print $6}' | wc -l`
+// guidePipeline is the EC2 connection-tracking guide's exact `ss | awk` pipeline.
+const guidePipeline = `ss -A tcp,udp state all | awk 'NR > 1 && $6 !~ /0.0.0.0:\*/ && $6 !~ /\[::\]:\*/ && $6 !~ /127.0.0.1:/ && $6 !~ /\[::ffff:127.0.0.1\]/ && $6 != "*:*" {print $6}' | wc -l`
 
 // TestConntrackCommandInNamespace holds N connections in a lab namespace with
 // a ct rule and compares `netsight conntrack --json`, run in that namespace,
-// with `conntrack -C` and the seed-000 pipeline.
+// with `conntrack -C` and the guide pipeline.
 func TestConntrackCommandInNamespace(t *testing.T) {
 	if testing.Short() {
 		t.Skip("lab test: runs in the full (non -short) pass")
@@ -69,14 +69,14 @@ func TestConntrackCommandInNamespace(t *testing.T) {
 		t.Fatalf("%v: %s", err, stdout.String())
 	}
 	ctC := toolCount(t, ns, ctx, "conntrack", "-C")
-	seed := toolCount(t, ns, ctx, "sh", "-c", seed000Pipeline)
+	seed := toolCount(t, ns, ctx, "sh", "-c", guidePipeline)
 	entries, tracked := rep["entries"].(float64), rep["tracked_connections"].(float64)
-	t.Logf("netsight entries=%v conntrack -C=%d; netsight tracked_connections=%v seed-000 pipeline=%d", entries, ctC, tracked, seed)
+	t.Logf("netsight entries=%v conntrack -C=%d; netsight tracked_connections=%v guide pipeline=%d", entries, ctC, tracked, seed)
 	if d := int(entries) - ctC; d < -2 || d > 2 {
 		t.Errorf("entries = %v, conntrack -C = %d", entries, ctC)
 	}
 	if d := int(tracked) - seed; d < -2 || d > 2 {
-		t.Errorf("tracked_connections = %v, seed-000 pipeline = %d", tracked, seed)
+		t.Errorf("tracked_connections = %v, guide pipeline = %d", tracked, seed)
 	}
 	if entries < n || tracked < 2*n {
 		t.Errorf("entries %v < %d or tracked %v < %d", entries, n, tracked, 2*n)

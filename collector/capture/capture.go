@@ -19,23 +19,23 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/netsight/netsight/collector"
-	"github.com/netsight/netsight/config"
+	"github.com/netsight/netsight/flow"
 	"github.com/netsight/netsight/internal/kernel"
 	"github.com/netsight/netsight/tcpanalysis"
 )
 
-func init() { collector.Register(factory{}) }
+func init() { collector.Register(collector.NewFactory("capture", DefaultConfig, New, check)) }
 
-type factory struct{}
-
-func (factory) Type() string                          { return "capture" }
-func (factory) DefaultConfig() config.CollectorConfig { return DefaultConfig() }
-func (factory) New(cfg config.CollectorConfig, deps collector.Deps) (collector.Collector, error) {
-	c, ok := cfg.(*Config)
-	if !ok {
-		return nil, fmt.Errorf("capture: config has type %T", cfg)
+// check reports whether AF_PACKET capture works here (in the agent's own
+// network namespace).
+func check(_ context.Context, _ *Config, _ collector.Deps) error {
+	if err := kernel.RequireCaps(kernel.CapNetRaw); err != nil {
+		return collector.NotSupported("CAP_NET_RAW for AF_PACKET capture", err)
 	}
-	return New(c, deps.Logger)
+	if err := kernel.AFPacketAvailable(); err != nil {
+		return collector.NotSupported("AF_PACKET socket", err)
+	}
+	return nil
 }
 
 // Collector captures TCP headers on matching interfaces and exports the
@@ -52,20 +52,22 @@ type Collector struct {
 	// (the link went down: ENETDOWN), so that Run re-checks the link.
 	ended chan int
 
+	// flows is the agent's per-connection table (nil: none).
+	flows *flow.Table
+
 	added, removed, skipped, failed atomic.Uint64
 	closeOnce                       sync.Once
 }
 
 // New checks the requirements (CAP_NET_RAW, and the namespace if one is
 // configured) and returns the collector; capture starts in Run.
-func New(cfg *Config, logger *slog.Logger) (*Collector, error) {
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
-	}
+func New(cfg *Config, deps collector.Deps) (*Collector, error) {
+	deps = deps.WithDefaults()
+	logger := deps.Logger
 	if err := kernel.RequireCaps(kernel.CapNetRaw); err != nil {
 		return nil, collector.NotSupported("CAP_NET_RAW for AF_PACKET capture", err)
 	}
-	c := &Collector{cfg: cfg, logger: logger, ns: -1, rings: map[int]*ring{}, ended: make(chan int, 64)}
+	c := &Collector{cfg: cfg, logger: logger, ns: -1, rings: map[int]*ring{}, ended: make(chan int, 64), flows: deps.Flows}
 	if cfg.NetNS != "" {
 		h, err := netns.GetFromPath(cfg.NetNS)
 		if err != nil {
@@ -74,13 +76,7 @@ func New(cfg *Config, logger *slog.Logger) (*Collector, error) {
 		c.ns = h
 	}
 	// Probe once that AF_PACKET sockets can be made here.
-	if err := c.inNS(func() error {
-		fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW, 0)
-		if err != nil {
-			return err
-		}
-		return unix.Close(fd)
-	}); err != nil {
+	if err := c.inNS(kernel.AFPacketAvailable); err != nil {
 		c.closeNS()
 		return nil, collector.NotSupported("AF_PACKET socket", err)
 	}
@@ -383,6 +379,7 @@ func (c *Collector) Update(_ context.Context, ch chan<- prometheus.Metric) error
 		rings = append(rings, r)
 	}
 	c.mu.Unlock()
+	c.feedFlows(rings, time.Now())
 	ch <- prometheus.MustNewConstMetric(ifacesDesc, prometheus.GaugeValue, float64(len(rings)))
 	for name, v := range map[string]uint64{"added": c.added.Load(), "removed": c.removed.Load(), "skipped": c.skipped.Load(), "failed": c.failed.Load()} {
 		ch <- prometheus.MustNewConstMetric(ifEventsDesc, prometheus.CounterValue, float64(v), name)

@@ -9,10 +9,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/netsight/netsight/collector"
 	"io"
 	"log/slog"
 	"net"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"testing"
@@ -27,35 +27,9 @@ import (
 	"github.com/netsight/netsight/tcpanalysis/pcapfile"
 )
 
-type labPair struct {
-	cli, srv     *testlab.NetNS
-	cliIf, srvIf string
-	cliIP, srvIP string
-}
+type labPair = testlab.ClientServer
 
-// newLabPair joins two fresh namespaces with a veth pair vcli 10.<n>.0.1/24
-// (client) - vsrv 10.<n>.0.2/24 (server); testlab turns offloads off.
-func newLabPair(t *testing.T, n int) *labPair {
-	t.Helper()
-	p := &labPair{cli: testlab.NewNetNS(t), srv: testlab.NewNetNS(t), cliIf: "vcli", srvIf: "vsrv"}
-	sub := testlab.Subnet{V4: netip.MustParsePrefix(fmt.Sprintf("10.%d.0.0/24", n)), V6: testlab.RandomSubnet().V6}
-	l := testlab.ConnectVeth(t, p.cli, p.srv, testlab.WithNames(p.cliIf, p.srvIf), testlab.WithSubnet(sub))
-	p.cliIP, p.srvIP = l.A.Addr4().String(), l.B.Addr4().String()
-	return p
-}
-
-func (p *labPair) loss(t *testing.T, pct int) {
-	t.Helper()
-	for _, args := range [][]string{
-		{"add", "table", "inet", "lab"},
-		{"add", "chain", "inet", "lab", "in", "{ type filter hook input priority 0; }"},
-		{"add", "rule", "inet", "lab", "in", "ip", "saddr", p.cliIP, "tcp", "dport", "5201", "numgen", "random", "mod", "100", "<", fmt.Sprint(pct), "drop"},
-	} {
-		if out, err := p.srv.Run(context.Background(), "nft", args...); err != nil {
-			t.Fatalf("nft: %v: %s", err, out)
-		}
-	}
-}
+func newLabPair(t *testing.T, n int) *labPair { return testlab.NewClientServer(t, n) }
 
 func requireLab(t *testing.T) {
 	if testing.Short() {
@@ -75,7 +49,7 @@ func startCollector(t *testing.T, ns *testlab.NetNS, cfg *Config, want string) *
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	c, err := New(cfg, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	c, err := New(cfg, collector.Deps{Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,13 +144,13 @@ func runIperf(t *testing.T, p *labPair, args ...string) float64 {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	srv := p.srv.Command(ctx, "iperf3", "-s", "-1", "-B", p.srvIP)
+	srv := p.Srv.Command(ctx, "iperf3", "-s", "-1", "-B", p.SrvIP)
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)
 	}
 	defer func() { _ = srv.Process.Kill(); _ = srv.Wait() }()
-	p.srv.WaitListening(t, 5201)
-	out, err := p.cli.Command(ctx, "iperf3", append([]string{"-c", p.srvIP, "-J"}, args...)...).Output()
+	p.Srv.WaitListening(t, 5201)
+	out, err := p.Cli.Command(ctx, "iperf3", append([]string{"-c", p.SrvIP, "-J"}, args...)...).Output()
 	if err != nil {
 		t.Fatalf("iperf3: %v: %s", err, out)
 	}
@@ -322,10 +296,10 @@ func absDiff(a, b uint64) uint64 {
 func TestLabLiveMatchesTcpdump(t *testing.T) {
 	requireLab(t)
 	p := newLabPair(t, 70)
-	p.loss(t, 3)
+	p.DropToPort(t, 3, 5201)
 	cfg := DefaultConfig()
 	cfg.Interfaces = []string{"vcli"}
-	c := startCollector(t, p.cli, cfg, "vcli")
+	c := startCollector(t, p.Cli, cfg, "vcli")
 	r := c.ringFor("vcli")
 	var live []tracedPacket
 	r.mu.Lock()
@@ -359,7 +333,7 @@ func TestLabLiveMatchesTcpdump(t *testing.T) {
 	// after both capture; Stop waits until tcpdump's file stops growing,
 	// then we wait until our ring has every packet: both windows cover the
 	// whole iperf3 run (checked below packet by packet).
-	dump := p.cli.StartTcpdump(t, p.cliIf, testlab.TcpdumpOptions{Snaplen: 128, BufferKiB: 16384, Filter: "tcp"})
+	dump := p.Cli.StartTcpdump(t, p.CliIf, testlab.TcpdumpOptions{Snaplen: 128, BufferKiB: 16384, Filter: "tcp"})
 	bps := runIperf(t, p, "-t", "2", "-b", "100M")
 	time.Sleep(300 * time.Millisecond) // FIN/ACK exchange after iperf3 exits
 	file := dump.Stop()
@@ -509,9 +483,9 @@ func TestLabKeepUpSmallMSS(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.Interfaces = []string{"vcli"}
 	cfg.RingSizeMB = 16
-	c := startCollector(t, p.cli, cfg, "vcli")
+	c := startCollector(t, p.Cli, cfg, "vcli")
 	r := c.ringFor("vcli")
-	dump := p.cli.StartTcpdump(t, p.cliIf, testlab.TcpdumpOptions{Snaplen: 128, BufferKiB: 16384, Filter: "tcp"})
+	dump := p.Cli.StartTcpdump(t, p.CliIf, testlab.TcpdumpOptions{Snaplen: 128, BufferKiB: 16384, Filter: "tcp"})
 	start := time.Now()
 	bps := runIperf(t, p, "-t", "2", "-b", "1G", "-M", "536")
 	time.Sleep(300 * time.Millisecond)

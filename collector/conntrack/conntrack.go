@@ -62,19 +62,15 @@ func DefaultConfig() *Config {
 	}
 }
 
-type factory struct{}
+func init() { collector.Register(collector.NewFactory(Name, DefaultConfig, New, check)) }
 
-func (factory) Type() string                          { return Name }
-func (factory) DefaultConfig() config.CollectorConfig { return DefaultConfig() }
-func (factory) New(cfg config.CollectorConfig, deps collector.Deps) (collector.Collector, error) {
-	c, ok := cfg.(*Config)
-	if !ok {
-		return nil, errors.New("conntrack: wrong config type")
+// check reports whether nf_conntrack is loaded (its procfs files exist).
+func check(_ context.Context, _ *Config, deps collector.Deps) error {
+	if _, err := (kernel.ConntrackProc{Root: deps.Paths.ProcFS}).Count(); err != nil {
+		return collector.NotSupported("nf_conntrack module", err)
 	}
-	return New(c, deps.Logger), nil
+	return nil
 }
-
-func init() { collector.Register(factory{}) }
 
 var (
 	entriesDesc = prometheus.NewDesc("netsight_conntrack_entries",
@@ -136,23 +132,18 @@ type Collector struct {
 }
 
 // New builds the collector for the namespace Update runs in.
-func New(cfg *Config, logger *slog.Logger) *Collector {
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
-	}
-	return &Collector{
-		cfg: cfg, logger: logger, now: time.Now,
+// New builds the collector; it reads procfs below deps.Paths.ProcFS.
+func New(cfg *Config, deps collector.Deps) (*Collector, error) {
+	deps = deps.WithDefaults()
+	c := &Collector{
+		cfg: cfg, logger: deps.Logger, now: deps.Now,
 		reader:   Reader{MaxDumpEntries: cfg.MaxDumpEntries, OverLimit: cfg.OverLimit},
 		forecast: Forecast{Window: cfg.ForecastWindow},
 		descs:    map[string]*prometheus.Desc{},
 	}
+	c.reader.Proc.Root = deps.Paths.ProcFS
+	return c, nil
 }
-
-// SetProcRoot points the collector at another procfs (tests).
-func (c *Collector) SetProcRoot(root string) { c.reader.Proc.Root = root }
-
-// SetClock replaces time.Now (tests).
-func (c *Collector) SetClock(now func() time.Time) { c.now = now }
 
 func (c *Collector) statDesc(col string) *prometheus.Desc {
 	if d, ok := c.descs[col]; ok {

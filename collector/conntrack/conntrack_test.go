@@ -23,10 +23,11 @@ var update = flag.Bool("update", false, "rewrite golden files")
 func TestUpdateFromFixture(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.MaxDumpEntries = 0 // no netlink in unit tests
-	c := New(cfg, nil)
-	c.SetProcRoot("testdata/proc")
 	now := time.Unix(1e9, 0)
-	c.SetClock(func() time.Time { return now })
+	c, err := New(cfg, collector.Deps{Paths: kernel.Paths{ProcFS: "testdata/proc"}, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
 	got, err := metrictest.Gather(context.Background(), c)
 	if err != nil {
 		t.Fatal(err)
@@ -58,9 +59,11 @@ func TestUpdateFromFixture(t *testing.T) {
 
 func TestNoConntrackIsNotSupported(t *testing.T) {
 	cfg := DefaultConfig()
-	c := New(cfg, nil)
-	c.SetProcRoot(t.TempDir())
-	_, err := metrictest.Gather(context.Background(), c)
+	c, err := New(cfg, collector.Deps{Paths: kernel.Paths{ProcFS: t.TempDir()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = metrictest.Gather(context.Background(), c)
 	if !errors.Is(err, collector.ErrNotSupported) || !strings.Contains(err.Error(), "nf_conntrack") {
 		t.Errorf("err = %v, want ErrNotSupported naming nf_conntrack", err)
 	}

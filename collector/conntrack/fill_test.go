@@ -2,6 +2,7 @@ package conntrack
 
 import (
 	"context"
+	"github.com/netsight/netsight/collector"
 	"math"
 	"os"
 	"strconv"
@@ -39,8 +40,10 @@ func TestLabFillTable(t *testing.T) {
 	t.Cleanup(restore)
 
 	clock := time.Unix(1_000_000, 0)
-	c := New(DefaultConfig(), nil)
-	c.SetClock(func() time.Time { return clock })
+	c, err := New(DefaultConfig(), collector.Deps{Now: func() time.Time { return clock }})
+	if err != nil {
+		t.Fatal(err)
+	}
 	var before, full map[string]float64
 	if err := ns.Do(func() error { var e error; before, e = metrictest.Gather(context.Background(), c); return e }); err != nil {
 		t.Fatal(err)

@@ -3,6 +3,7 @@ package conntrack
 import (
 	"context"
 	"fmt"
+	"github.com/netsight/netsight/collector"
 	"net"
 	"os/exec"
 	"strconv"
@@ -120,7 +121,7 @@ func TestLabCountsMatchConntrackTool(t *testing.T) {
 	ns := labNS(t)
 	const n = 40
 	holdTCP(t, ns, n)
-	c := New(DefaultConfig(), nil)
+	c, _ := New(DefaultConfig(), collector.Deps{})
 	var got map[string]float64
 	err := ns.Do(func() error {
 		var err error
@@ -164,7 +165,7 @@ func TestLabDumpCeiling(t *testing.T) {
 			cfg := DefaultConfig()
 			cfg.MaxDumpEntries = 10
 			cfg.OverLimit = tc.mode
-			c := New(cfg, nil)
+			c, _ := New(cfg, collector.Deps{})
 			var got map[string]float64
 			if err := ns.Do(func() error { var err error; got, err = metrictest.Gather(context.Background(), c); return err }); err != nil {
 				t.Fatal(err)

@@ -1,6 +1,8 @@
 package conntrack
 
 import (
+	"github.com/netsight/netsight/collector"
+	"github.com/netsight/netsight/internal/kernel"
 	"os/exec"
 	"strings"
 	"testing"
@@ -16,8 +18,10 @@ import (
 func TestMetricsLint(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.MaxDumpEntries = 0
-	c := New(cfg, nil)
-	c.SetProcRoot("testdata/proc")
+	c, err := New(cfg, collector.Deps{Paths: kernel.Paths{ProcFS: "testdata/proc"}})
+	if err != nil {
+		t.Fatal(err)
+	}
 	mfs := metrictest.Lint(t, c)
 	var sb strings.Builder
 	for _, mf := range mfs {
@@ -33,17 +37,5 @@ func TestMetricsLint(t *testing.T) {
 	cmd.Stdin = strings.NewReader(sb.String())
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Errorf("promtool check metrics: %v\n%s", err, out)
-	}
-}
-
-// TestAlertRules runs the promtool unit tests of deploy/prometheus/host.rules.yml.
-func TestAlertRules(t *testing.T) {
-	p := testlab.RequireBinary(t, "promtool")
-	if p == "" {
-		return
-	}
-	out, err := exec.Command(p, "test", "rules", "../../deploy/prometheus/host.rules.test.yml").CombinedOutput()
-	if err != nil {
-		t.Errorf("promtool test rules: %v\n%s", err, out)
 	}
 }

@@ -36,9 +36,6 @@ type DumpResult struct {
 	States          []StateCount `json:"states,omitempty"`
 }
 
-// Limited reports whether the breakdown is not a full count.
-func (d DumpResult) Limited() bool { return d.Mode == "sampled" || d.Mode == "skipped" }
-
 // Reader reads the conntrack table of the calling thread's namespace.
 type Reader struct {
 	Proc kernel.ConntrackProc

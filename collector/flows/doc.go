@@ -1,6 +1,7 @@
-// Package flows is the per-connection TCP health collector. It feeds a
-// flow.Table from one of two back ends, exports bounded metrics from it and
-// serves GET /api/v1/flows:
+// Package flows is the per-connection TCP health collector. It feeds the
+// agent's flow.Table (collector.Deps.Flows) from one of two back ends, rolls
+// it every interval and exports bounded metrics from it (web serves
+// GET /api/v1/flows from the same table):
 //
 //   - ebpf (collector/flows/ebpf): a sock_ops program on the cgroup v2 root
 //     with RTT, RTO, retransmit and state callbacks, closed connections
@@ -8,6 +9,4 @@
 //   - sockdiag (collector/flows/sockdiag): INET_DIAG dumps with tcp_info plus
 //     the kernel's socket-destroy notifications; used when eBPF cannot load
 //     (auto) or when chosen (backend: sockdiag).
-//
-// The table is published in collector.Shared under SharedTableKey.
 package flows

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
-	"strconv"
 	"sync"
 	"time"
 
@@ -18,28 +16,32 @@ import (
 	"github.com/netsight/netsight/collector/flows/sockdiag"
 	"github.com/netsight/netsight/config"
 	"github.com/netsight/netsight/flow"
+	"github.com/netsight/netsight/internal/kernel"
 )
 
-// SharedTableKey is the collector.Shared key under which the flows
-// collector publishes its *flow.Table.
-const SharedTableKey = "flow.table"
+func init() { collector.Register(collector.NewFactory("flows", DefaultConfig, New, check)) }
 
-// APIPattern is the route of the flow API.
-const APIPattern = "GET /api/v1/flows"
+// check reports whether the configured back end can work: eBPF programs
+// for backend ebpf (auto falls back to sock_diag, which needs nothing).
+func check(_ context.Context, cfg *Config, _ collector.Deps) error {
+	if cfg.Backend != BackendEBPF {
+		return nil
+	}
+	if err := kernel.EBPFFlowSupport(); err != nil {
+		return collector.NotSupported("eBPF flow programs", err)
+	}
+	return nil
+}
 
-func init() { collector.Register(factory{}) }
-
-type factory struct{}
-
-func (factory) Type() string                          { return "flows" }
-func (factory) DefaultConfig() config.CollectorConfig { return DefaultConfig() }
-
-func (factory) New(cfg config.CollectorConfig, deps collector.Deps) (collector.Collector, error) {
+// TableConfig is the bounds of the agent's per-connection table, from the
+// collectors.flows section (defaults when cfg is not a *Config).
+func TableConfig(cfg config.CollectorConfig) flow.Config {
 	c, ok := cfg.(*Config)
 	if !ok {
-		return nil, fmt.Errorf("flows: config has type %T, want *flows.Config", cfg)
+		c = DefaultConfig()
 	}
-	return New(c, deps)
+	return flow.Config{MaxEntries: c.MaxConnections, IdleTimeout: c.IdleTimeout,
+		Retention: max(c.Retention, time.Millisecond), TopK: c.TopK}
 }
 
 // source is a back end.
@@ -58,22 +60,20 @@ type Collector struct {
 	logger *slog.Logger
 	table  *flow.Table
 	src    source
-
-	mu   sync.Mutex
-	last flow.Interval
 }
 
 // New builds the collector and loads its back end: in auto mode eBPF is
 // tried first and sock_diag is used when eBPF cannot load (logged once).
+// Records go into deps.Flows, the agent's table (a table of its own when
+// nil).
 func New(cfg *Config, deps collector.Deps) (*Collector, error) {
+	deps = deps.WithDefaults()
 	logger := deps.Logger
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
+	table := deps.Flows
+	if table == nil {
+		table = flow.NewTable(TableConfig(cfg))
 	}
-	c := &Collector{cfg: cfg, logger: logger, table: flow.NewTable(flow.Config{
-		MaxEntries: cfg.MaxConnections, IdleTimeout: cfg.IdleTimeout,
-		Retention: max(cfg.Retention, time.Millisecond), TopK: cfg.TopK,
-	})}
+	c := &Collector{cfg: cfg, logger: logger, table: table}
 	switch cfg.Backend {
 	case BackendEBPF, BackendAuto:
 		tr, err := ebpf.Open(ebpf.Options{MaxConns: uint32(cfg.MaxConnections),
@@ -91,18 +91,13 @@ func New(cfg *Config, deps collector.Deps) (*Collector, error) {
 	case BackendSockDiag:
 		proc := ""
 		if cfg.Attribution() {
-			proc = "/proc"
+			proc = deps.Paths.ProcFS
 		}
 		c.src = &sockdiagSource{b: sockdiag.New(sockdiag.Options{ProcRoot: proc, MaxTracked: cfg.MaxConnections}), every: cfg.PollInterval, logger: logger}
 	default:
 		return nil, fmt.Errorf("flows: unknown backend %q", cfg.Backend)
 	}
-	if deps.Shared != nil {
-		deps.Shared.Set(SharedTableKey, c.table)
-	}
-	if deps.Handle != nil {
-		deps.Handle(APIPattern, c.Handler())
-	}
+	c.table.SetSource(c.src.name())
 	return c, nil
 }
 
@@ -139,20 +134,10 @@ func (c *Collector) Refresh(ctx context.Context) error {
 func (c *Collector) Update(ctx context.Context, ch chan<- prometheus.Metric) error {
 	err := c.Refresh(ctx)
 	iv := c.table.Roll(time.Now())
-	c.mu.Lock()
-	c.last = iv
-	c.mu.Unlock()
 	c.emit(ch, c.table.Totals(), iv)
 	c.src.collect(ch)
 	ch <- prometheus.MustNewConstMetric(backendDesc, prometheus.GaugeValue, 1, c.src.name())
 	return err
-}
-
-// LastInterval returns the groups of the last completed interval.
-func (c *Collector) LastInterval() flow.Interval {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.last
 }
 
 // ---- back ends ----
@@ -246,95 +231,6 @@ func (s *sockdiagSource) collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(sdClosedDesc, prometheus.CounterValue, float64(st.Destroyed), "destroy_notification")
 	ch <- prometheus.MustNewConstMetric(sdClosedDesc, prometheus.CounterValue, float64(st.Vanished), "poll")
 	ch <- prometheus.MustNewConstMetric(sdSkippedDesc, prometheus.CounterValue, float64(st.Skipped))
-}
-
-// ---- API ----
-
-// Handler serves GET /api/v1/flows.
-//
-// Query parameters: remote (address or CIDR), port (local or remote),
-// min_retransmissions, direction (client|server), netns (network namespace
-// inode), limit (default 1000, at most 10000).
-func (c *Collector) Handler() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		f, err := ParseFilter(r.URL.Query())
-		if err != nil {
-			writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
-			return
-		}
-		limit := f.Limit
-		f.Limit = limit + 1
-		flows := c.table.Flows(f)
-		truncated := len(flows) > limit
-		if truncated {
-			flows = flows[:limit]
-		}
-		writeJSON(w, http.StatusOK, apiResponse{Backend: c.src.name(), Flows: flows, Truncated: truncated})
-	})
-}
-
-type apiResponse struct {
-	Backend   string        `json:"backend"`
-	Truncated bool          `json:"truncated"`
-	Flows     []flow.Record `json:"flows"`
-}
-
-// MaxLimit caps the limit parameter of the flow API.
-const MaxLimit = 10000
-
-// ParseFilter parses the flow API's query parameters.
-func ParseFilter(q map[string][]string) (flow.Filter, error) {
-	get := func(k string) string {
-		if v := q[k]; len(v) > 0 {
-			return v[len(v)-1]
-		}
-		return ""
-	}
-	f := flow.Filter{Limit: 1000}
-	var errs []error
-	if v := get("remote"); v != "" {
-		p, err := parsePrefix(v)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("remote: %w", err))
-		}
-		f.Remote = p
-	}
-	if v := get("port"); v != "" {
-		n, err := strconv.ParseUint(v, 10, 16)
-		if err != nil || n == 0 {
-			errs = append(errs, fmt.Errorf("port: want 1-65535, got %q", v))
-		}
-		f.Port = uint16(n)
-	}
-	if v := get("min_retransmissions"); v != "" {
-		n, err := strconv.ParseUint(v, 10, 64)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("min_retransmissions: want a non-negative integer, got %q", v))
-		}
-		f.MinRetransmits = n
-	}
-	if v := get("direction"); v != "" {
-		d, err := flow.ParseDirection(v)
-		if err != nil {
-			errs = append(errs, err)
-		}
-		f.Direction = d
-	}
-	if v := get("netns"); v != "" {
-		n, err := strconv.ParseUint(v, 10, 32)
-		if err != nil || n == 0 {
-			errs = append(errs, fmt.Errorf("netns: want a network namespace inode (1-4294967295), got %q", v))
-		}
-		f.NetNS = uint32(n)
-	}
-	if v := get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > MaxLimit {
-			errs = append(errs, fmt.Errorf("limit: want 1-%d, got %q", MaxLimit, v))
-		}
-		f.Limit = n
-	}
-	return f, errors.Join(errs...)
 }
 
 var _ collector.Collector = (*Collector)(nil)

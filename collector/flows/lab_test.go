@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/netsight/netsight/web"
 	"math"
 	"net"
 	"net/http/httptest"
@@ -80,7 +81,7 @@ func within(got, want, tolerance float64) bool {
 	return math.Abs(got-want) <= tolerance*want
 }
 
-// TestLabIperf3Loss is seed 001's experiment: iperf3 with 5% of the data
+// TestLabIperf3Loss is the iperf3 loss experiment: iperf3 with 5% of the data
 // dropped at the receiver, so the sender retransmits; the flow's
 // retransmissions must be within 2% of iperf3's Retr.
 func TestLabIperf3LossEBPF(t *testing.T) {
@@ -329,7 +330,7 @@ func TestLabAPIEBPF(t *testing.T) {
 			break
 		}
 	}
-	h := c.Handler()
+	h := web.FlowsHandler(c.Table())
 	get := func(q string) (int, map[string]any) {
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, httptest.NewRequest("GET", "/api/v1/flows?"+q, nil))

@@ -2,6 +2,7 @@ package nftables
 
 import (
 	"context"
+	"github.com/netsight/netsight/collector"
 	"strings"
 	"testing"
 	"time"
@@ -33,7 +34,7 @@ func TestLabCountersMatchKnownTraffic(t *testing.T) {
 		t.Fatalf("%v %s", err, out)
 	}
 	var c *Collector
-	if err := ns.Do(func() error { var err error; c, err = New(DefaultConfig(), nil); return err }); err != nil {
+	if err := ns.Do(func() error { var err error; c, err = New(DefaultConfig(), collector.Deps{}); return err }); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })

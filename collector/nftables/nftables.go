@@ -17,6 +17,7 @@ import (
 
 	"github.com/netsight/netsight/collector"
 	"github.com/netsight/netsight/config"
+	"github.com/netsight/netsight/internal/kernel"
 )
 
 // Name is the collector type and config section.
@@ -52,19 +53,16 @@ func DefaultConfig() *Config {
 	}
 }
 
-type factory struct{}
+func init() { collector.Register(collector.NewFactory(Name, DefaultConfig, New, check)) }
 
-func (factory) Type() string                          { return Name }
-func (factory) DefaultConfig() config.CollectorConfig { return DefaultConfig() }
-func (factory) New(cfg config.CollectorConfig, deps collector.Deps) (collector.Collector, error) {
-	c, ok := cfg.(*Config)
-	if !ok {
-		return nil, errors.New("nftables: wrong config type")
+// check reports whether nftables netlink is usable (CAP_NET_ADMIN); it
+// changes nothing.
+func check(context.Context, *Config, collector.Deps) error {
+	if err := kernel.NftablesUsable(); err != nil {
+		return collector.NotSupported("nftables netlink (CAP_NET_ADMIN)", err)
 	}
-	return New(c, deps.Logger)
+	return nil
 }
-
-func init() { collector.Register(factory{}) }
 
 var (
 	families = []struct {
@@ -114,10 +112,9 @@ type Collector struct {
 
 // New creates (or re-creates, if a previous run left it) the inet netsight
 // table in the network namespace of the calling thread.
-func New(cfg *Config, logger *slog.Logger) (*Collector, error) {
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
-	}
+func New(cfg *Config, deps collector.Deps) (*Collector, error) {
+	deps = deps.WithDefaults()
+	logger := deps.Logger
 	fd, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("nftables: open netns: %w", err)

@@ -3,6 +3,6 @@
 // the *_allowance_exceeded counts as reset-safe counters (the driver restarts
 // them at a device reset; netsight keeps a monotonic total) and
 // conntrack_allowance_available as a gauge. With the sockets package it
-// derives the instance's connection-tracking capacity (seed 000's "total
+// derives the instance's connection-tracking capacity (the EC2 connection-tracking guide's "total
 // connections supported") and its utilisation.
 package nic

@@ -2,6 +2,7 @@ package nic
 
 import (
 	"context"
+	"github.com/netsight/netsight/collector"
 	"strconv"
 	"testing"
 	"time"
@@ -38,7 +39,7 @@ func TestLabVeth(t *testing.T) {
 	cfg.PerQueue = true
 	var got map[string]float64
 	if err := ns.Do(func() error {
-		c, err := New(cfg, nil, nil)
+		c, err := New(cfg, collector.Deps{})
 		if err != nil {
 			return err
 		}

@@ -14,7 +14,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/netsight/netsight/collector"
-	"github.com/netsight/netsight/collector/sockets"
 	"github.com/netsight/netsight/config"
 	"github.com/netsight/netsight/internal/kernel"
 )
@@ -67,19 +66,7 @@ func DefaultConfig() *Config {
 	}
 }
 
-type factory struct{}
-
-func (factory) Type() string                          { return Name }
-func (factory) DefaultConfig() config.CollectorConfig { return DefaultConfig() }
-func (factory) New(cfg config.CollectorConfig, deps collector.Deps) (collector.Collector, error) {
-	c, ok := cfg.(*Config)
-	if !ok {
-		return nil, errors.New("nic: wrong config type")
-	}
-	return New(c, nil, deps.Logger)
-}
-
-func init() { collector.Register(factory{}) }
+func init() { collector.Register(collector.NewFactory(Name, DefaultConfig, New, nil)) }
 
 // The ENA ENI allowance statistics (amzn-drivers ena_ethtool.c).
 var allowanceCounters = []string{
@@ -112,7 +99,7 @@ var (
 		"Statistics of an interface left out because it has more than max_stats_per_device.",
 		[]string{"device"}, nil)
 	capacityDesc = prometheus.NewDesc("netsight_nic_conntrack_capacity",
-		"Connections the instance supports: sum of conntrack_allowance_available over interfaces + tracked connections (seed 000's total connections supported).",
+		"Connections the instance supports: sum of conntrack_allowance_available over interfaces + tracked connections (the EC2 connection-tracking guide's \"total connections supported\").",
 		nil, nil)
 	utilisationDesc = prometheus.NewDesc("netsight_nic_conntrack_utilisation_ratio",
 		"Tracked connections / netsight_nic_conntrack_capacity.", nil, nil)
@@ -136,7 +123,7 @@ type Collector struct {
 	exclude  *regexp.Regexp
 	source   func() (kernel.NICSource, error)
 	tracked  func(ctx context.Context) (uint64, error)
-	ctr      sockets.Counter
+	ctr      kernel.SocketCounter
 	mu       sync.Mutex
 	counters map[string]*resetSafe // device/stat
 	resets   map[string]uint64
@@ -148,12 +135,17 @@ type Collector struct {
 	lastErr  error
 }
 
-// New builds the collector. source opens the kernel source per update (nil:
-// the real ethtool ioctl in the calling thread's namespace).
-func New(cfg *Config, source func() (kernel.NICSource, error), logger *slog.Logger) (*Collector, error) {
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
-	}
+// New builds the collector over the real ethtool ioctl in the calling
+// thread's namespace.
+func New(cfg *Config, deps collector.Deps) (*Collector, error) {
+	return NewWithSource(cfg, deps, nil)
+}
+
+// NewWithSource is New with source opening the kernel source per update
+// (nil: the real ethtool ioctl).
+func NewWithSource(cfg *Config, deps collector.Deps, source func() (kernel.NICSource, error)) (*Collector, error) {
+	deps = deps.WithDefaults()
+	logger := deps.Logger
 	inc, err := regexp.Compile("^(?:" + cfg.Include + ")$")
 	if err != nil {
 		return nil, fmt.Errorf("nic include: %w", err)
@@ -171,7 +163,7 @@ func New(cfg *Config, source func() (kernel.NICSource, error), logger *slog.Logg
 	c := &Collector{
 		cfg: cfg, logger: logger, include: inc, exclude: exc, source: source,
 		counters: map[string]*resetSafe{}, resets: map[string]uint64{},
-		drivers: map[string]string{}, warned: map[string]bool{}, now: time.Now,
+		drivers: map[string]string{}, warned: map[string]bool{}, now: deps.Now,
 	}
 	c.tracked = func(ctx context.Context) (uint64, error) {
 		n, err := c.ctr.Count(ctx)
@@ -186,12 +178,6 @@ func (c *Collector) Close() error {
 	defer c.mu.Unlock()
 	return c.ctr.Close()
 }
-
-// SetClock replaces time.Now (tests).
-func (c *Collector) SetClock(now func() time.Time) { c.now = now }
-
-// SetTracked replaces the tracked-connections source (tests).
-func (c *Collector) SetTracked(f func(ctx context.Context) (uint64, error)) { c.tracked = f }
 
 // resetSafe turns a raw counter that restarts at 0 on device reset into a
 // monotonic total.

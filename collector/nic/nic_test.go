@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/netsight/netsight/collector"
 	"math"
 	"os"
 	"path/filepath"
@@ -59,13 +60,13 @@ func (f *fixtureSource) Close() error { return nil }
 func newFixture(t *testing.T, cfg *Config, files map[string][]string, drivers map[string]string) *Collector {
 	t.Helper()
 	src := &fixtureSource{files: files, drivers: drivers, step: map[string]int{}}
-	c, err := New(cfg, func() (kernel.NICSource, error) { return src, nil }, nil)
+	clock := time.Unix(1e9, 0)
+	deps := collector.Deps{Now: func() time.Time { clock = clock.Add(15 * time.Second); return clock }}
+	c, err := NewWithSource(cfg, deps, func() (kernel.NICSource, error) { return src, nil })
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.SetTracked(func(context.Context) (uint64, error) { return 1171, nil })
-	clock := time.Unix(1e9, 0)
-	c.SetClock(func() time.Time { clock = clock.Add(15 * time.Second); return clock })
+	c.tracked = func(context.Context) (uint64, error) { return 1171, nil }
 	return c
 }
 
@@ -228,13 +229,13 @@ func TestResetSafe(t *testing.T) {
 
 func TestNeverPollsFasterThanOncePerSecond(t *testing.T) {
 	src := &fixtureSource{files: map[string][]string{"ens5": {"ena_ens5.txt", "ena_ens5_later.txt"}}, step: map[string]int{}}
-	c, err := New(DefaultConfig(), func() (kernel.NICSource, error) { return src, nil }, nil)
+	clock := time.Unix(1e9, 0)
+	deps := collector.Deps{Now: func() time.Time { return clock }}
+	c, err := NewWithSource(DefaultConfig(), deps, func() (kernel.NICSource, error) { return src, nil })
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.SetTracked(func(context.Context) (uint64, error) { return 0, nil })
-	clock := time.Unix(1e9, 0)
-	c.SetClock(func() time.Time { return clock })
+	c.tracked = func(context.Context) (uint64, error) { return 0, nil }
 	for i := 0; i < 5; i++ {
 		metrictest.MustGather(t, c)
 		clock = clock.Add(100 * time.Millisecond)
@@ -279,7 +280,7 @@ func TestConfigValidate(t *testing.T) {
 
 func TestTrackedErrorIsPartial(t *testing.T) {
 	c := newFixture(t, DefaultConfig(), map[string][]string{"ens5": {"ena_ens5.txt"}}, nil)
-	c.SetTracked(func(context.Context) (uint64, error) { return 0, errors.New("boom") })
+	c.tracked = func(context.Context) (uint64, error) { return 0, errors.New("boom") }
 	ch := make(chan prometheus.Metric, 1000)
 	err := c.Update(context.Background(), ch)
 	close(ch)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"sort"
 	"strconv"
 	"sync/atomic"
@@ -13,36 +14,28 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/netsight/netsight/collector"
-	"github.com/netsight/netsight/config"
+	"github.com/netsight/netsight/flow"
 	"github.com/netsight/netsight/probe"
 )
 
 // Type is the collector's name and config section.
 const Type = "probe"
 
-// rttBuckets are the classic buckets of netsight_probe_rtt_seconds, from a
-// veth pair (tens of µs) to intercontinental paths.
-var rttBuckets = []float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5}
+// rttBuckets are the buckets of netsight_probe_rtt_seconds: the RTT
+// buckets of the flow metrics, from a veth pair (tens of µs) to
+// intercontinental paths.
+var rttBuckets = flow.RTTBuckets
 
-type factory struct{}
-
-func init() { collector.Register(factory{}) }
-
-func (factory) Type() string                          { return Type }
-func (factory) DefaultConfig() config.CollectorConfig { return DefaultConfig() }
-
-func (factory) New(cfg config.CollectorConfig, deps collector.Deps) (collector.Collector, error) {
-	c, ok := cfg.(*Config)
-	if !ok {
-		return nil, fmt.Errorf("probe: config type %T", cfg)
-	}
-	return New(c, Options{Logger: deps.Logger})
+func init() {
+	collector.Register(collector.NewFactory(Type, DefaultConfig, New,
+		func(_ context.Context, cfg *Config, _ collector.Deps) error {
+			return checkICMP(cfg.engineTargets(), probe.ICMPMode(cfg.ICMPMode), nil)
+		}))
 }
 
-// Options are the collector's injectable dependencies (tests use them to
+// options are the collector's injectable dependencies (tests use them to
 // probe from a lab namespace with a hosts-like resolver).
-type Options struct {
-	Logger   *slog.Logger
+type options struct {
 	Socket   probe.SocketFunc
 	Resolver probe.Resolver
 	// ResolveInterval overrides the config (tests re-resolve fast).
@@ -75,14 +68,16 @@ type targetStats struct {
 }
 
 // New builds the collector. With no targets it exports nothing.
-func New(cfg *Config, opts Options) (*Collector, error) {
+func New(cfg *Config, deps collector.Deps) (*Collector, error) {
+	return newCollector(cfg, deps, options{})
+}
+
+func newCollector(cfg *Config, deps collector.Deps, opts options) (*Collector, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.DiscardHandler)
-	}
-	c := &Collector{cfg: cfg, log: opts.Logger, targets: cfg.engineTargets()}
+	deps = deps.WithDefaults()
+	c := &Collector{cfg: cfg, log: deps.Logger, targets: cfg.engineTargets()}
 	n := len(c.targets)
 	c.aggs = make([]*probe.Aggregator, n)
 	c.stats = make([]targetStats, n)
@@ -160,7 +155,7 @@ func New(cfg *Config, opts Options) (*Collector, error) {
 		Logger: c.log, Socket: opts.Socket, Resolver: opts.Resolver, ResolveInterval: resolveEvery,
 		ICMPMode: probe.ICMPMode(cfg.ICMPMode), MaxInFlight: cfg.MaxInFlight,
 		OnResult: c.onResult,
-		OnResolve: func(i int, _ netipAddr, err error) {
+		OnResolve: func(i int, _ netip.Addr, err error) {
 			if err != nil {
 				c.stats[i].resolveErrs.Add(1)
 			}

@@ -3,6 +3,7 @@ package probe
 import (
 	"bytes"
 	"context"
+	"github.com/netsight/netsight/collector"
 	"net"
 	"net/netip"
 	"os/exec"
@@ -103,7 +104,7 @@ func TestCollectorLoopback(t *testing.T) {
 		{Name: "nxdomain", Address: "nx.lab", Protocol: "tcp", Port: port, Interval: 50 * time.Millisecond, Timeout: 500 * time.Millisecond},
 	}
 	res := &hostsResolver{m: map[string]netip.Addr{"svc.lab": netip.MustParseAddr("127.0.0.1")}}
-	c, err := New(cfg, Options{Resolver: res})
+	c, err := newCollector(cfg, collector.Deps{}, options{Resolver: res})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -192,7 +193,7 @@ func TestCollectorLabICMP(t *testing.T) {
 		{Name: "live", Address: pair.Link.B.Addr4().String(), Interval: 20 * time.Millisecond, Timeout: 300 * time.Millisecond},
 		{Name: "dead", Address: dead.Addr().String(), Interval: 20 * time.Millisecond, Timeout: 300 * time.Millisecond},
 	}
-	col, err := New(cfg, Options{Socket: pair.A.Socket})
+	col, err := newCollector(cfg, collector.Deps{}, options{Socket: pair.A.Socket})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -234,17 +235,4 @@ func TestCollectorLabICMP(t *testing.T) {
 		t.Log(text)
 	}
 	promtoolCheck(t, text)
-}
-
-// TestAlertRules runs the promtool unit tests of the shipped rules.
-func TestAlertRules(t *testing.T) {
-	p := testlab.RequireBinary(t, "promtool")
-	if p == "" {
-		return
-	}
-	cmd := exec.Command(p, "test", "rules", "probe.rules.test.yml")
-	cmd.Dir = "../../deploy/prometheus"
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("promtool test rules: %v\n%s", err, out)
-	}
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"github.com/netsight/netsight/internal/kernel"
 	"io"
 	"net"
 	"os"
@@ -109,7 +110,7 @@ func BenchmarkCount40k(b *testing.B) {
 	for _, backend := range []string{BackendBPFIter, BackendSockDiag} {
 		b.Run(backend, func(b *testing.B) {
 			err := ns.Do(func() error {
-				c := Counter{Backend: backend}
+				c := kernel.SocketCounter{Backend: backend}
 				defer c.Close()
 				if _, err := c.Count(context.Background()); err != nil { // load BPF outside the timer
 					return err
@@ -150,9 +151,9 @@ func TestLabCount40kMatchesSS(t *testing.T) {
 }
 
 func check40k(t *testing.T, ns *testlab.NetNS, backend string) {
-	var got Counts
+	var got kernel.SocketCounts
 	if err := ns.Do(func() error {
-		c := Counter{Backend: backend}
+		c := kernel.SocketCounter{Backend: backend}
 		defer c.Close()
 		var err error
 		got, err = c.Count(context.Background())

@@ -2,6 +2,7 @@ package sockets
 
 import (
 	"context"
+	"github.com/netsight/netsight/internal/kernel"
 	"net"
 	"strconv"
 	"strings"
@@ -12,8 +13,8 @@ import (
 	"github.com/netsight/netsight/internal/testlab"
 )
 
-// seed000 is the exact pipeline of seed 000 (ec2_connection.sh).
-const seed000 = `ss -A tcp,udp state all | awk 'NR > 1 && $6 !~ /0.0.0.0:\*/ && $6 !~ /\[::\]:\*/ && $6 !~ /127.0.0.1:/ && $6 !~ /\[::ffff:127.0.0.1\]/ && $6 != "*:*" {print $6}' | wc -l`
+// guidePipeline is the EC2 connection-tracking guide's exact `ss | awk` pipeline.
+const guidePipeline = `ss -A tcp,udp state all | awk 'NR > 1 && $6 !~ /0.0.0.0:\*/ && $6 !~ /\[::\]:\*/ && $6 !~ /127.0.0.1:/ && $6 !~ /\[::ffff:127.0.0.1\]/ && $6 != "*:*" {print $6}' | wc -l`
 
 // mix opens, inside ns, a mixture that exercises every rule of the seed
 // pipeline: connections to a non-loopback address (counted on both ends),
@@ -93,7 +94,7 @@ func mix(t *testing.T, ns *testlab.NetNS, held int) {
 	time.Sleep(200 * time.Millisecond)
 }
 
-func TestLabTrackedMatchesSeed000(t *testing.T) {
+func TestLabTrackedMatchesGuidePipeline(t *testing.T) {
 	if testing.Short() {
 		t.Skip("lab test: runs in the full (non -short) pass")
 	}
@@ -108,9 +109,9 @@ func TestLabTrackedMatchesSeed000(t *testing.T) {
 }
 
 func checkAgainstSS(t *testing.T, ns *testlab.NetNS, backend string) {
-	var counts Counts
+	var counts kernel.SocketCounts
 	if err := ns.Do(func() error {
-		c := Counter{Backend: backend}
+		c := kernel.SocketCounter{Backend: backend}
 		defer c.Close()
 		var err error
 		counts, err = c.Count(context.Background())
@@ -120,7 +121,7 @@ func checkAgainstSS(t *testing.T, ns *testlab.NetNS, backend string) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	out, err := ns.Run(ctx, "sh", "-c", seed000)
+	out, err := ns.Run(ctx, "sh", "-c", guidePipeline)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,10 +129,10 @@ func checkAgainstSS(t *testing.T, ns *testlab.NetNS, backend string) {
 	if err != nil {
 		t.Fatalf("pipeline output %q", out)
 	}
-	t.Logf("tracked: netsight %d, seed-000 pipeline %d (total sockets %d)", counts.Tracked, seed, counts.Total)
+	t.Logf("tracked: netsight %d, guide pipeline %d (total sockets %d)", counts.Tracked, seed, counts.Total)
 	if int(counts.Tracked) != seed {
 		full, _ := ns.Run(ctx, "ss", "-A", "tcp,udp", "state", "all")
-		t.Errorf("tracked = %d, seed-000 pipeline = %d\n%s", counts.Tracked, seed, full)
+		t.Errorf("tracked = %d, guide pipeline = %d\n%s", counts.Tracked, seed, full)
 	}
 	if counts.Tracked < 2*50 {
 		t.Errorf("tracked = %d, want >= 100 (50 held connections, both ends)", counts.Tracked)
@@ -156,7 +157,7 @@ func checkAgainstSS(t *testing.T, ns *testlab.NetNS, backend string) {
 		for fi := range counts.ByState {
 			for st, n := range counts.ByState[fi][tc.proto] {
 				if n > 0 {
-					got[stateNames[st]] += n
+					got[kernel.SocketStateNames[st]] += n
 				}
 			}
 		}
@@ -167,7 +168,7 @@ func checkAgainstSS(t *testing.T, ns *testlab.NetNS, backend string) {
 		}
 		for k, v := range got {
 			if want[k] != v {
-				t.Errorf("netsight %s %s = %d, ss %v says %d", protocolNames[tc.proto], k, v, tc.args, want[k])
+				t.Errorf("netsight %s %s = %d, ss %v says %d", kernel.SocketProtocolNames[tc.proto], k, v, tc.args, want[k])
 			}
 		}
 	}

@@ -1,6 +1,7 @@
 package sockets
 
 import (
+	"github.com/netsight/netsight/collector"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -11,7 +12,7 @@ import (
 // TestMetricsLint lints the exposition of the host's own sockets (sock_diag
 // needs no privilege).
 func TestMetricsLint(t *testing.T) {
-	c := New(&Config{Backend: BackendSockDiag}, nil)
+	c, _ := New(&Config{Backend: BackendSockDiag}, collector.Deps{})
 	defer c.Close()
 	metrictest.Lint(t, c)
 	if n := testutil.CollectAndCount(metrictest.AsPrometheus(c), "netsight_sockets"); n != 26 {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/netsight/netsight/collector"
 	"github.com/netsight/netsight/config"
+	"github.com/netsight/netsight/internal/kernel"
 )
 
 // Name is the collector type and config section.
@@ -35,23 +36,19 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-type factory struct{}
-
-func (factory) Type() string { return Name }
-
-func (factory) DefaultConfig() config.CollectorConfig {
+// DefaultConfig returns the defaults of collectors.sockets.
+func DefaultConfig() *Config {
 	return &Config{CollectorCommon: config.CollectorCommon{Interval: 15 * time.Second}, Backend: BackendAuto}
 }
 
-func (factory) New(cfg config.CollectorConfig, deps collector.Deps) (collector.Collector, error) {
-	c, ok := cfg.(*Config)
-	if !ok {
-		return nil, errors.New("sockets: wrong config type")
-	}
-	return New(c, deps.Logger), nil
-}
+// Backends (the kernel.SocketCounter back ends).
+const (
+	BackendAuto     = kernel.SocketBackendAuto
+	BackendBPFIter  = kernel.SocketBackendBPFIter
+	BackendSockDiag = kernel.SocketBackendSockDiag
+)
 
-func init() { collector.Register(factory{}) }
+func init() { collector.Register(collector.NewFactory(Name, DefaultConfig, New, nil)) }
 
 var (
 	socketsDesc = prometheus.NewDesc("netsight_sockets",
@@ -61,7 +58,7 @@ var (
 		"The kernel interface used to count sockets: bpf_iter (BPF socket iterators) or sock_diag.",
 		[]string{"backend"}, nil)
 	trackedDesc = prometheus.NewDesc("netsight_sockets_tracked_connections",
-		"TCP and UDP sockets in any state with a specific peer, excluding wildcard peers and 127.0.0.1/::ffff:127.0.0.1: the seed-000 `ss | awk` figure that EC2 connection tracking counts.",
+		"TCP and UDP sockets in any state with a specific peer, excluding wildcard peers and 127.0.0.1/::ffff:127.0.0.1: the EC2 connection-tracking guide's `ss | awk` count of tracked connections.",
 		nil, nil)
 )
 
@@ -77,16 +74,14 @@ var exported = [2][]uint8{
 type Collector struct {
 	logger *slog.Logger
 	mu     sync.Mutex
-	ctr    Counter
+	ctr    kernel.SocketCounter
 	logged bool
 }
 
 // New builds the collector.
-func New(cfg *Config, logger *slog.Logger) *Collector {
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
-	}
-	return &Collector{logger: logger, ctr: Counter{Backend: cfg.Backend}}
+func New(cfg *Config, deps collector.Deps) (*Collector, error) {
+	deps = deps.WithDefaults()
+	return &Collector{logger: deps.Logger, ctr: kernel.SocketCounter{Backend: cfg.Backend}}, nil
 }
 
 // Close releases the BPF iterators.
@@ -114,11 +109,11 @@ func (c *Collector) Update(ctx context.Context, ch chan<- prometheus.Metric) err
 		return err
 	}
 	ch <- prometheus.MustNewConstMetric(backendDesc, prometheus.GaugeValue, 1, backend)
-	for fi, fam := range familyNames {
-		for pi, proto := range protocolNames {
+	for fi, fam := range kernel.SocketFamilyNames {
+		for pi, proto := range kernel.SocketProtocolNames {
 			for _, st := range exported[pi] {
 				ch <- prometheus.MustNewConstMetric(socketsDesc, prometheus.GaugeValue,
-					float64(counts.ByState[fi][pi][st]), fam, proto, stateNames[st])
+					float64(counts.ByState[fi][pi][st]), fam, proto, kernel.SocketStateNames[st])
 			}
 		}
 	}

@@ -14,7 +14,6 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/features"
-	"github.com/google/nftables"
 	"github.com/safchain/ethtool"
 	"golang.org/x/sys/unix"
 
@@ -152,11 +151,8 @@ func checkBTF(o Options, add func(Result)) {
 
 func checkEBPF(caps uint64, add func(Result)) {
 	var problems, notes []string
-	if err := features.HaveProgramType(ebpf.SockOps); err != nil {
-		problems = append(problems, "sock_ops: "+err.Error())
-	}
-	if err := features.HaveMapType(ebpf.RingBuf); err != nil {
-		problems = append(problems, "ringbuf: "+err.Error())
+	if err := kernel.EBPFFlowSupport(); err != nil {
+		problems = append(problems, strings.ReplaceAll(err.Error(), "\n", "; "))
 	}
 	if err := features.HaveProgramType(ebpf.TracePoint); err != nil {
 		notes = append(notes, "tracepoint programs: "+err.Error())
@@ -188,13 +184,14 @@ func checkCgroup2(o Options, add func(Result)) {
 }
 
 func checkConntrack(o Options, add func(Result)) {
-	cnt, err1 := os.ReadFile(o.ProcRoot + "/sys/net/netfilter/nf_conntrack_count")
-	max, err2 := os.ReadFile(o.ProcRoot + "/sys/net/netfilter/nf_conntrack_max")
+	ct := kernel.ConntrackProc{Root: o.ProcRoot}
+	cnt, err1 := ct.Count()
+	max, err2 := ct.Max()
 	if err1 != nil || err2 != nil {
 		add(Result{"nf_conntrack", Warn, "nf_conntrack not loaded (no " + o.ProcRoot + "/sys/net/netfilter/nf_conntrack_count)", "conntrack collector"})
 		return
 	}
-	detail := fmt.Sprintf("%s of %s entries", strings.TrimSpace(string(cnt)), strings.TrimSpace(string(max)))
+	detail := fmt.Sprintf("%d of %d entries", cnt, max)
 	acct, _ := os.ReadFile(o.ProcRoot + "/sys/net/netfilter/nf_conntrack_acct")
 	if strings.TrimSpace(string(acct)) != "1" {
 		detail += "; nf_conntrack_acct=0 (no per-entry bytes)"
@@ -203,12 +200,7 @@ func checkConntrack(o Options, add func(Result)) {
 }
 
 func checkNftables(add func(Result)) {
-	c, err := nftables.New()
-	if err == nil {
-		_, err = c.ListTables()
-		_ = c.CloseLasting()
-	}
-	if err != nil {
+	if err := kernel.NftablesUsable(); err != nil {
 		add(Result{"nftables", Warn, "cannot list tables: " + err.Error() + " (needs CAP_NET_ADMIN)", "nftables ct-state counters (opt-in)"})
 		return
 	}
@@ -216,27 +208,17 @@ func checkNftables(add func(Result)) {
 }
 
 func checkAFPacket(add func(Result)) {
-	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW, 0)
-	if err != nil {
-		add(Result{"af_packet", Fail, "socket(AF_PACKET): " + err.Error() + " (needs CAP_NET_RAW)", "live capture"})
+	if err := kernel.AFPacketAvailable(); err != nil {
+		add(Result{"af_packet", Fail, err.Error() + " (needs CAP_NET_RAW)", "live capture"})
 		return
 	}
-	_ = unix.Close(fd)
 	add(Result{"af_packet", OK, "raw packet sockets open", ""})
 }
 
 func checkICMP(o Options, add func(Result)) {
 	rng, _ := os.ReadFile(o.ProcRoot + "/sys/net/ipv4/ping_group_range")
-	dgram := false
-	if fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM, unix.IPPROTO_ICMP); err == nil {
-		dgram = true
-		_ = unix.Close(fd)
-	}
-	raw := false
-	if fd, err := unix.Socket(unix.AF_INET, unix.SOCK_RAW, unix.IPPROTO_ICMP); err == nil {
-		raw = true
-		_ = unix.Close(fd)
-	}
+	dgram := kernel.ICMPSocket(unix.SOCK_DGRAM) == nil
+	raw := kernel.ICMPSocket(unix.SOCK_RAW) == nil
 	r := strings.Join(strings.Fields(string(rng)), " ")
 	switch {
 	case dgram:

@@ -7,14 +7,11 @@ import (
 	"net/http"
 	"os"
 
-	"github.com/netsight/netsight/agent"
 	"github.com/netsight/netsight/internal/buildinfo"
 )
 
 //go:embed assets
 var assets embed.FS
-
-func init() { agent.RegisterComponent("dashboard", newComponent) }
 
 // Assets is the embedded UI file tree (index.html at its root).
 func Assets() fs.FS {
@@ -65,14 +62,14 @@ func setSecurityHeaders(w http.ResponseWriter) {
 	h.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self'; connect-src 'self'; frame-ancestors 'none'")
 }
 
-func newComponent(env agent.Env) (agent.Component, error) {
+// NewMeta is the header of this host's dashboard.
+func NewMeta(storeEnabled bool, scrapeInterval float64) Meta {
 	host, _ := os.Hostname()
-	Register(env.Server.HandleKeep, Meta{
+	return Meta{
 		Hostname:       host,
 		Version:        buildinfo.Version,
 		Revision:       buildinfo.Revision(),
-		StoreEnabled:   env.Config.Store.StoreEnabled(),
-		ScrapeInterval: env.Config.Store.ScrapeInterval.Seconds(),
-	})
-	return nil, nil
+		StoreEnabled:   storeEnabled,
+		ScrapeInterval: scrapeInterval,
+	}
 }

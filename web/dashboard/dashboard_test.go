@@ -20,12 +20,11 @@ func get(t *testing.T, h http.Handler, path string) (*http.Response, string) {
 	return rec.Result(), string(b)
 }
 
-// The routes serve the embedded page, assets and meta; they survive the
-// route reset a config reload does; unknown paths are 404, not the page.
+// The routes serve the embedded page, assets and meta; unknown paths are
+// 404, not the page.
 func TestRoutes(t *testing.T) {
 	s := web.New(web.Options{})
-	Register(s.HandleKeep, Meta{Hostname: "host-a", Version: "v1", StoreEnabled: true, ScrapeInterval: 5})
-	s.ResetRoutes()
+	Register(s.Handle, Meta{Hostname: "host-a", Version: "v1", StoreEnabled: true, ScrapeInterval: 5})
 	mux := s.Mux()
 
 	tests := []struct {

@@ -71,7 +71,7 @@ func waitFlow(t *testing.T, tab *flow.Table, timeout time.Duration, f flow.Filte
 	return flow.Record{}
 }
 
-// TestLabIperf3Loss: seed 001's experiment with the sock_diag back end. The
+// TestLabIperf3Loss: the iperf3 loss experiment with the sock_diag back end. The
 // long-lived flow's retransmissions come from tcp_info (polled while open,
 // final value from the destroy notification) and must be within 2% of
 // iperf3's Retr.

@@ -2,19 +2,20 @@ package store
 
 import (
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"runtime/debug"
 	"strconv"
 	"strings"
 
-	"github.com/netsight/netsight/agent"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/netsight/netsight/config"
 	"github.com/netsight/netsight/internal/buildinfo"
 )
 
-func init() { agent.RegisterComponent("store", newComponent) }
-
 // APIRoutes are the query API's routes (also answered, with an
-// "unavailable" error, when the store is disabled).
+// "unavailable" error, when the store is down or disabled).
 var APIRoutes = []string{
 	"GET /api/v1/query", "POST /api/v1/query",
 	"GET /api/v1/query_range", "POST /api/v1/query_range",
@@ -25,31 +26,30 @@ var APIRoutes = []string{
 	"GET /api/v1/metadata",
 }
 
-func newComponent(env agent.Env) (agent.Component, error) {
-	cfg := env.Config.Store
-	logger := env.Logger.With("component", "store")
+// NewAgentHandle builds the agent's store from the config: <data_dir>/tsdb,
+// locked by <data_dir>/netsight.lock. The handle never fails the agent: a
+// store that cannot open is reported down (netsight_store_up 0,
+// /api/v1/status/store) and retried; with store.enabled: false every API
+// route answers "unavailable". Mount its routes with Register.
+func NewAgentHandle(cfg config.Store, dataDir string, g prometheus.Gatherer, r prometheus.Registerer, logger *slog.Logger) *Handle {
 	if !cfg.StoreEnabled() {
 		logger.Info("store disabled (store.enabled: false): no history, the query API and dashboard charts answer 'unavailable'")
 	}
-	// A Handle never fails the agent: a store that cannot open is reported
-	// down (netsight_store_up 0, /api/v1/status/store) and retried.
-	h := NewHandle(HandleOptions{
+	return NewHandle(HandleOptions{
 		Options: Options{
-			Dir:            filepath.Join(env.Config.DataDir, SubDir),
+			Dir:            filepath.Join(dataDir, SubDir),
 			Interval:       cfg.ScrapeInterval,
 			Retention:      cfg.Retention,
 			RetentionBytes: cfg.RetentionSize,
-			Gatherer:       env.Gatherer,
-			Registerer:     env.Registry,
+			Gatherer:       g,
+			Registerer:     r,
 			Logger:         logger,
 			Query:          LimitsFromConfig(cfg.Query),
 		},
-		LockDir:   env.Config.DataDir,
+		LockDir:   dataDir,
 		BuildInfo: serverBuildInfo(),
 		Disabled:  !cfg.StoreEnabled(),
 	})
-	h.Register(env.Server.HandleKeep)
-	return h, nil
 }
 
 // serverBuildInfo answers /api/v1/status/buildinfo. "version" is the

@@ -1,17 +1,15 @@
-package sockets
+package kernel
 
 import (
 	"net/netip"
 	"testing"
 
 	"golang.org/x/sys/unix"
-
-	"github.com/netsight/netsight/internal/kernel"
 )
 
-func sock(peer string, port uint16) *kernel.InetSocket {
+func sock(peer string, port uint16) *InetSocket {
 	a := netip.MustParseAddr(peer)
-	s := &kernel.InetSocket{DPort: port, State: 1}
+	s := &InetSocket{DPort: port, State: 1}
 	if a.Is4() {
 		s.Family = unix.AF_INET
 		b := a.As4()
@@ -23,7 +21,7 @@ func sock(peer string, port uint16) *kernel.InetSocket {
 	return s
 }
 
-// TestTrackedRule spells out seed 000's awk filter on the peer column.
+// TestTrackedRule spells out the EC2 connection-tracking guide's awk filter on the peer column.
 func TestTrackedRule(t *testing.T) {
 	for _, tc := range []struct {
 		peer string
@@ -42,7 +40,7 @@ func TestTrackedRule(t *testing.T) {
 		{"2001:db8::1", 443, true, "IPv6 peer"},
 		{"::ffff:10.0.0.5", 443, true, "v4-mapped non-loopback"},
 	} {
-		if got := Tracked(sock(tc.peer, tc.port)); got != tc.want {
+		if got := IsTrackedSocket(sock(tc.peer, tc.port)); got != tc.want {
 			t.Errorf("peer %s port %d: Tracked = %v, want %v (%s)", tc.peer, tc.port, got, tc.want, tc.why)
 		}
 	}

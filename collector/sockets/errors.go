@@ -1,5 +1,0 @@
-package sockets
-
-import "errors"
-
-func errorsIs(err, target error) bool { return errors.Is(err, target) }
