@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/grafana/grafana-foundation-sdk/go/cog"
 	"github.com/grafana/grafana-foundation-sdk/go/cog/plugins"
 	"github.com/grafana/grafana-foundation-sdk/go/dashboard"
 	"github.com/prometheus/prometheus/model/labels"
@@ -118,10 +119,10 @@ func TestStrictDecode(t *testing.T) {
 		t.Run(filepath.Base(f), func(t *testing.T) {
 			raw, _ := load(t, f)
 			var d dashboard.Dashboard
-			if err := d.UnmarshalJSONStrict(raw); err != nil {
+			if err := sdkErr(d.UnmarshalJSONStrict(raw)); err != nil {
 				t.Fatalf("strict decode: %v", err)
 			}
-			if err := d.Validate(); err != nil {
+			if err := sdkErr(d.Validate()); err != nil {
 				t.Fatalf("validate: %v", err)
 			}
 			if d.Uid == nil || *d.Uid == "" || d.Title == nil || *d.Title == "" {
@@ -129,6 +130,15 @@ func TestStrictDecode(t *testing.T) {
 			}
 		})
 	}
+}
+
+// sdkErr turns the SDK's empty cog.BuildErrors (a non-nil error interface
+// holding a nil slice) into nil.
+func sdkErr(err error) error {
+	if be, ok := err.(cog.BuildErrors); ok && len(be) == 0 {
+		return nil
+	}
+	return err
 }
 
 // TestVariables: a datasource variable named datasource (Prometheus), an
@@ -387,6 +397,28 @@ func TestPanelsReturnData(t *testing.T) {
 			t.Errorf("%s: no data for %s", q, expr)
 		default:
 			t.Logf("%s: %d series, %d samples", q, len(r.Data.Result), samples)
+		}
+	}
+}
+
+// TestStrictDecodeRejects: the strict decode does catch an unknown panel
+// field and a missing required field (the check above can fail).
+func TestStrictDecodeRejects(t *testing.T) {
+	raw, _ := load(t, dashboardFiles(t)[0])
+	for name, edit := range map[string]func(m map[string]any){
+		"unknown panel field": func(m map[string]any) { m["panels"].([]any)[1].(map[string]any)["bogus"] = 1 },
+		"unknown option":      func(m map[string]any) { m["panels"].([]any)[1].(map[string]any)["options"].(map[string]any)["bogus"] = 1 },
+		"panel without type":  func(m map[string]any) { delete(m["panels"].([]any)[1].(map[string]any), "type") },
+	} {
+		var m map[string]any
+		if err := json.Unmarshal(raw, &m); err != nil {
+			t.Fatal(err)
+		}
+		edit(m)
+		bad, _ := json.Marshal(m)
+		var d dashboard.Dashboard
+		if err := sdkErr(d.UnmarshalJSONStrict(bad)); err == nil {
+			t.Errorf("%s: strict decode accepted it", name)
 		}
 	}
 }
