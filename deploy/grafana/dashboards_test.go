@@ -367,6 +367,9 @@ func TestPanelsReturnData(t *testing.T) {
 			time.Sleep(500 * time.Millisecond)
 		}
 	}
+	// Two more store rounds, so that the last evaluation step of the range
+	// queries below has every series.
+	time.Sleep(2500 * time.Millisecond)
 	t.Logf("agent ready for queries after %s", time.Since(start).Round(time.Second))
 
 	end := time.Now()
@@ -374,8 +377,8 @@ func TestPanelsReturnData(t *testing.T) {
 		expr := expand(q.expr, ".*", "10s")
 		v := url.Values{}
 		v.Set("query", expr)
-		v.Set("start", fmt.Sprint(end.Add(-time.Minute).Unix()))
-		v.Set("end", fmt.Sprint(end.Unix()))
+		v.Set("start", fmt.Sprintf("%.3f", float64(end.Add(-time.Minute).UnixMilli())/1e3))
+		v.Set("end", fmt.Sprintf("%.3f", float64(end.UnixMilli())/1e3))
 		v.Set("step", "2")
 		var r rangeResponse
 		if err := a.GetJSON(ctx, "/api/v1/query_range?"+v.Encode(), &r); err != nil {
@@ -407,8 +410,10 @@ func TestStrictDecodeRejects(t *testing.T) {
 	raw, _ := load(t, dashboardFiles(t)[0])
 	for name, edit := range map[string]func(m map[string]any){
 		"unknown panel field": func(m map[string]any) { m["panels"].([]any)[1].(map[string]any)["bogus"] = 1 },
-		"unknown option":      func(m map[string]any) { m["panels"].([]any)[1].(map[string]any)["options"].(map[string]any)["bogus"] = 1 },
-		"panel without type":  func(m map[string]any) { delete(m["panels"].([]any)[1].(map[string]any), "type") },
+		"unknown option": func(m map[string]any) {
+			m["panels"].([]any)[1].(map[string]any)["options"].(map[string]any)["bogus"] = 1
+		},
+		"panel without type": func(m map[string]any) { delete(m["panels"].([]any)[1].(map[string]any), "type") },
 	} {
 		var m map[string]any
 		if err := json.Unmarshal(raw, &m); err != nil {

@@ -123,7 +123,9 @@ func (c Caps) setprivList() string {
 // added, ALL dropped) runs.
 func Setpriv(caps Caps, asRoot bool, argv ...string) []string {
 	list := caps.setprivList()
-	args := []string{"setpriv"}
+	// --no-new-privs: the unit sets NoNewPrivileges=yes, the chart
+	// allowPrivilegeEscalation: false.
+	args := []string{"setpriv", "--no-new-privs"}
 	if !asRoot {
 		args = append(args, fmt.Sprintf("--reuid=%d", Nobody), fmt.Sprintf("--regid=%d", Nobody), "--clear-groups",
 			"--inh-caps="+list, "--ambient-caps="+list)
