@@ -15,6 +15,7 @@ import (
 	"github.com/grafana/grafana-foundation-sdk/go/cog"
 	"github.com/grafana/grafana-foundation-sdk/go/cog/plugins"
 	"github.com/grafana/grafana-foundation-sdk/go/dashboard"
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql/parser"
 
@@ -118,7 +119,9 @@ func TestStrictDecode(t *testing.T) {
 	for _, f := range dashboardFiles(t) {
 		t.Run(filepath.Base(f), func(t *testing.T) {
 			raw, _ := load(t, f)
-			var d dashboard.Dashboard
+			// The v1 (classic JSON) schema on purpose: it is what file
+			// provisioning and the Grafana sidecar load.
+			var d dashboard.Dashboard //lint:ignore SA1019 classic JSON is what provisioning loads
 			if err := sdkErr(d.UnmarshalJSONStrict(raw)); err != nil {
 				t.Fatalf("strict decode: %v", err)
 			}
@@ -230,7 +233,7 @@ func metricNames(t *testing.T, expr string) []string {
 	var names []string
 	for _, sel := range parser.ExtractSelectors(e) {
 		for _, m := range sel {
-			if m.Name == labels.MetricName && m.Type == labels.MatchEqual {
+			if m.Name == model.MetricNameLabel && m.Type == labels.MatchEqual {
 				names = append(names, m.Value)
 			}
 		}
@@ -421,7 +424,7 @@ func TestStrictDecodeRejects(t *testing.T) {
 		}
 		edit(m)
 		bad, _ := json.Marshal(m)
-		var d dashboard.Dashboard
+		var d dashboard.Dashboard //lint:ignore SA1019 classic JSON is what provisioning loads
 		if err := sdkErr(d.UnmarshalJSONStrict(bad)); err == nil {
 			t.Errorf("%s: strict decode accepted it", name)
 		}
