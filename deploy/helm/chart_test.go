@@ -400,6 +400,7 @@ func TestSchemaRejectsInvalidValues(t *testing.T) {
 			if err == nil {
 				t.Fatal("invalid values rendered without error")
 			}
+			t.Logf("%v", err)
 			if !strings.Contains(err.Error(), want) {
 				t.Errorf("error %q does not contain %q", err, want)
 			}
