@@ -1,0 +1,432 @@
+package grafana
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/grafana/grafana-foundation-sdk/go/cog"
+	"github.com/grafana/grafana-foundation-sdk/go/cog/plugins"
+	"github.com/grafana/grafana-foundation-sdk/go/dashboard"
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/promql/parser"
+
+	"github.com/netsight/netsight/deploy/internal/agenttest"
+)
+
+func TestMain(m *testing.M) {
+	plugins.RegisterDefaultPlugins()
+	code := m.Run()
+	agenttest.Cleanup()
+	os.Exit(code)
+}
+
+// rawDashboard is the part of the dashboard JSON the tests walk.
+type rawDashboard struct {
+	Title      string     `json:"title"`
+	Panels     []rawPanel `json:"panels"`
+	Templating struct {
+		List []struct {
+			Type       string          `json:"type"`
+			Name       string          `json:"name"`
+			Query      json.RawMessage `json:"query"`
+			IncludeAll bool            `json:"includeAll"`
+			AllValue   string          `json:"allValue"`
+			Datasource *dsRef          `json:"datasource"`
+		} `json:"list"`
+	} `json:"templating"`
+}
+
+type dsRef struct {
+	Type string `json:"type"`
+	UID  string `json:"uid"`
+}
+
+type rawPanel struct {
+	Type       string     `json:"type"`
+	Title      string     `json:"title"`
+	Datasource *dsRef     `json:"datasource"`
+	Panels     []rawPanel `json:"panels"`
+	Targets    []struct {
+		RefID      string `json:"refId"`
+		Expr       string `json:"expr"`
+		Datasource *dsRef `json:"datasource"`
+	} `json:"targets"`
+}
+
+// query is one panel target.
+type query struct {
+	dashboard, panel, refID, expr string
+}
+
+func (q query) String() string { return fmt.Sprintf("%s / %s / %s", q.dashboard, q.panel, q.refID) }
+
+func dashboardFiles(t *testing.T) []string {
+	t.Helper()
+	files, err := filepath.Glob("dashboards/*.json")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no dashboards: %v", err)
+	}
+	return files
+}
+
+func load(t *testing.T, file string) ([]byte, rawDashboard) {
+	t.Helper()
+	raw, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d rawDashboard
+	if err := json.Unmarshal(raw, &d); err != nil {
+		t.Fatalf("%s: %v", file, err)
+	}
+	return raw, d
+}
+
+func queries(t *testing.T) []query {
+	t.Helper()
+	var out []query
+	var walk func(title string, ps []rawPanel)
+	walk = func(title string, ps []rawPanel) {
+		for _, p := range ps {
+			walk(title, p.Panels)
+			for _, tg := range p.Targets {
+				out = append(out, query{title, p.Title, tg.RefID, tg.Expr})
+			}
+		}
+	}
+	for _, f := range dashboardFiles(t) {
+		_, d := load(t, f)
+		walk(d.Title, d.Panels)
+	}
+	if len(out) == 0 {
+		t.Fatal("no queries")
+	}
+	return out
+}
+
+// TestStrictDecode decodes every dashboard strictly with the Grafana
+// Foundation SDK (unknown fields are errors) and validates it.
+func TestStrictDecode(t *testing.T) {
+	for _, f := range dashboardFiles(t) {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			raw, _ := load(t, f)
+			// The v1 (classic JSON) schema on purpose: it is what file
+			// provisioning and the Grafana sidecar load.
+			var d dashboard.Dashboard //lint:ignore SA1019 classic JSON is what provisioning loads
+			if err := sdkErr(d.UnmarshalJSONStrict(raw)); err != nil {
+				t.Fatalf("strict decode: %v", err)
+			}
+			if err := sdkErr(d.Validate()); err != nil {
+				t.Fatalf("validate: %v", err)
+			}
+			if d.Uid == nil || *d.Uid == "" || d.Title == nil || *d.Title == "" {
+				t.Error("dashboard needs a uid and a title")
+			}
+		})
+	}
+}
+
+// sdkErr turns the SDK's empty cog.BuildErrors (a non-nil error interface
+// holding a nil slice) into nil.
+func sdkErr(err error) error {
+	if be, ok := err.(cog.BuildErrors); ok && len(be) == 0 {
+		return nil
+	}
+	return err
+}
+
+// TestVariables: a datasource variable named datasource (Prometheus), an
+// instance variable whose All value matches series without an instance
+// label (one agent's own store), and every panel and target on ${datasource}.
+func TestVariables(t *testing.T) {
+	for _, f := range dashboardFiles(t) {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			_, d := load(t, f)
+			var ds, inst bool
+			for _, v := range d.Templating.List {
+				switch v.Name {
+				case "datasource":
+					ds = v.Type == "datasource" && string(v.Query) == `"prometheus"`
+				case "instance":
+					inst = v.Type == "query" && v.IncludeAll && v.AllValue == ".*" &&
+						v.Datasource != nil && v.Datasource.UID == "${datasource}"
+				}
+			}
+			if !ds || !inst {
+				t.Errorf("datasource variable ok=%v, instance variable ok=%v", ds, inst)
+			}
+			var walk func(ps []rawPanel)
+			walk = func(ps []rawPanel) {
+				for _, p := range ps {
+					walk(p.Panels)
+					if p.Type == "row" {
+						continue
+					}
+					if p.Datasource == nil || p.Datasource.UID != "${datasource}" {
+						t.Errorf("panel %q: datasource %+v, want ${datasource}", p.Title, p.Datasource)
+					}
+					if len(p.Targets) == 0 {
+						t.Errorf("panel %q has no query", p.Title)
+					}
+					for _, tg := range p.Targets {
+						if tg.Datasource == nil || tg.Datasource.UID != "${datasource}" {
+							t.Errorf("panel %q %s: datasource %+v", p.Title, tg.RefID, tg.Datasource)
+						}
+					}
+				}
+			}
+			walk(d.Panels)
+		})
+	}
+}
+
+// instanceSentinel stands for $instance while parsing, so the test can see
+// that every selector filters on it.
+const instanceSentinel = "INSTANCE_SENTINEL"
+
+// expand replaces Grafana's variables with values PromQL accepts.
+func expand(expr, instance, rateInterval string) string {
+	return strings.NewReplacer(
+		"$__rate_interval", rateInterval, "${__rate_interval}", rateInterval,
+		"$__interval", rateInterval, "$instance", instance, "${instance}", instance,
+	).Replace(expr)
+}
+
+// TestQueriesParse: every query parses as PromQL and every selector filters
+// on instance=~"$instance".
+func TestQueriesParse(t *testing.T) {
+	p := parser.NewParser(parser.Options{})
+	for _, q := range queries(t) {
+		expr, err := p.ParseExpr(expand(q.expr, instanceSentinel, "1m"))
+		if err != nil {
+			t.Errorf("%s: %v\n%s", q, err, q.expr)
+			continue
+		}
+		for _, sel := range parser.ExtractSelectors(expr) {
+			ok := false
+			for _, m := range sel {
+				ok = ok || (m.Name == "instance" && m.Type == labels.MatchRegexp && m.Value == instanceSentinel)
+			}
+			if !ok {
+				t.Errorf("%s: selector %v does not filter on instance=~\"$instance\"", q, sel)
+			}
+		}
+	}
+}
+
+// metricNames returns the metric names a query selects.
+func metricNames(t *testing.T, expr string) []string {
+	t.Helper()
+	e, err := parser.NewParser(parser.Options{}).ParseExpr(expand(expr, ".*", "1m"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, sel := range parser.ExtractSelectors(e) {
+		for _, m := range sel {
+			if m.Name == model.MetricNameLabel && m.Type == labels.MatchEqual {
+				names = append(names, m.Value)
+			}
+		}
+	}
+	return names
+}
+
+var (
+	backticked = regexp.MustCompile("`(netsight_[a-z0-9_{},]+)`")
+	braces     = regexp.MustCompile(`^(.*)\{([^}]*)\}(.*)$`)
+)
+
+// documented reads docs/metrics.md: every `netsight_...` name in backticks,
+// with {a,b} alternatives expanded.
+func documented(t *testing.T) map[string]bool {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(agenttest.RepoRoot(t), "docs", "metrics.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]bool{}
+	var add func(s string)
+	add = func(s string) {
+		m := braces.FindStringSubmatch(s)
+		if m == nil {
+			out[s] = true
+			return
+		}
+		for alt := range strings.SplitSeq(m[2], ",") {
+			add(m[1] + alt + m[3])
+		}
+	}
+	for _, m := range backticked.FindAllStringSubmatch(string(raw), -1) {
+		add(m[1])
+	}
+	return out
+}
+
+// TestMetricsDocumented: every metric a dashboard names is in docs/metrics.md
+// (histogram _bucket/_sum/_count series under their family's name).
+func TestMetricsDocumented(t *testing.T) {
+	docs := documented(t)
+	for _, q := range queries(t) {
+		names := metricNames(t, q.expr)
+		if len(names) == 0 {
+			t.Errorf("%s selects no metric by name", q)
+		}
+		for _, n := range names {
+			family := n
+			for _, suf := range []string{"_bucket", "_sum", "_count"} {
+				if base, ok := strings.CutSuffix(n, suf); ok && docs[base] {
+					family = base
+				}
+			}
+			if !docs[family] {
+				t.Errorf("%s: metric %s is not in docs/metrics.md", q, n)
+			}
+		}
+	}
+}
+
+// enaOnly names the panels whose metrics only AWS ENA interfaces export;
+// the lab has no ENA device, so for them the lab test checks that the query
+// runs, not that it returns data.
+var enaOnly = map[string]bool{
+	"NIC allowance exceeded":              true,
+	"NIC connection tracking utilisation": true,
+}
+
+// labConfig runs every collector the dashboards read with short intervals,
+// and probes to loopback (ICMP, and TCP to a listener of the test).
+const labConfig = `store:
+  scrape_interval: 1s
+collectors:
+  conntrack:
+    interval: 1s
+  flows:
+    interval: 1s
+  sockets:
+    interval: 1s
+  probe:
+    period: 2s
+    targets:
+      - address: 127.0.0.1
+        protocol: icmp
+        interval: 200ms
+      - address: 127.0.0.1
+        protocol: tcp
+        port: %d
+        interval: 200ms
+`
+
+type rangeResponse struct {
+	Status string `json:"status"`
+	Data   struct {
+		ResultType string `json:"resultType"`
+		Result     []struct {
+			Metric map[string]string `json:"metric"`
+			Values [][2]any          `json:"values"`
+		} `json:"result"`
+	} `json:"data"`
+	Error string `json:"error"`
+}
+
+// TestPanelsReturnData runs the agent (root, every default collector), lets
+// it record ~12 s of loopback probes and TCP connections, then runs every
+// panel query through /api/v1/query_range as Grafana would ($instance = All
+// = .*) and requires data from each (ENA-only panels: a successful query).
+func TestPanelsReturnData(t *testing.T) {
+	agenttest.RequireRoot(t)
+	ln := agenttest.Listen(t)
+	a := agenttest.Start(t, agenttest.Options{Config: fmt.Sprintf(labConfig, ln.Port)})
+
+	// Wait until every probe series has one finished period and flows have
+	// counted connections (the probes' own TCP connections), 40 s at most.
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	defer cancel()
+	start := time.Now()
+	for _, ready := range []string{
+		`count(netsight_probe_period_rtt_avg_seconds) >= 2`,
+		`count(netsight_probe_period_loss_ratio) >= 2`,
+		`sum(netsight_flow_rtt_seconds_count) > 0`,
+		`count_over_time(netsight_conntrack_entries[1m]) >= 5`,
+	} {
+		for {
+			var r rangeResponse
+			err := a.GetJSON(ctx, "/api/v1/query?query="+url.QueryEscape(ready), &r)
+			if err == nil && len(r.Data.Result) > 0 {
+				break
+			}
+			if ctx.Err() != nil {
+				t.Fatalf("agent never had %s (%v)\n%s", ready, err, a.Log())
+			}
+			time.Sleep(500 * time.Millisecond)
+		}
+	}
+	// Two more store rounds, so that the last evaluation step of the range
+	// queries below has every series.
+	time.Sleep(2500 * time.Millisecond)
+	t.Logf("agent ready for queries after %s", time.Since(start).Round(time.Second))
+
+	end := time.Now()
+	for _, q := range queries(t) {
+		expr := expand(q.expr, ".*", "10s")
+		v := url.Values{}
+		v.Set("query", expr)
+		v.Set("start", fmt.Sprintf("%.3f", float64(end.Add(-time.Minute).UnixMilli())/1e3))
+		v.Set("end", fmt.Sprintf("%.3f", float64(end.UnixMilli())/1e3))
+		v.Set("step", "2")
+		var r rangeResponse
+		if err := a.GetJSON(ctx, "/api/v1/query_range?"+v.Encode(), &r); err != nil {
+			t.Errorf("%s: %v", q, err)
+			continue
+		}
+		if r.Status != "success" || r.Data.ResultType != "matrix" {
+			t.Errorf("%s: status %q type %q error %q", q, r.Status, r.Data.ResultType, r.Error)
+			continue
+		}
+		samples := 0
+		for _, s := range r.Data.Result {
+			samples += len(s.Values)
+		}
+		switch {
+		case enaOnly[q.panel]:
+			t.Logf("%s: ENA-only, %d series (no ENA device in the lab)", q, len(r.Data.Result))
+		case samples == 0:
+			t.Errorf("%s: no data for %s", q, expr)
+		default:
+			t.Logf("%s: %d series, %d samples", q, len(r.Data.Result), samples)
+		}
+	}
+}
+
+// TestStrictDecodeRejects: the strict decode does catch an unknown panel
+// field and a missing required field (the check above can fail).
+func TestStrictDecodeRejects(t *testing.T) {
+	raw, _ := load(t, dashboardFiles(t)[0])
+	for name, edit := range map[string]func(m map[string]any){
+		"unknown panel field": func(m map[string]any) { m["panels"].([]any)[1].(map[string]any)["bogus"] = 1 },
+		"unknown option": func(m map[string]any) {
+			m["panels"].([]any)[1].(map[string]any)["options"].(map[string]any)["bogus"] = 1
+		},
+		"panel without type": func(m map[string]any) { delete(m["panels"].([]any)[1].(map[string]any), "type") },
+	} {
+		var m map[string]any
+		if err := json.Unmarshal(raw, &m); err != nil {
+			t.Fatal(err)
+		}
+		edit(m)
+		bad, _ := json.Marshal(m)
+		var d dashboard.Dashboard //lint:ignore SA1019 classic JSON is what provisioning loads
+		if err := sdkErr(d.UnmarshalJSONStrict(bad)); err == nil {
+			t.Errorf("%s: strict decode accepted it", name)
+		}
+	}
+}
