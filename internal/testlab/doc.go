@@ -77,21 +77,16 @@
 // # Traffic
 //
 // Everything is bounded in count and time:
-//
 //   - ns.Ping: the ping CLI, per-reply RTTs, MedianRTT, ReplyRatio.
-//
 //   - Iperf3 / StartIperf3Server + RunIperf3: one-off iperf3 server on a free
 //     port, client with -J, parsed into bytes, bit/s, retransmits and
 //     per-stream ports. Note: unthrottled TCP over veths with offloads off
 //     reorders a little (per-CPU backlogs), so expect some retransmits; set
 //     Bitrate for a clean baseline.
-//
 //   - ns.ShortConns: N connect/write/read-echo/close connections with bounded
 //     concurrency and time; ns.HoldConns: N idle connections held until
 //     Release or ctx end. Per-connection local address, bytes and error.
-//
 //   - ns.StartEchoServer / ns.StartSinkServer: small counting TCP servers.
-//
 //   - ns.SYNFlood: Count TCP SYNs through a raw socket from a seeded random
 //     permutation of source ports 1024-65535 (never forged addresses), paced
 //     at Rate per second; for flood tests of capture and flow tables.
