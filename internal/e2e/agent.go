@@ -49,6 +49,11 @@ type Options struct {
 	// NS is the namespace the agent runs in (with `ip netns exec`, so
 	// /sys is the namespace's); nil runs it in the caller's namespace.
 	NS *testlab.NetNS
+	// HostMounts enters NS with `nsenter --net` instead, keeping the
+	// host's mounts: /sys/fs/cgroup stays visible, so the eBPF flow back
+	// end can attach (it sees the connections of every namespace), but
+	// /sys/class/net shows the host's interfaces.
+	HostMounts bool
 	// Cgroup, when set, holds the agent from before its first instruction.
 	Cgroup *testlab.Cgroup
 	// Config is the YAML config file content. server.listen and data_dir
@@ -94,9 +99,12 @@ func Start(ctx context.Context, o Options) (*Agent, error) {
 	// Not CommandContext: the agent's lifetime is Stop's business (and the
 	// namespace's and the cgroup's cleanup kill it in any case).
 	var cmd *exec.Cmd
-	if o.NS != nil {
+	switch {
+	case o.NS != nil && o.HostMounts:
+		cmd = exec.Command("nsenter", append([]string{"--net=" + filepath.Join(testlab.NetnsDir, o.NS.Name), "--", o.Binary}, args...)...)
+	case o.NS != nil:
 		cmd = exec.Command("ip", append([]string{"netns", "exec", o.NS.Name, o.Binary}, args...)...)
-	} else {
+	default:
 		cmd = exec.Command(o.Binary, args...)
 	}
 	cmd.Env = append(os.Environ(), o.Env...)

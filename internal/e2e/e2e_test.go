@@ -55,11 +55,19 @@ type labAgent struct {
 // memMax, with the given YAML config.
 func startLabAgent(t *testing.T, ns *testlab.NetNS, memMax int64, config string) *labAgent {
 	t.Helper()
+	return startLabAgentOpts(t, memMax, Options{NS: ns, Config: config})
+}
+
+// startLabAgentOpts is startLabAgent with more options (binary, cgroup and
+// data dir are filled in).
+func startLabAgentOpts(t *testing.T, memMax int64, o Options) *labAgent {
+	t.Helper()
 	cg := testlab.NewCgroup(t, memMax)
 	bin := agentBinary(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	a, err := Start(ctx, Options{Binary: bin, NS: ns, Cgroup: cg, Config: config, DataDir: filepath.Join(t.TempDir(), "data")})
+	o.Binary, o.Cgroup, o.DataDir = bin, cg, filepath.Join(t.TempDir(), "data")
+	a, err := Start(ctx, o)
 	if err != nil {
 		t.Fatal(err)
 	}

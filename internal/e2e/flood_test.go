@@ -119,21 +119,40 @@ func TestSYNFloodCaptureBounded(t *testing.T) {
 // server ports of the agent's namespace (more groups than top_k) and checks
 // that the flows table stays within max_connections, evicting the excess
 // and counting it, that the top-K series stay at top_k plus "other", and
-// that RSS stays bounded.
+// that RSS stays bounded. It runs with the back end a host picks (auto:
+// eBPF where the kernel allows, as on this lab VM) and, with 20,000
+// connections, with the sock_diag back end.
 func TestShortConnectionsBounded(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		backend string
+		perSrv  int
+		// hostMounts keeps /sys/fs/cgroup visible so that eBPF can attach.
+		hostMounts bool
+	}{
+		{"auto", "auto", 3125, true}, // 32 x 3125 = 100,000
+		{"sockdiag", "sockdiag", 625, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			shortConnections(t, tc.backend, tc.perSrv, tc.hostMounts)
+		})
+	}
+}
+
+func shortConnections(t *testing.T, backend string, perSrv int, hostMounts bool) {
 	pair := testlab.NewPair(t)
 	const (
 		maxConns = 4096
 		topK     = 10
 		servers  = 32
-		perSrv   = 3125 // servers * perSrv = 100,000
 	)
-	a := startLabAgent(t, pair.B, cgroupMax, baseConfig(fmt.Sprintf(`collectors:
+	a := startLabAgentOpts(t, cgroupMax, Options{NS: pair.B, HostMounts: hostMounts, Config: baseConfig(fmt.Sprintf(`collectors:
   flows:
+    backend: %s
     interval: 1s
     max_connections: %d
     top_k: %d
-`, maxConns, topK)))
+`, backend, maxConns, topK))})
 	a.waitMetric(t, 30*time.Second, "flows collector", func(m Metrics) bool {
 		return m.Series("netsight_flow_table_max_entries") == 1
 	})
