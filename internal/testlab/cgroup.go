@@ -307,6 +307,8 @@ func (c *Cgroup) Close() error {
 // ProcStats is what /proc says about one process.
 type ProcStats struct {
 	RSS     int64 // VmRSS, bytes
+	RSSAnon int64 // RssAnon: heap, stacks, anonymous mappings
+	RSSFile int64 // RssFile: mapped files (binary, mmapped store chunks)
 	PeakRSS int64 // VmHWM, bytes
 	FDs     int   // open file descriptors
 	Threads int
@@ -335,6 +337,10 @@ func ReadProcStats(pid int) (ProcStats, error) {
 		switch k {
 		case "VmRSS":
 			s.RSS = n << 10
+		case "RssAnon":
+			s.RSSAnon = n << 10
+		case "RssFile":
+			s.RSSFile = n << 10
 		case "VmHWM":
 			s.PeakRSS = n << 10
 		case "Threads":

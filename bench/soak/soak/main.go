@@ -251,7 +251,7 @@ collectors:
 		c.queries.Add(1)
 	})
 	// Scrape load.
-	var goroutines atomic.Int64
+	var goroutines, heap atomic.Int64
 	every(cfg.scrapeEvery, func(ctx context.Context) {
 		sctx, scancel := context.WithTimeout(ctx, 20*time.Second)
 		defer scancel()
@@ -263,6 +263,7 @@ collectors:
 			return
 		}
 		goroutines.Store(int64(m.Sum("go_goroutines")))
+		heap.Store(int64(m.Sum("go_memstats_heap_inuse_bytes")))
 		c.scrapes.Add(1)
 	})
 
@@ -272,6 +273,7 @@ collectors:
 		p          testlab.ProcStats
 		mem        testlab.CgroupMemory
 		goroutines int64
+		heap       int64
 	}
 	var samples []sample
 	start := time.Now()
@@ -284,9 +286,9 @@ collectors:
 		if err != nil {
 			return sample{}, err
 		}
-		return sample{time.Since(start), p, m, goroutines.Load()}, nil
+		return sample{time.Since(start), p, m, goroutines.Load(), heap.Load()}, nil
 	}
-	fmt.Printf("%8s %9s %9s %9s %5s %7s %6s %10s %9s %7s %8s %8s\n", "elapsed", "rss_mib", "peak_mib", "cg_mib", "fds", "threads", "gorout",
+	fmt.Printf("%8s %8s %8s %8s %8s %8s %8s %5s %7s %6s %10s %9s %7s %8s %8s\n", "elapsed", "rss_mib", "anon_mib", "file_mib", "heap_mib", "peak_mib", "cg_mib", "fds", "threads", "gorout",
 		"syns", "conns", "ifaces", "queries", "scrapes")
 	t := time.NewTicker(cfg.report)
 	defer t.Stop()
@@ -308,7 +310,8 @@ loop:
 			break
 		}
 		samples = append(samples, s)
-		fmt.Printf("%8s %9.1f %9.1f %9.1f %5d %7d %6d %10d %9d %7d %8d %8d\n", s.at.Round(time.Second), mb(s.p.RSS), mb(s.p.PeakRSS), mb(s.mem.Current),
+		fmt.Printf("%8s %8.1f %8.1f %8.1f %8.1f %8.1f %8.1f %5d %7d %6d %10d %9d %7d %8d %8d\n", s.at.Round(time.Second),
+			mb(s.p.RSS), mb(s.p.RSSAnon), mb(s.p.RSSFile), mb(s.heap), mb(s.p.PeakRSS), mb(s.mem.Current),
 			s.p.FDs, s.p.Threads, s.goroutines, c.syns.Load(), c.conns.Load(), c.ifaces.Load(), c.queries.Load(), c.scrapes.Load())
 	}
 	cancel()
@@ -325,8 +328,9 @@ loop:
 		maxRSS, maxFDs, maxG = max(maxRSS, s.p.RSS), max(maxFDs, int64(s.p.FDs)), max(maxG, s.goroutines)
 	}
 	fmt.Printf("\nsummary after %s (%d samples):\n", last.at.Round(time.Second), len(samples))
-	fmt.Printf("  RSS: first %.1f MiB, last %.1f MiB, max sampled %.1f MiB, peak (VmHWM) %.1f MiB; growth first->last %+.1f MiB\n",
-		mb(first.p.RSS), mb(last.p.RSS), mb(maxRSS), mb(last.p.PeakRSS), mb(last.p.RSS-first.p.RSS))
+	fmt.Printf("  RSS: first %.1f MiB, last %.1f MiB, max sampled %.1f MiB, peak (VmHWM) %.1f MiB; growth first->last %+.1f MiB (anon %+.1f, file %+.1f); Go heap in use first %.1f, last %.1f MiB\n",
+		mb(first.p.RSS), mb(last.p.RSS), mb(maxRSS), mb(last.p.PeakRSS), mb(last.p.RSS-first.p.RSS),
+		mb(last.p.RSSAnon-first.p.RSSAnon), mb(last.p.RSSFile-first.p.RSSFile), mb(first.heap), mb(last.heap))
 	fmt.Printf("  cgroup: limit %.0f MiB, peak %.1f MiB, limit hits %d, OOM kills %d\n", mb(last.mem.Limit), mb(last.mem.Peak), last.mem.LimitHits, last.mem.OOMKills)
 	fmt.Printf("  fds: first %d, last %d, max %d; goroutines: first %d, last %d, max %d; threads: first %d, last %d\n",
 		first.p.FDs, last.p.FDs, maxFDs, first.goroutines, last.goroutines, maxG, first.p.Threads, last.p.Threads)
