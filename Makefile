@@ -34,7 +34,7 @@ lab:
 # to list them) runs for FUZZTIME, one after the other; a crasher stops the
 # run and stays in the package's testdata/fuzz/ as a regression seed.
 # `make fuzz FUZZTIME=30m` is the long pass. `make fuzz-short` (part of
-# `make test`) runs each target for 3s, except in FUZZ_SHORT_SKIP: packages
+# `make test`) runs each target for 2s, except in FUZZ_SHORT_SKIP: packages
 # whose fuzz-instrumented build pulls in the whole Prometheus dependency
 # tree (over 10 minutes on a 2-core machine); their seeds and corpus still
 # run in every `go test`.
@@ -52,7 +52,7 @@ fuzz:
 	done
 
 fuzz-short:
-	@$(MAKE) --no-print-directory fuzz FUZZTIME=3s FUZZSKIP="$(FUZZ_SHORT_SKIP)"
+	@$(MAKE) --no-print-directory fuzz FUZZTIME=2s FUZZSKIP="$(FUZZ_SHORT_SKIP)"
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
