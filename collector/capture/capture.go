@@ -258,7 +258,13 @@ func (c *Collector) handle(ctx context.Context, u netlink.LinkUpdate) {
 	li := linkInfo{index: idx, name: a.Name, mac: a.HardwareAddr, encap: a.EncapType, linkType: lt, linkHdr: hdr, loopback: loop}
 	r, err := newRing(li, c.cfg, c.inNS)
 	if err != nil {
-		// The interface may already be gone again (pods churn).
+		// The interface may already be gone again (pods churn): its link
+		// events (the peer's down, a rename) arrive after the delete. That
+		// is no failure and its RTM_DELLINK follows.
+		if c.inNS(func() error { _, err := net.InterfaceByIndex(idx); return err }) != nil {
+			c.logger.Debug("interface gone before capture started", "device", a.Name)
+			return
+		}
 		c.failed.Add(1)
 		c.logger.Warn("cannot capture on interface", "device", a.Name, "err", err)
 		return

@@ -87,6 +87,22 @@
 //     concurrency and time; ns.HoldConns: N idle connections held until
 //     Release or ctx end. Per-connection local address, bytes and error.
 //   - ns.StartEchoServer / ns.StartSinkServer: small counting TCP servers.
+//   - ns.SYNFlood: Count TCP SYNs through a raw socket from a seeded random
+//     permutation of source ports 1024-65535 (never forged addresses), paced
+//     at Rate per second; for flood tests of capture and flow tables.
+//
+// # Memory limits
+//
+// NewCgroup(tb, bytes) (CreateCgroup without a TB) is a memory-limited
+// cgroup under /sys/fs/cgroup: cgroup v2 memory.max where the v2 hierarchy
+// has the memory controller, else the v1 memory hierarchy
+// (memory.limit_in_bytes) of hybrid hosts. cg.Start(cmd) / cg.Wrap(cmd) run a
+// command that enters the cgroup before it executes (through sh, same pid),
+// so none of its allocations escape the limit; cg.Memory() reports current
+// and peak usage, limit hits and OOM kills; Cleanup kills what is left and
+// removes the directory. Every test that may blow up memory (floods, churn,
+// hostile queries) runs the agent this way. ReadProcStats(pid) gives RSS,
+// peak RSS (VmHWM), open fds and threads from /proc.
 //
 // # Without a testing.TB
 //

@@ -1,0 +1,23 @@
+package sockdiag
+
+import "testing"
+
+// FuzzParseTCPInfo decodes tcp_info attributes of any length (kernels
+// append fields over time): short ones are an error naming the length,
+// the rest decode without reading past the end.
+func FuzzParseTCPInfo(f *testing.F) {
+	for _, n := range []int{104, 136, 160, 232, 248, 300} {
+		f.Add(tcpInfo(n))
+	}
+	f.Add([]byte{})
+	f.Add(make([]byte, 103))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		ti, err := ParseTCPInfo(b)
+		if (err == nil) != (len(b) >= offTotalRetrans+4) {
+			t.Fatalf("len %d: err %v", len(b), err)
+		}
+		if ti.HasTotalRTO != (len(b) >= offTotalRTO+2) {
+			t.Fatalf("len %d: HasTotalRTO %v", len(b), ti.HasTotalRTO)
+		}
+	})
+}
