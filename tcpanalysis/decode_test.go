@@ -150,9 +150,9 @@ func TestDecodeMatchesGopacket(t *testing.T) {
 	d := newDLPDecoder()
 	for i, f := range benchFrames(t) {
 		var a, b Packet
-		a.WireLen, b.WireLen = len(f), len(f)
-		ea := Decode(LinkEthernet, f, &a)
-		eb := d.decode(f, &b)
+		a.WireLen, b.WireLen = f.wire, f.wire
+		ea := Decode(LinkEthernet, f.data, &a)
+		eb := d.decode(f.data, &b)
 		if (ea == nil) != (eb == nil) {
 			t.Fatalf("frame %d: ours err=%v, gopacket err=%v", i, ea, eb)
 		}
@@ -167,13 +167,13 @@ func TestDecodeMatchesGopacket(t *testing.T) {
 
 func FuzzDecode(f *testing.F) {
 	for _, fr := range benchFrames(f) {
-		f.Add(uint8(1), fr)
+		f.Add(uint8(1), fr.data)
 	}
 	f.Add(uint8(113), make([]byte, 16))
 	f.Add(uint8(101), []byte{0x45, 0, 0, 20})
 	f.Add(uint8(101), []byte{0x60, 0, 0, 0, 0, 8, 44, 64})
 	f.Fuzz(func(t *testing.T, lt uint8, data []byte) {
-		links := []LinkType{LinkEthernet, LinkRaw, LinkSLL, LinkSLL2, LinkNull, LinkIPv4, LinkIPv6}
+		links := []LinkType{LinkEthernet, LinkRaw, LinkSLL, LinkSLL2, LinkNull, LinkIPv4, LinkIPv6, LinkNFLOG, LinkPPP, LinkPPPoE, LinkCHDLC}
 		p := Packet{WireLen: len(data)}
 		err := Decode(links[int(lt)%len(links)], data, &p)
 		if err != nil {
