@@ -668,16 +668,26 @@ func decodeTransport(b []byte, l4len int, moreFragments bool, p *Packet, depth i
 		p.SrcPort = binary.BigEndian.Uint16(b[0:2])
 		p.DstPort = binary.BigEndian.Uint16(b[2:4])
 		p.PayloadLen = l4len - 8
-		if !moreFragments && isTunnelPort(p.DstPort, p.SrcPort) {
+		if isTunnelPort(p.DstPort, p.SrcPort) {
+			if moreFragments {
+				// The first fragment of a tunnel packet holds the inner
+				// headers; the UDP length is the whole datagram's.
+				l4len = int(binary.BigEndian.Uint16(b[4:6]))
+				if l4len < 8 {
+					return ErrMalformed
+				}
+			}
 			return decodeUDPTunnel(b[8:], l4len-8, p, depth)
 		}
 		return nil
 	case 4, 41, 47: // IPv4 in IP, IPv6 in IP, GRE
 		p.PayloadLen = l4len
-		if !moreFragments {
-			return decodeIPTunnel(b, l4len, p, depth)
+		if moreFragments {
+			// The first fragment holds the inner headers; the inner IP
+			// length is then the truth (tshark reassembles the fragments).
+			l4len = 1 << 20
 		}
-		return nil
+		return decodeIPTunnel(b, l4len, p, depth)
 	}
 	p.PayloadLen = l4len
 	return nil
