@@ -712,6 +712,7 @@ func decodeUDPTunnel(b []byte, wire int, p *Packet, depth int) error {
 		return nil
 	}
 	outer := *p
+	p.Src, p.Dst = [16]byte{}, [16]byte{} // an inner IPv4 sets 4 bytes only
 	port := p.DstPort
 	if !isTunnelPort(port, 0) {
 		port = p.SrcPort
@@ -778,6 +779,7 @@ func decodeIPTunnel(b []byte, wire int, p *Packet, depth int) error {
 		return nil
 	}
 	outer := *p
+	p.Src, p.Dst = [16]byte{}, [16]byte{} // an inner IPv4 sets 4 bytes only
 	if len(b) > wire {
 		b = b[:wire] // Ethernet padding is not part of the inner packet
 	}
