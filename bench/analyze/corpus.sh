@@ -84,7 +84,7 @@ while IFS= read -r -d '' file; do
 	ours=$(netsight_counts "$file")
 	if [ -z "$ours" ]; then
 		failed=$((failed + 1))
-		echo "$file: netsight failed: $("$bin" analyze --progress never "$file" 2>&1 >/dev/null | head -1)" >>"$tmp/diffs"
+		echo "$file: netsight failed: $("$bin" analyze --progress never "$file" 2>&1 >/dev/null | head -1 || true)" >>"$tmp/diffs"
 		continue
 	fi
 	read -r -a o <<<"$ours"
@@ -94,7 +94,7 @@ while IFS= read -r -d '' file; do
 	elif [ "$all" = 0 ] && [ "${o[0]}" = 0 ] && ! timeout 20 tcpdump -nr "$file" 2>/dev/null | grep -q 'Flags \['; then
 		theirs="0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0"
 	else
-		theirs=$(tshark_counts "$file")
+		theirs=$(tshark_counts "$file" || true) # tshark exits 2 on a damaged file
 		echo "$theirs" >"$cache/$sum"
 	fi
 	read -r -a t <<<"$theirs"
