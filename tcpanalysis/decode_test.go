@@ -197,3 +197,68 @@ func hopByHop() *layers.IPv6HopByHop {
 	h.NextHeader = layers.IPProtocolTCP
 	return h
 }
+
+// TestDecodeWireLengthCap: the IP header's length is capped at what the
+// frame's wire length leaves (tshark does the same); a snap length alone
+// never shortens it.
+func TestDecodeWireLengthCap(t *testing.T) {
+	ip4 := &layers.IPv4{Version: 4, TTL: 64, Protocol: layers.IPProtocolTCP, SrcIP: net.IP{10, 1, 2, 3}, DstIP: net.IP{10, 4, 5, 6}}
+	f := frame(t, &layers.Ethernet{SrcMAC: macA, DstMAC: macB, EthernetType: layers.EthernetTypeIPv4}, ip4,
+		&layers.TCP{SrcPort: 1, DstPort: 2, Seq: 3, ACK: true, Window: 1}, gopacket.Payload(make([]byte, 1000)))
+	for _, tc := range []struct {
+		name          string
+		captured      int
+		wire          int
+		ipLen, payLen int
+	}{
+		{"whole", len(f), len(f), 1040, 1000},
+		{"snapped to 96, whole on the wire", 96, len(f), 1040, 1000},
+		{"short copy: 74 bytes on the wire", 74, 74, 60, 20},
+		{"short copy, snapped further", 60, 74, 60, 20},
+		{"headers only on the wire", 54, 54, 40, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := Packet{WireLen: tc.wire}
+			if err := Decode(LinkEthernet, f[:tc.captured], &p); err != nil {
+				t.Fatal(err)
+			}
+			if p.IPLen != tc.ipLen || p.PayloadLen != tc.payLen {
+				t.Errorf("IP length %d, payload %d; want %d, %d", p.IPLen, p.PayloadLen, tc.ipLen, tc.payLen)
+			}
+		})
+	}
+}
+
+func TestSkipNames(t *testing.T) {
+	arp := frame(t, &layers.Ethernet{SrcMAC: macA, DstMAC: macB, EthernetType: layers.EthernetTypeARP},
+		&layers.ARP{AddrType: layers.LinkTypeEthernet, Protocol: layers.EthernetTypeIPv4, HwAddressSize: 6, ProtAddressSize: 4,
+			SourceHwAddress: macA, SourceProtAddress: []byte{1, 2, 3, 4}, DstHwAddress: macB, DstProtAddress: []byte{1, 2, 3, 5}})
+	// ARP inside VXLAN: the frame stays the outer UDP packet, the skip
+	// names the payload and the tunnel.
+	vx := frame(t, &layers.Ethernet{SrcMAC: macA, DstMAC: macB, EthernetType: layers.EthernetTypeIPv4},
+		&layers.IPv4{Version: 4, TTL: 64, Protocol: layers.IPProtocolUDP, SrcIP: net.IP{1, 1, 1, 1}, DstIP: net.IP{2, 2, 2, 2}},
+		&layers.UDP{SrcPort: 50000, DstPort: 4789}, gopacket.Payload(append([]byte{8, 0, 0, 0, 0, 0, 1, 0}, arp...)))
+	for _, tc := range []struct {
+		name string
+		lt   LinkType
+		data []byte
+		err  error
+		want string
+	}{
+		{"link type", 127, make([]byte, 30), ErrUnsupported, "link type IEEE802_11_RADIOTAP (127)"},
+		{"unknown link type", 4242, make([]byte, 30), ErrUnsupported, "link type 4242"},
+		{"ethertype", LinkEthernet, arp, ErrUnsupported, "ethertype 0x0806"},
+		{"in a tunnel", LinkEthernet, vx, nil, "ethertype 0x0806 in vxlan"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := Packet{WireLen: len(tc.data)}
+			err := Decode(tc.lt, tc.data, &p)
+			if err != tc.err || p.Skipped.String() != tc.want {
+				t.Errorf("err %v, skipped %q; want %v, %q", err, p.Skipped, tc.err, tc.want)
+			}
+			if tc.err == nil && (p.IPProto != 17 || p.DstPort != 4789 || p.Encap != 0) {
+				t.Errorf("not left as the outer packet: %+v", p)
+			}
+		})
+	}
+}
