@@ -287,7 +287,12 @@ func Decode(lt LinkType, frame []byte, p *Packet) error {
 		if len(b) < 14 {
 			return ErrTruncated
 		}
-		return decodeEther(binary.BigEndian.Uint16(b[12:14]), b[14:], p, wire-14, 0)
+		switch et := binary.BigEndian.Uint16(b[12:14]); et {
+		case etherTypeIPv4: // the common case, without a call
+			return decodeIPv4(b[14:], p, wire-14, 0)
+		default:
+			return decodeEther(et, b[14:], p, wire-14, 0)
+		}
 	case LinkRaw, LinkRawAlt, LinkIPv4, LinkIPv6:
 		return decodeIP(b, p, wire, 0)
 	case LinkNull, LinkLoop:
