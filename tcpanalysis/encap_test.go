@@ -296,8 +296,14 @@ func ourCounts(a *tcpanalysis.Analyzer) map[string]int {
 	}
 }
 
+// requireTshark skips the tshark comparisons in -short runs (tshark takes
+// about a second to start; the full pass runs them) and, outside CI, where
+// tshark is missing.
 func requireTshark(t *testing.T) {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("tshark comparison: not in -short")
+	}
 	testlab.RequireBinary(t, "tshark")
 }
 
