@@ -26,6 +26,7 @@ const (
 	LinkPPPHDLC  LinkType = 50  // PPP in HDLC-like framing
 	LinkPPPoE    LinkType = 51  // PPPoE session header, no Ethernet (LINKTYPE_PPP_ETHER)
 	LinkCHDLC    LinkType = 104 // Cisco HDLC: address, control, EtherType
+	LinkIPoIB    LinkType = 242 // IP over InfiniBand: two 20-byte addresses, EtherType, 2 reserved bytes
 )
 
 // linkTypeNames are the names (LINKTYPE_* without the prefix) of the link
@@ -41,7 +42,7 @@ var linkTypeNames = map[LinkType]string{
 	161: "USER14", 162: "USER15", 163: "IEEE802_11_AVS", 165: "BACNET_MS_TP", 166: "PPP_PPPD", 169: "GPRS_LLC",
 	177: "LINUX_LAPD", 187: "BLUETOOTH_HCI_H4", 189: "USB_LINUX", 192: "PPI", 195: "IEEE802_15_4_WITHFCS",
 	201: "BLUETOOTH_HCI_H4_WITH_PHDR", 204: "PPP_WITH_DIR", 215: "IEEE802_15_4_NONASK_PHY", 220: "USB_LINUX_MMAPPED",
-	227: "CAN_SOCKETCAN", 228: "IPV4", 229: "IPV6", 230: "IEEE802_15_4_NOFCS", 235: "DVB_CI", 239: "NFLOG",
+	227: "CAN_SOCKETCAN", 242: "IPOIB", 228: "IPV4", 229: "IPV6", 230: "IEEE802_15_4_NOFCS", 235: "DVB_CI", 239: "NFLOG",
 	240: "NETANALYZER", 249: "NETLINK", 251: "BLUETOOTH_LE_LL", 253: "NETLINK", 254: "BLUETOOTH_LINUX_MONITOR",
 	256: "BLUETOOTH_LE_LL_WITH_PHDR", 263: "DOCSIS31_XRA31", 266: "DISPLAYPORT_AUX", 276: "LINUX_SLL2",
 	279: "EBHSCR", 281: "VPP_DISPATCH", 283: "IEEE802_15_4_TAP", 294: "ZBOSS_NCP", 297: "AUERSWALD_LOG",
@@ -316,6 +317,11 @@ func Decode(lt LinkType, frame []byte, p *Packet) error {
 		return decodePPP(b, p, wire, 0)
 	case LinkPPPoE:
 		return decodePPPoE(b, p, wire, 0)
+	case LinkIPoIB:
+		if len(b) < 44 {
+			return ErrTruncated
+		}
+		return decodeEther(binary.BigEndian.Uint16(b[40:42]), b[44:], p, wire-44, 0)
 	case LinkCHDLC:
 		if len(b) < 4 {
 			return ErrTruncated

@@ -173,7 +173,7 @@ func FuzzDecode(f *testing.F) {
 	f.Add(uint8(101), []byte{0x45, 0, 0, 20})
 	f.Add(uint8(101), []byte{0x60, 0, 0, 0, 0, 8, 44, 64})
 	f.Fuzz(func(t *testing.T, lt uint8, data []byte) {
-		links := []LinkType{LinkEthernet, LinkRaw, LinkSLL, LinkSLL2, LinkNull, LinkIPv4, LinkIPv6, LinkNFLOG, LinkPPP, LinkPPPoE, LinkCHDLC}
+		links := []LinkType{LinkEthernet, LinkRaw, LinkSLL, LinkSLL2, LinkNull, LinkIPv4, LinkIPv6, LinkNFLOG, LinkPPP, LinkPPPoE, LinkCHDLC, LinkIPoIB}
 		p := Packet{WireLen: len(data)}
 		err := Decode(links[int(lt)%len(links)], data, &p)
 		if err != nil {
