@@ -1,6 +1,7 @@
 package tcpanalysis
 
 import (
+	"sort"
 	"time"
 )
 
@@ -204,8 +205,10 @@ type dirState struct {
 	dupAcks     uint32
 	lastEvents  Events
 
-	synSeen bool
-	scale   int8 // -1 unknown, -2 no scaling negotiated, else the shift
+	synSeen  bool
+	haveBase bool
+	base     uint32 // the ISN (seq of the SYN), or seq-1 of the first segment without one
+	scale    int8   // -1 unknown, -2 no scaling negotiated, else the shift
 
 	holes  [maxHoles]hole
 	nholes int
@@ -233,9 +236,14 @@ type Flow struct {
 	// Handshake timestamps (Unix ns, 0 if not seen).
 	SYNTime, SYNACKTime, ACKTime int64
 
+	// Encap is every encapsulation the flow's packets came in (see
+	// Packet.Encap); 0 for plain IP.
+	Encap Encap
+
 	Dir [2]dirState
 
 	prev, next *Flow // LRU list
+	closed     bool  // FIN both ways or RST seen: on the table's closed list
 }
 
 // Stats returns the counters of direction d (0 or 1 as in Key).
@@ -279,16 +287,32 @@ type Totals struct {
 	DF         uint64 `json:"df"`
 	Syns       uint64 `json:"syns"`
 	RTTSamples uint64 `json:"rtt_samples"`
+	// Encapsulated counts IP packets found inside a tunnel, MPLS or PPPoE
+	// (VLAN tags alone do not count); EncapPackets by kind (index: bit
+	// number of Encap, names from EncapNames).
+	Encapsulated uint64            `json:"encapsulated"`
+	EncapPackets [numEncaps]uint64 `json:"-"`
 	EventCounts
 }
+
+// SkipCount is how many frames had one kind of undecoded content.
+type SkipCount struct {
+	Skip   Skip
+	Frames uint64
+}
+
+// maxSkipKinds bounds the distinct Skip values an Analyzer counts.
+const maxSkipKinds = 16
 
 // Config bounds an Analyzer.
 type Config struct {
 	// MaxFlows is the flow table capacity; when full the least recently
-	// seen flow is evicted. Default 65536.
+	// seen flow is evicted (closed ones first). Default 65536.
 	MaxFlows int
 	// IdleTimeout evicts flows without packets for this long (measured in
-	// packet time). Default 2 minutes.
+	// packet time). 0 selects the default, 2 minutes (live capture);
+	// NoIdleTimeout keeps open flows until the table is full (file
+	// analysis), closed ones for ClosedLinger.
 	IdleTimeout time.Duration
 	// OnEvict, if set, is called with each flow leaving the table
 	// (evicted or flushed), before it is reused.
@@ -305,6 +329,10 @@ type Analyzer struct {
 	Payload    Histogram         // TCP payload length of TCP packets
 	RTT        DurationHistogram // ACK-based RTT samples
 	Handshake  DurationHistogram // SYN to SYN-ACK and SYN-ACK to ACK
+
+	skips        [maxSkipKinds]SkipCount
+	nskips       int
+	skippedOther uint64 // frames with a Skip beyond the first maxSkipKinds kinds
 }
 
 // NewAnalyzer returns an analyzer with the given bounds.
@@ -325,6 +353,12 @@ func (a *Analyzer) Process(p *Packet) (Events, *Flow) {
 	t := &a.Totals
 	t.Packets++
 	t.Bytes += uint64(p.WireLen)
+	if p.Encap != 0 {
+		a.countEncap(p.Encap)
+	}
+	if p.Skipped.Kind != SkipNone {
+		a.countSkip(p.Skipped)
+	}
 	switch p.IPVersion {
 	case 4:
 		t.IPv4++
@@ -356,6 +390,12 @@ func (a *Analyzer) Process(p *Packet) (Events, *Flow) {
 	a.Payload.Observe(uint64(p.PayloadLen))
 	key, d := MakeKey(p)
 	f, created := a.Table.Get(key, p.TimestampNanos)
+	if !created && p.Flags&(FlagSYN|FlagACK) == FlagSYN && f.Dir[d].haveBase && p.Seq != f.Dir[d].base {
+		// Port reuse: a SYN with another ISN opens a new connection (as
+		// Wireshark's tcp.analysis.reused_ports), it is no retransmission.
+		a.Table.Reuse(f, p.TimestampNanos)
+		created = true
+	}
 	var ev Events
 	if created {
 		ev |= EvNewFlow
@@ -372,7 +412,11 @@ func (a *Analyzer) Process(p *Packet) (Events, *Flow) {
 		}
 	}
 	f.LastSeen = p.TimestampNanos
+	f.Encap |= p.Encap
 	ev |= a.analyzeTCP(f, d, p)
+	if ev&(EvRST|EvFIN) != 0 && !f.closed && (ev&EvRST != 0 || f.Dir[0].Stats.Fins > 0 && f.Dir[1].Stats.Fins > 0) {
+		a.Table.MarkClosed(f)
+	}
 	a.count(ev)
 	return ev, f
 }
@@ -421,6 +465,14 @@ func (a *Analyzer) analyzeTCP(f *Flow, d int, p *Packet) Events {
 	}
 	if flags&FlagFIN != 0 {
 		ev |= EvFIN
+	}
+
+	if !fwd.haveBase {
+		fwd.haveBase = true
+		fwd.base = seq
+		if flags&FlagSYN == 0 {
+			fwd.base--
+		}
 	}
 
 	// Handshake, window scale, client/server.
@@ -643,7 +695,46 @@ func (a *Analyzer) Undecodable(p *Packet, err error) {
 	a.Totals.Bytes += uint64(p.WireLen)
 	if err == ErrUnsupported {
 		a.Totals.NonIP++
+		if p.Skipped.Kind != SkipNone {
+			a.countSkip(p.Skipped)
+		}
 		return
 	}
 	a.Totals.Undecoded++
+}
+
+func (a *Analyzer) countEncap(e Encap) {
+	if e&^EncapVLAN != 0 {
+		a.Totals.Encapsulated++
+	}
+	for i := range a.Totals.EncapPackets {
+		if e&(1<<i) != 0 {
+			a.Totals.EncapPackets[i]++
+		}
+	}
+}
+
+func (a *Analyzer) countSkip(s Skip) {
+	for i := 0; i < a.nskips; i++ {
+		if a.skips[i].Skip == s {
+			a.skips[i].Frames++
+			return
+		}
+	}
+	if a.nskips == maxSkipKinds {
+		a.skippedOther++
+		return
+	}
+	a.skips[a.nskips] = SkipCount{Skip: s, Frames: 1}
+	a.nskips++
+}
+
+// Skipped returns how many frames had each kind of content the decoder
+// does not decode (link types, EtherTypes, tunnel payloads; see Skip),
+// most frequent first, and how many more frames had kinds beyond the
+// first 16 counted.
+func (a *Analyzer) Skipped() (kinds []SkipCount, other uint64) {
+	kinds = append(kinds, a.skips[:a.nskips]...)
+	sort.SliceStable(kinds, func(i, j int) bool { return kinds[i].Frames > kinds[j].Frames })
+	return kinds, a.skippedOther
 }

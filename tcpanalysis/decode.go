@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"net/netip"
+	"strconv"
 )
 
 // LinkType is a pcap LINKTYPE_* value: how a captured frame starts.
@@ -20,7 +21,143 @@ const (
 	LinkIPv4     LinkType = 228 // raw IPv4
 	LinkIPv6     LinkType = 229 // raw IPv6
 	LinkSLL2     LinkType = 276 // Linux "cooked" capture v2 (tcpdump -i any)
+	LinkNFLOG    LinkType = 239 // Linux netfilter log (tcpdump -i nflog:N)
+	LinkPPP      LinkType = 9   // PPP, optionally with HDLC address/control bytes
+	LinkPPPHDLC  LinkType = 50  // PPP in HDLC-like framing
+	LinkPPPoE    LinkType = 51  // PPPoE session header, no Ethernet (LINKTYPE_PPP_ETHER)
+	LinkCHDLC    LinkType = 104 // Cisco HDLC: address, control, EtherType
+	LinkIPoIB    LinkType = 242 // IP over InfiniBand: two 20-byte addresses, EtherType, 2 reserved bytes
 )
+
+// linkTypeNames are the names (LINKTYPE_* without the prefix) of the link
+// types seen in public captures, for messages about unsupported ones.
+var linkTypeNames = map[LinkType]string{
+	0: "NULL", 1: "ETHERNET", 3: "AX25", 6: "IEEE802_5", 7: "ARCNET_BSD", 8: "SLIP", 9: "PPP", 10: "FDDI",
+	12: "RAW", 50: "PPP_HDLC", 51: "PPP_ETHER", 100: "ATM_RFC1483", 101: "RAW", 104: "C_HDLC", 105: "IEEE802_11",
+	107: "FRELAY", 108: "LOOP", 113: "LINUX_SLL", 114: "LTALK", 117: "PFLOG", 119: "IEEE802_11_PRISM",
+	122: "IP_OVER_FC", 123: "SUNATM", 127: "IEEE802_11_RADIOTAP", 129: "ARCNET_LINUX", 138: "APPLE_IP_OVER_IEEE1394",
+	139: "MTP2_WITH_PHDR", 140: "MTP2", 141: "MTP3", 142: "SCCP", 143: "DOCSIS", 144: "LINUX_IRDA",
+	147: "USER0", 148: "USER1", 149: "USER2", 150: "USER3", 151: "USER4", 152: "USER5", 153: "USER6",
+	154: "USER7", 155: "USER8", 156: "USER9", 157: "USER10", 158: "USER11", 159: "USER12", 160: "USER13",
+	161: "USER14", 162: "USER15", 163: "IEEE802_11_AVS", 165: "BACNET_MS_TP", 166: "PPP_PPPD", 169: "GPRS_LLC",
+	177: "LINUX_LAPD", 187: "BLUETOOTH_HCI_H4", 189: "USB_LINUX", 192: "PPI", 195: "IEEE802_15_4_WITHFCS",
+	201: "BLUETOOTH_HCI_H4_WITH_PHDR", 204: "PPP_WITH_DIR", 215: "IEEE802_15_4_NONASK_PHY", 220: "USB_LINUX_MMAPPED",
+	227: "CAN_SOCKETCAN", 242: "IPOIB", 228: "IPV4", 229: "IPV6", 230: "IEEE802_15_4_NOFCS", 235: "DVB_CI", 239: "NFLOG",
+	240: "NETANALYZER", 249: "NETLINK", 251: "BLUETOOTH_LE_LL", 253: "NETLINK", 254: "BLUETOOTH_LINUX_MONITOR",
+	256: "BLUETOOTH_LE_LL_WITH_PHDR", 263: "DOCSIS31_XRA31", 266: "DISPLAYPORT_AUX", 276: "LINUX_SLL2",
+	279: "EBHSCR", 281: "VPP_DISPATCH", 283: "IEEE802_15_4_TAP", 294: "ZBOSS_NCP", 297: "AUERSWALD_LOG",
+}
+
+// String is the LINKTYPE_ name and number, e.g. "IEEE802_11_RADIOTAP (127)".
+func (lt LinkType) String() string {
+	if n, ok := linkTypeNames[lt]; ok {
+		return n + " (" + strconv.Itoa(int(lt)) + ")"
+	}
+	return strconv.Itoa(int(lt))
+}
+
+// Encap is the set of encapsulations a packet was found in, a bit set.
+type Encap uint16
+
+// Encapsulations Decode passes through to reach the innermost IP packet.
+const (
+	EncapVLAN     Encap = 1 << iota // one or more 802.1Q / 802.1ad tags
+	EncapMPLS                       // an MPLS label stack
+	EncapPPPoE                      // a PPPoE session
+	EncapGRE                        // GRE (IP protocol 47), ERSPAN included
+	EncapGREinUDP                   // GRE in UDP (port 4754, RFC 8086)
+	EncapVXLAN                      // VXLAN (UDP 4789 or 8472)
+	EncapGeneve                     // Geneve (UDP 6081)
+	EncapIPinIP                     // IPv4 or IPv6 directly in IPv4 or IPv6 (4in4, 6in4, 4in6, 6in6)
+	numEncaps     = iota
+)
+
+var encapNames = [numEncaps]string{"vlan", "mpls", "pppoe", "gre", "gre-in-udp", "vxlan", "geneve", "ip-in-ip"}
+
+// EncapNames lists the names of the encapsulation bits, lowest bit first.
+func EncapNames() []string { return encapNames[:] }
+
+// String names the encapsulations joined by "+", outermost kinds first
+// (e.g. "vlan+pppoe", "vxlan"), "" for none.
+func (e Encap) String() string {
+	if e == 0 {
+		return ""
+	}
+	s := ""
+	for i, n := range encapNames {
+		if e&(1<<i) != 0 {
+			if s != "" {
+				s += "+"
+			}
+			s += n
+		}
+	}
+	return s
+}
+
+// SkipKind says at which layer Decode met something it does not decode.
+type SkipKind uint8
+
+// Skip kinds; Skip.Value is the number found there.
+const (
+	SkipNone        SkipKind = iota
+	SkipLinkType             // the capture's link type
+	SkipEtherType            // an EtherType (after Ethernet, cooked or tunnel headers)
+	SkipPPP                  // a PPP protocol number
+	SkipPPPoE                // a PPPoE code other than session data
+	SkipGRE                  // GRE flags/version (PPTP's enhanced GRE, source routing)
+	SkipMPLSPayload          // the first nibble after the MPLS label stack
+	SkipNFLOG                // an NFLOG record without payload (address family)
+	SkipIPVersion            // the IP version nibble of a raw-IP frame
+	SkipTunnel               // a tunnel header Decode does not understand (Encap bit)
+)
+
+// Skip records what Decode did not decode in a frame.
+type Skip struct {
+	Kind  SkipKind
+	Value uint32
+	// In is the tunnel whose payload it was, 0 at the outermost layers.
+	In Encap
+}
+
+// String describes the skip, e.g. "ethertype 0x88cc" or "link type
+// IEEE802_11_RADIOTAP (127)".
+func (s Skip) String() string {
+	if s.In != 0 {
+		in := s.In
+		s.In = 0
+		return s.String() + " in " + in.String()
+	}
+	switch s.Kind {
+	case SkipLinkType:
+		return "link type " + LinkType(s.Value).String()
+	case SkipEtherType:
+		return "ethertype 0x" + hex4(s.Value)
+	case SkipPPP:
+		return "PPP protocol 0x" + hex4(s.Value)
+	case SkipPPPoE:
+		return "PPPoE code 0x" + strconv.FormatUint(uint64(s.Value), 16)
+	case SkipGRE:
+		return "GRE flags/version 0x" + hex4(s.Value)
+	case SkipMPLSPayload:
+		return "MPLS payload starting with nibble " + strconv.Itoa(int(s.Value))
+	case SkipNFLOG:
+		return "NFLOG record without payload (family " + strconv.Itoa(int(s.Value)) + ")"
+	case SkipIPVersion:
+		return "IP version " + strconv.Itoa(int(s.Value))
+	case SkipTunnel:
+		return "unknown " + Encap(s.Value).String() + " header"
+	}
+	return "nothing"
+}
+
+func hex4(v uint32) string {
+	s := strconv.FormatUint(uint64(v), 16)
+	for len(s) < 4 {
+		s = "0" + s
+	}
+	return s
+}
 
 // TCP flag bits as they appear in byte 13 of the TCP header.
 const (
@@ -45,7 +182,14 @@ type Packet struct {
 	WireLen int
 
 	HasVLAN bool
-	VLAN    uint16
+	VLAN    uint16 // the outermost tag's VLAN ID
+	// Encap names the encapsulations passed through to reach the IP packet
+	// described here (the innermost one); 0 for plain IP.
+	Encap Encap
+	// Skipped says what was not decoded: the protocol of a frame Decode
+	// returned ErrUnsupported for, or the payload of a tunnel that was
+	// not IP (the packet then describes the tunnel's outer packet).
+	Skipped Skip
 
 	// IPVersion is 4 or 6; 0 when the frame is not IP.
 	IPVersion uint8
@@ -92,54 +236,105 @@ var (
 )
 
 const (
-	etherTypeIPv4  = 0x0800
-	etherTypeIPv6  = 0x86DD
-	etherTypeVLAN  = 0x8100
-	etherTypeQinQ  = 0x88A8
-	etherType9100  = 0x9100
-	maxVLANHeaders = 2
+	etherTypeIPv4     = 0x0800
+	etherTypeIPv6     = 0x86DD
+	etherTypeVLAN     = 0x8100
+	etherTypeQinQ     = 0x88A8
+	etherType9100     = 0x9100
+	etherTypeMPLS     = 0x8847
+	etherTypeMPLSMc   = 0x8848
+	etherTypePPPoE    = 0x8864
+	etherTypeTEB      = 0x6558 // transparent Ethernet bridging (GRE, Geneve)
+	etherTypeERSPAN2  = 0x88BE
+	etherTypeERSPAN3  = 0x22EB
+	maxVLANHeaders    = 8
+	maxMPLSLabels     = 16
+	maxEncapsulations = 6 // tunnels inside tunnels
+
+	portVXLAN      = 4789
+	portVXLANLinux = 8472 // the Linux kernel's old default, Flannel's
+	portGeneve     = 6081
+	portGREinUDP   = 4754
 )
 
 // Decode parses frame (starting with a link header of type lt) into p. It
 // never allocates and never panics on any input; a frame that is not IPv4 or
-// IPv6 returns ErrUnsupported, a short or inconsistent header ErrTruncated or
-// ErrMalformed. p is fully overwritten except TimestampNanos and WireLen,
-// which the caller sets.
+// IPv6 returns ErrUnsupported (p.Skipped says what it was), a short or
+// inconsistent header ErrTruncated or ErrMalformed. p is fully overwritten
+// except TimestampNanos and WireLen, which the caller sets.
+//
+// Tunnels are decoded down to the innermost IP packet, which is the one p
+// describes (p.Encap names the encapsulations passed through): VLAN tags
+// (any number up to 8), MPLS, PPPoE, GRE (ERSPAN, transparent Ethernet
+// bridging), VXLAN (UDP 4789 and 8472), Geneve (UDP 6081), GRE-in-UDP
+// (4754) and IP in IP. A tunnel whose payload is not IP leaves p describing
+// the outer packet, with p.Skipped saying what the payload was.
+//
+// Lengths follow the IP header, capped at what the frame's wire length
+// leaves for it (as tshark does): a snap length does not shorten the
+// payload, a frame shorter on the wire than its IP header claims does.
 func Decode(lt LinkType, frame []byte, p *Packet) error {
 	ts, wl := p.TimestampNanos, p.WireLen
 	*p = Packet{TimestampNanos: ts, WireLen: wl, WScale: -1}
-	var etherType uint16
+	// wire is the on-the-wire length of the bytes of b (b plus what the
+	// snap length cut off).
+	wire := wl
+	if wire < len(frame) {
+		wire = len(frame)
+	}
 	b := frame
 	switch lt {
 	case LinkEthernet:
 		if len(b) < 14 {
 			return ErrTruncated
 		}
-		etherType = binary.BigEndian.Uint16(b[12:14])
-		b = b[14:]
+		switch et := binary.BigEndian.Uint16(b[12:14]); et {
+		case etherTypeIPv4: // the common case, without a call
+			return decodeIPv4(b[14:], p, wire-14, 0)
+		default:
+			return decodeEther(et, b[14:], p, wire-14, 0)
+		}
 	case LinkRaw, LinkRawAlt, LinkIPv4, LinkIPv6:
-		return decodeIP(b, p, wireLenAfter(wl, frame, b))
+		return decodeIP(b, p, wire, 0)
 	case LinkNull, LinkLoop:
 		if len(b) < 4 {
 			return ErrTruncated
 		}
-		b = b[4:]
-		return decodeIP(b, p, wireLenAfter(wl, frame, b))
+		return decodeIP(b[4:], p, wire-4, 0)
 	case LinkSLL:
 		if len(b) < 16 {
 			return ErrTruncated
 		}
-		etherType = binary.BigEndian.Uint16(b[14:16])
-		b = b[16:]
+		return decodeEther(binary.BigEndian.Uint16(b[14:16]), b[16:], p, wire-16, 0)
 	case LinkSLL2:
 		if len(b) < 20 {
 			return ErrTruncated
 		}
-		etherType = binary.BigEndian.Uint16(b[0:2])
-		b = b[20:]
-	default:
-		return ErrUnsupported
+		return decodeEther(binary.BigEndian.Uint16(b[0:2]), b[20:], p, wire-20, 0)
+	case LinkNFLOG:
+		return decodeNFLOG(b, p)
+	case LinkPPP, LinkPPPHDLC:
+		return decodePPP(b, p, wire, 0)
+	case LinkPPPoE:
+		return decodePPPoE(b, p, wire, 0)
+	case LinkIPoIB:
+		if len(b) < 44 {
+			return ErrTruncated
+		}
+		return decodeEther(binary.BigEndian.Uint16(b[40:42]), b[44:], p, wire-44, 0)
+	case LinkCHDLC:
+		if len(b) < 4 {
+			return ErrTruncated
+		}
+		return decodeEther(binary.BigEndian.Uint16(b[2:4]), b[4:], p, wire-4, 0)
 	}
+	p.Skipped = Skip{Kind: SkipLinkType, Value: uint32(lt)}
+	return ErrUnsupported
+}
+
+// decodeEther decodes the payload b of a frame with the given EtherType
+// (after an Ethernet, Linux cooked or tunnel header).
+func decodeEther(etherType uint16, b []byte, p *Packet, wire int, depth int) error {
 	for i := 0; etherType == etherTypeVLAN || etherType == etherTypeQinQ || etherType == etherType9100; i++ {
 		if i == maxVLANHeaders || len(b) < 4 {
 			return ErrTruncated
@@ -148,41 +343,175 @@ func Decode(lt LinkType, frame []byte, p *Packet) error {
 			p.HasVLAN = true
 			p.VLAN = binary.BigEndian.Uint16(b[0:2]) & 0x0fff
 		}
+		p.Encap |= EncapVLAN
 		etherType = binary.BigEndian.Uint16(b[2:4])
-		b = b[4:]
+		b, wire = b[4:], wire-4
 	}
 	switch etherType {
 	case etherTypeIPv4:
-		return decodeIPv4(b, p, wireLenAfter(wl, frame, b))
+		return decodeIPv4(b, p, wire, depth)
 	case etherTypeIPv6:
-		return decodeIPv6(b, p, wireLenAfter(wl, frame, b))
+		return decodeIPv6(b, p, wire, depth)
+	case etherTypeMPLS, etherTypeMPLSMc:
+		return decodeMPLS(b, p, wire, depth)
+	case etherTypePPPoE:
+		return decodePPPoE(b, p, wire, depth)
 	}
+	p.Skipped = Skip{Kind: SkipEtherType, Value: uint32(etherType)}
 	return ErrUnsupported
 }
 
-// wireLenAfter is the on-the-wire length of the bytes from rest on: the
-// frame's wire length minus the link headers already consumed.
-func wireLenAfter(wireLen int, frame, rest []byte) int {
-	if wireLen < len(frame) {
-		return len(rest)
+// decodeEthernet decodes a whole Ethernet frame carried in a tunnel.
+func decodeEthernet(b []byte, p *Packet, wire int, depth int) error {
+	if len(b) < 14 {
+		return ErrTruncated
 	}
-	return wireLen - (len(frame) - len(rest))
+	return decodeEther(binary.BigEndian.Uint16(b[12:14]), b[14:], p, wire-14, depth)
 }
 
-func decodeIP(b []byte, p *Packet, wireRemain int) error {
+// decodeMPLS skips the label stack; the payload is IPv4 or IPv6 by its
+// first nibble (an Ethernet pseudowire is not decoded).
+func decodeMPLS(b []byte, p *Packet, wire int, depth int) error {
+	p.Encap |= EncapMPLS
+	for i := 0; ; i++ {
+		if i == maxMPLSLabels {
+			return ErrMalformed
+		}
+		if len(b) < 4 {
+			return ErrTruncated
+		}
+		bottom := b[2]&1 != 0
+		b, wire = b[4:], wire-4
+		if bottom {
+			break
+		}
+	}
 	if len(b) < 1 {
 		return ErrTruncated
 	}
 	switch b[0] >> 4 {
 	case 4:
-		return decodeIPv4(b, p, wireRemain)
+		return decodeIPv4(b, p, wire, depth)
 	case 6:
-		return decodeIPv6(b, p, wireRemain)
+		return decodeIPv6(b, p, wire, depth)
 	}
+	p.Skipped = Skip{Kind: SkipMPLSPayload, Value: uint32(b[0] >> 4)}
 	return ErrUnsupported
 }
 
-func decodeIPv4(b []byte, p *Packet, wireRemain int) error {
+// decodePPPoE decodes a PPPoE session frame (RFC 2516) and its PPP payload.
+func decodePPPoE(b []byte, p *Packet, wire int, depth int) error {
+	p.Encap |= EncapPPPoE
+	if len(b) < 8 {
+		return ErrTruncated
+	}
+	if b[0] != 0x11 || b[1] != 0 { // version 1, type 1, session data
+		p.Skipped = Skip{Kind: SkipPPPoE, Value: uint32(b[1])}
+		return ErrUnsupported
+	}
+	if l := int(binary.BigEndian.Uint16(b[4:6])); l+6 < wire {
+		wire = l + 6 // the PPPoE length excludes Ethernet padding
+	}
+	return decodePPPProto(b[6:], p, wire-6, depth)
+}
+
+// decodePPP decodes a PPP frame with optional HDLC address and control
+// bytes (0xff 0x03).
+func decodePPP(b []byte, p *Packet, wire int, depth int) error {
+	if len(b) >= 2 && b[0] == 0xff && b[1] == 0x03 {
+		b, wire = b[2:], wire-2
+	}
+	return decodePPPProto(b, p, wire, depth)
+}
+
+// decodePPPProto decodes the PPP protocol field (1 or 2 bytes) and an IP
+// payload.
+func decodePPPProto(b []byte, p *Packet, wire int, depth int) error {
+	if len(b) < 1 {
+		return ErrTruncated
+	}
+	proto := uint16(b[0])
+	if proto&1 == 0 { // two-byte protocol field (unless compressed)
+		if len(b) < 2 {
+			return ErrTruncated
+		}
+		proto = binary.BigEndian.Uint16(b[0:2])
+		b, wire = b[2:], wire-2
+	} else {
+		b, wire = b[1:], wire-1
+	}
+	switch proto {
+	case 0x0021:
+		return decodeIPv4(b, p, wire, depth)
+	case 0x0057:
+		return decodeIPv6(b, p, wire, depth)
+	}
+	p.Skipped = Skip{Kind: SkipPPP, Value: uint32(proto)}
+	return ErrUnsupported
+}
+
+// NFLOG TLV types.
+const nflogPayload = 9
+
+// decodeNFLOG decodes a LINKTYPE_NFLOG frame: a 4-byte header then TLVs in
+// host byte order, one of which (NFULA_PAYLOAD) is the IP packet.
+func decodeNFLOG(b []byte, p *Packet) error {
+	if len(b) < 4 {
+		return ErrTruncated
+	}
+	family := b[0]
+	b = b[4:]
+	for len(b) >= 4 {
+		var l, typ int
+		if b[3] == 0 && b[2] != 0 { // little-endian host (type is small)
+			l, typ = int(binary.LittleEndian.Uint16(b[0:2])), int(binary.LittleEndian.Uint16(b[2:4]))
+		} else {
+			l, typ = int(binary.BigEndian.Uint16(b[0:2])), int(binary.BigEndian.Uint16(b[2:4]))
+		}
+		if l < 4 {
+			return ErrMalformed
+		}
+		if l > len(b) {
+			// A payload cut by the snap length is still worth decoding.
+			if typ&0x7fff != nflogPayload {
+				return ErrTruncated
+			}
+		}
+		if typ&0x7fff == nflogPayload {
+			data := b[4:min(l, len(b))]
+			switch family {
+			case 2: // AF_INET
+				return decodeIPv4(data, p, l-4, 0)
+			case 10: // AF_INET6
+				return decodeIPv6(data, p, l-4, 0)
+			}
+			return decodeIP(data, p, l-4, 0)
+		}
+		l = (l + 3) &^ 3
+		if l > len(b) {
+			break
+		}
+		b = b[l:]
+	}
+	p.Skipped = Skip{Kind: SkipNFLOG, Value: uint32(family)}
+	return ErrUnsupported
+}
+
+func decodeIP(b []byte, p *Packet, wire int, depth int) error {
+	if len(b) < 1 {
+		return ErrTruncated
+	}
+	switch b[0] >> 4 {
+	case 4:
+		return decodeIPv4(b, p, wire, depth)
+	case 6:
+		return decodeIPv6(b, p, wire, depth)
+	}
+	p.Skipped = Skip{Kind: SkipIPVersion, Value: uint32(b[0] >> 4)}
+	return ErrUnsupported
+}
+
+func decodeIPv4(b []byte, p *Packet, wire int, depth int) error {
 	if len(b) < 20 {
 		return ErrTruncated
 	}
@@ -197,10 +526,12 @@ func decodeIPv4(b []byte, p *Packet, wireRemain int) error {
 		return ErrTruncated
 	}
 	total := int(binary.BigEndian.Uint16(b[2:4]))
-	if total == 0 {
+	if total == 0 || total > wire {
 		// BIG TCP super-packets seen by a capture on the sending host carry
-		// 0; the frame length is then the truth.
-		total = wireRemain
+		// 0; the frame length is then the truth. A frame shorter on the wire
+		// than the header claims (sliced, or a short copy) has only what it
+		// has, as for tshark.
+		total = wire
 	}
 	if total < ihl {
 		return ErrMalformed
@@ -217,7 +548,7 @@ func decodeIPv4(b []byte, p *Packet, wireRemain int) error {
 		return nil
 	}
 	more := frag&0x2000 != 0
-	return decodeTransport(b[ihl:], total-ihl, more, p)
+	return decodeTransport(b[ihl:], total-ihl, more, p, depth)
 }
 
 const (
@@ -229,7 +560,7 @@ const (
 	ipv6NoNext   = 59
 )
 
-func decodeIPv6(b []byte, p *Packet, wireRemain int) error {
+func decodeIPv6(b []byte, p *Packet, wire int, depth int) error {
 	if len(b) < 40 {
 		return ErrTruncated
 	}
@@ -242,9 +573,10 @@ func decodeIPv6(b []byte, p *Packet, wireRemain int) error {
 	copy(p.Src[:], b[8:24])
 	copy(p.Dst[:], b[24:40])
 	b = b[40:]
-	if plen == 0 {
-		// Jumbogram or BIG TCP super-packet: trust the frame length.
-		plen = wireRemain - 40
+	if plen == 0 || plen > wire-40 {
+		// Jumbogram or BIG TCP super-packet: trust the frame length; and
+		// never more than the frame had on the wire (as tshark).
+		plen = wire - 40
 		if plen < 0 {
 			plen = 0
 		}
@@ -295,14 +627,15 @@ func decodeIPv6(b []byte, p *Packet, wireRemain int) error {
 			return nil
 		}
 		p.IPProto = next
-		return decodeTransport(b, remaining, more, p)
+		return decodeTransport(b, remaining, more, p, depth)
 	}
 	return ErrMalformed
 }
 
-// decodeTransport decodes a TCP or UDP header. l4len is the transport length
-// according to the IP header; b holds the captured bytes of it.
-func decodeTransport(b []byte, l4len int, moreFragments bool, p *Packet) error {
+// decodeTransport decodes a TCP or UDP header, or the IP packet of an IP
+// tunnel. l4len is the transport length according to the IP header (capped
+// by the wire length); b holds the captured bytes of it.
+func decodeTransport(b []byte, l4len int, moreFragments bool, p *Packet, depth int) error {
 	switch p.IPProto {
 	case 6:
 		if len(b) < 20 {
@@ -346,10 +679,197 @@ func decodeTransport(b []byte, l4len int, moreFragments bool, p *Packet) error {
 		p.SrcPort = binary.BigEndian.Uint16(b[0:2])
 		p.DstPort = binary.BigEndian.Uint16(b[2:4])
 		p.PayloadLen = l4len - 8
+		if isTunnelPort(p.DstPort, p.SrcPort) {
+			if moreFragments {
+				// The first fragment of a tunnel packet holds the inner
+				// headers; the UDP length is the whole datagram's.
+				l4len = int(binary.BigEndian.Uint16(b[4:6]))
+				if l4len < 8 {
+					return ErrMalformed
+				}
+			}
+			return decodeUDPTunnel(b[8:], l4len-8, p, depth)
+		}
 		return nil
+	case 4, 41, 47: // IPv4 in IP, IPv6 in IP, GRE
+		p.PayloadLen = l4len
+		if moreFragments {
+			// The first fragment holds the inner headers; the inner IP
+			// length is then the truth (tshark reassembles the fragments).
+			l4len = 1 << 20
+		}
+		return decodeIPTunnel(b, l4len, p, depth)
 	}
 	p.PayloadLen = l4len
 	return nil
+}
+
+func isTunnelPort(dst, src uint16) bool {
+	for _, port := range [2]uint16{dst, src} {
+		switch port {
+		case portVXLAN, portVXLANLinux, portGeneve, portGREinUDP:
+			return true
+		}
+	}
+	return false
+}
+
+// decodeUDPTunnel decodes the payload of a UDP datagram to a tunnel port.
+// p describes the outer packet; on success it describes the inner one, on
+// a payload that is not IP it is left as it was (a UDP packet) with
+// p.Skipped saying why.
+func decodeUDPTunnel(b []byte, wire int, p *Packet, depth int) error {
+	if depth >= maxEncapsulations {
+		return nil
+	}
+	outer := *p
+	p.Src, p.Dst = [16]byte{}, [16]byte{} // an inner IPv4 sets 4 bytes only
+	port := p.DstPort
+	if !isTunnelPort(port, 0) {
+		port = p.SrcPort
+	}
+	var err error
+	switch port {
+	case portVXLAN, portVXLANLinux:
+		// flags (I bit), 3 reserved, 24-bit VNI, 1 reserved; then Ethernet.
+		if len(b) < 8 {
+			err = ErrTruncated
+			break
+		}
+		if b[0]&0x08 == 0 {
+			err = ErrUnsupported
+			p.Skipped = Skip{Kind: SkipTunnel, Value: uint32(EncapVXLAN)}
+			break
+		}
+		p.Encap |= EncapVXLAN
+		err = decodeEthernet(b[8:], p, wire-8, depth+1)
+	case portGeneve:
+		// version and option length (4-byte words), flags, protocol type,
+		// VNI, reserved; options; then the payload of that protocol type.
+		if len(b) < 8 {
+			err = ErrTruncated
+			break
+		}
+		if b[0]>>6 != 0 {
+			err = ErrUnsupported
+			p.Skipped = Skip{Kind: SkipTunnel, Value: uint32(EncapGeneve)}
+			break
+		}
+		hl := 8 + int(b[0]&0x3f)*4
+		if len(b) < hl {
+			err = ErrTruncated
+			break
+		}
+		p.Encap |= EncapGeneve
+		err = decodeEtherTypeTunnel(binary.BigEndian.Uint16(b[2:4]), b[hl:], p, wire-hl, depth+1)
+	case portGREinUDP:
+		p.Encap |= EncapGREinUDP
+		err = decodeGRE(b, p, wire, depth+1)
+	}
+	if err != nil {
+		restoreOuter(p, &outer, err)
+	}
+	return nil
+}
+
+// restoreOuter puts back the outer packet of a tunnel whose payload did
+// not decode, remembering in Skipped what the payload was.
+func restoreOuter(p, outer *Packet, err error) {
+	skip, encap := p.Skipped, p.Encap
+	*p = *outer
+	if err == ErrUnsupported {
+		skip.In = encap &^ outer.Encap
+		p.Skipped = skip
+	}
+}
+
+// decodeIPTunnel decodes the payload of an IP packet of protocol 4 (IPv4),
+// 41 (IPv6) or 47 (GRE), like decodeUDPTunnel.
+func decodeIPTunnel(b []byte, wire int, p *Packet, depth int) error {
+	if depth >= maxEncapsulations {
+		return nil
+	}
+	outer := *p
+	p.Src, p.Dst = [16]byte{}, [16]byte{} // an inner IPv4 sets 4 bytes only
+	if len(b) > wire {
+		b = b[:wire] // Ethernet padding is not part of the inner packet
+	}
+	var err error
+	switch p.IPProto {
+	case 4:
+		p.Encap |= EncapIPinIP
+		err = decodeIPv4(b, p, wire, depth+1)
+	case 41:
+		p.Encap |= EncapIPinIP
+		err = decodeIPv6(b, p, wire, depth+1)
+	case 47:
+		p.Encap |= EncapGRE
+		err = decodeGRE(b, p, wire, depth+1)
+	}
+	if err != nil {
+		restoreOuter(p, &outer, err)
+	}
+	return nil
+}
+
+// decodeGRE decodes a GRE header (RFC 2784/2890; version 0) and its
+// payload: IP, Ethernet (transparent bridging), MPLS or ERSPAN.
+func decodeGRE(b []byte, p *Packet, wire int, depth int) error {
+	if len(b) < 4 {
+		return ErrTruncated
+	}
+	flags := binary.BigEndian.Uint16(b[0:2])
+	proto := binary.BigEndian.Uint16(b[2:4])
+	if flags&0x0007 != 0 || flags&0x4000 != 0 { // version 1 (PPTP) or source routing
+		p.Skipped = Skip{Kind: SkipGRE, Value: uint32(flags)}
+		return ErrUnsupported
+	}
+	hl := 4
+	if flags&0x8000 != 0 { // checksum
+		hl += 4
+	}
+	if flags&0x2000 != 0 { // key
+		hl += 4
+	}
+	if flags&0x1000 != 0 { // sequence number
+		hl += 4
+	}
+	if len(b) < hl {
+		return ErrTruncated
+	}
+	b, wire = b[hl:], wire-hl
+	switch proto {
+	case etherTypeERSPAN2: // ERSPAN type II: 8-byte header (type I has none; sequence bit tells)
+		if flags&0x1000 != 0 {
+			if len(b) < 8 {
+				return ErrTruncated
+			}
+			b, wire = b[8:], wire-8
+		}
+		return decodeEthernet(b, p, wire, depth)
+	case etherTypeERSPAN3: // ERSPAN type III: 12 bytes, 8 more with the O bit
+		if len(b) < 12 {
+			return ErrTruncated
+		}
+		n := 12
+		if b[11]&1 != 0 {
+			n += 8
+		}
+		if len(b) < n {
+			return ErrTruncated
+		}
+		return decodeEthernet(b[n:], p, wire-n, depth)
+	}
+	return decodeEtherTypeTunnel(proto, b, p, wire, depth)
+}
+
+// decodeEtherTypeTunnel decodes a tunnel payload identified by an
+// EtherType: Ethernet for transparent bridging, else as after Ethernet.
+func decodeEtherTypeTunnel(proto uint16, b []byte, p *Packet, wire int, depth int) error {
+	if proto == etherTypeTEB {
+		return decodeEthernet(b, p, wire, depth)
+	}
+	return decodeEther(proto, b, p, wire, depth)
 }
 
 func parseTCPOptions(o []byte, p *Packet) {

@@ -88,9 +88,18 @@ func (d *dlpDecoder) decode(data []byte, p *Packet) error {
 	return nil
 }
 
+// benchFrame is a captured frame (cut to a snap length of 128 bytes like
+// tcpdump -s 128) and its length on the wire.
+type benchFrame struct {
+	data []byte
+	wire int
+}
+
+func snapped(f []byte) benchFrame { return benchFrame{data: f[:min(len(f), 128)], wire: len(f)} }
+
 // benchFrames is a small mix like a bulk transfer capture: data segments,
 // pure ACKs with SACK, an IPv6 flow and a SYN.
-func benchFrames(t testing.TB) [][]byte {
+func benchFrames(t testing.TB) []benchFrame {
 	eth4 := &layers.Ethernet{SrcMAC: macA, DstMAC: macB, EthernetType: layers.EthernetTypeIPv4}
 	eth6 := &layers.Ethernet{SrcMAC: macA, DstMAC: macB, EthernetType: layers.EthernetTypeIPv6}
 	ip4 := func() *layers.IPv4 {
@@ -103,11 +112,11 @@ func benchFrames(t testing.TB) [][]byte {
 	sack := layers.TCPOption{OptionType: layers.TCPOptionKindSACK, OptionLength: 10, OptionData: make([]byte, 8)}
 	nop := layers.TCPOption{OptionType: layers.TCPOptionKindNop}
 	data := gopacket.Payload(make([]byte, 1448))
-	return [][]byte{
-		frame(t, eth4, ip4(), &layers.TCP{SrcPort: 40000, DstPort: 5201, Seq: 1, Ack: 1, ACK: true, Window: 502, Options: []layers.TCPOption{nop, nop, ts}}, data)[:128],
-		frame(t, eth4, ip4(), &layers.TCP{SrcPort: 5201, DstPort: 40000, Seq: 1, Ack: 1449, ACK: true, Window: 8000, Options: []layers.TCPOption{nop, nop, ts, nop, nop, sack}}),
-		frame(t, eth6, ip6, &layers.TCP{SrcPort: 40001, DstPort: 443, Seq: 100, Ack: 7, ACK: true, PSH: true, Window: 300}, data)[:128],
-		frame(t, eth4, ip4(), synTCP()),
+	return []benchFrame{
+		snapped(frame(t, eth4, ip4(), &layers.TCP{SrcPort: 40000, DstPort: 5201, Seq: 1, Ack: 1, ACK: true, Window: 502, Options: []layers.TCPOption{nop, nop, ts}}, data)),
+		snapped(frame(t, eth4, ip4(), &layers.TCP{SrcPort: 5201, DstPort: 40000, Seq: 1, Ack: 1449, ACK: true, Window: 8000, Options: []layers.TCPOption{nop, nop, ts, nop, nop, sack}})),
+		snapped(frame(t, eth6, ip6, &layers.TCP{SrcPort: 40001, DstPort: 443, Seq: 100, Ack: 7, ACK: true, PSH: true, Window: 300}, data)),
+		snapped(frame(t, eth4, ip4(), synTCP())),
 	}
 }
 
@@ -118,8 +127,8 @@ func BenchmarkDecode(b *testing.B) {
 		b.ReportAllocs()
 		for i := 0; i < b.N; i++ {
 			f := frames[i&3]
-			p.WireLen = 1514
-			if err := Decode(LinkEthernet, f, &p); err != nil {
+			p.WireLen = f.wire
+			if err := Decode(LinkEthernet, f.data, &p); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -130,8 +139,8 @@ func BenchmarkDecode(b *testing.B) {
 		b.ReportAllocs()
 		for i := 0; i < b.N; i++ {
 			f := frames[i&3]
-			p.WireLen = 1514
-			if err := d.decode(f, &p); err != nil {
+			p.WireLen = f.wire
+			if err := d.decode(f.data, &p); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -141,8 +150,8 @@ func BenchmarkDecode(b *testing.B) {
 // BenchmarkAnalyze is the whole per-packet path: decode plus analysis of a
 // bulk flow (data and ACKs alternating), one flow table lookup each.
 func BenchmarkAnalyze(b *testing.B) {
-	data := benchFrames(b)[0]
-	ack := benchFrames(b)[1]
+	data := benchFrames(b)[0].data
+	ack := benchFrames(b)[1].data
 	a := NewAnalyzer(Config{})
 	var p Packet
 	b.ReportAllocs()

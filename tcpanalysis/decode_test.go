@@ -150,9 +150,9 @@ func TestDecodeMatchesGopacket(t *testing.T) {
 	d := newDLPDecoder()
 	for i, f := range benchFrames(t) {
 		var a, b Packet
-		a.WireLen, b.WireLen = len(f), len(f)
-		ea := Decode(LinkEthernet, f, &a)
-		eb := d.decode(f, &b)
+		a.WireLen, b.WireLen = f.wire, f.wire
+		ea := Decode(LinkEthernet, f.data, &a)
+		eb := d.decode(f.data, &b)
 		if (ea == nil) != (eb == nil) {
 			t.Fatalf("frame %d: ours err=%v, gopacket err=%v", i, ea, eb)
 		}
@@ -167,13 +167,13 @@ func TestDecodeMatchesGopacket(t *testing.T) {
 
 func FuzzDecode(f *testing.F) {
 	for _, fr := range benchFrames(f) {
-		f.Add(uint8(1), fr)
+		f.Add(uint8(1), fr.data)
 	}
 	f.Add(uint8(113), make([]byte, 16))
 	f.Add(uint8(101), []byte{0x45, 0, 0, 20})
 	f.Add(uint8(101), []byte{0x60, 0, 0, 0, 0, 8, 44, 64})
 	f.Fuzz(func(t *testing.T, lt uint8, data []byte) {
-		links := []LinkType{LinkEthernet, LinkRaw, LinkSLL, LinkSLL2, LinkNull, LinkIPv4, LinkIPv6}
+		links := []LinkType{LinkEthernet, LinkRaw, LinkSLL, LinkSLL2, LinkNull, LinkIPv4, LinkIPv6, LinkNFLOG, LinkPPP, LinkPPPoE, LinkCHDLC, LinkIPoIB}
 		p := Packet{WireLen: len(data)}
 		err := Decode(links[int(lt)%len(links)], data, &p)
 		if err != nil {
@@ -196,4 +196,69 @@ func hopByHop() *layers.IPv6HopByHop {
 	h := &layers.IPv6HopByHop{Options: []*layers.IPv6HopByHopOption{{OptionType: 1, OptionLength: 4, OptionData: []byte{0, 0, 0, 0}}}}
 	h.NextHeader = layers.IPProtocolTCP
 	return h
+}
+
+// TestDecodeWireLengthCap: the IP header's length is capped at what the
+// frame's wire length leaves (tshark does the same); a snap length alone
+// never shortens it.
+func TestDecodeWireLengthCap(t *testing.T) {
+	ip4 := &layers.IPv4{Version: 4, TTL: 64, Protocol: layers.IPProtocolTCP, SrcIP: net.IP{10, 1, 2, 3}, DstIP: net.IP{10, 4, 5, 6}}
+	f := frame(t, &layers.Ethernet{SrcMAC: macA, DstMAC: macB, EthernetType: layers.EthernetTypeIPv4}, ip4,
+		&layers.TCP{SrcPort: 1, DstPort: 2, Seq: 3, ACK: true, Window: 1}, gopacket.Payload(make([]byte, 1000)))
+	for _, tc := range []struct {
+		name          string
+		captured      int
+		wire          int
+		ipLen, payLen int
+	}{
+		{"whole", len(f), len(f), 1040, 1000},
+		{"snapped to 96, whole on the wire", 96, len(f), 1040, 1000},
+		{"short copy: 74 bytes on the wire", 74, 74, 60, 20},
+		{"short copy, snapped further", 60, 74, 60, 20},
+		{"headers only on the wire", 54, 54, 40, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := Packet{WireLen: tc.wire}
+			if err := Decode(LinkEthernet, f[:tc.captured], &p); err != nil {
+				t.Fatal(err)
+			}
+			if p.IPLen != tc.ipLen || p.PayloadLen != tc.payLen {
+				t.Errorf("IP length %d, payload %d; want %d, %d", p.IPLen, p.PayloadLen, tc.ipLen, tc.payLen)
+			}
+		})
+	}
+}
+
+func TestSkipNames(t *testing.T) {
+	arp := frame(t, &layers.Ethernet{SrcMAC: macA, DstMAC: macB, EthernetType: layers.EthernetTypeARP},
+		&layers.ARP{AddrType: layers.LinkTypeEthernet, Protocol: layers.EthernetTypeIPv4, HwAddressSize: 6, ProtAddressSize: 4,
+			SourceHwAddress: macA, SourceProtAddress: []byte{1, 2, 3, 4}, DstHwAddress: macB, DstProtAddress: []byte{1, 2, 3, 5}})
+	// ARP inside VXLAN: the frame stays the outer UDP packet, the skip
+	// names the payload and the tunnel.
+	vx := frame(t, &layers.Ethernet{SrcMAC: macA, DstMAC: macB, EthernetType: layers.EthernetTypeIPv4},
+		&layers.IPv4{Version: 4, TTL: 64, Protocol: layers.IPProtocolUDP, SrcIP: net.IP{1, 1, 1, 1}, DstIP: net.IP{2, 2, 2, 2}},
+		&layers.UDP{SrcPort: 50000, DstPort: 4789}, gopacket.Payload(append([]byte{8, 0, 0, 0, 0, 0, 1, 0}, arp...)))
+	for _, tc := range []struct {
+		name string
+		lt   LinkType
+		data []byte
+		err  error
+		want string
+	}{
+		{"link type", 127, make([]byte, 30), ErrUnsupported, "link type IEEE802_11_RADIOTAP (127)"},
+		{"unknown link type", 4242, make([]byte, 30), ErrUnsupported, "link type 4242"},
+		{"ethertype", LinkEthernet, arp, ErrUnsupported, "ethertype 0x0806"},
+		{"in a tunnel", LinkEthernet, vx, nil, "ethertype 0x0806 in vxlan"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := Packet{WireLen: len(tc.data)}
+			err := Decode(tc.lt, tc.data, &p)
+			if err != tc.err || p.Skipped.String() != tc.want {
+				t.Errorf("err %v, skipped %q; want %v, %q", err, p.Skipped, tc.err, tc.want)
+			}
+			if tc.err == nil && (p.IPProto != 17 || p.DstPort != 4789 || p.Encap != 0) {
+				t.Errorf("not left as the outer packet: %+v", p)
+			}
+		})
+	}
 }

@@ -28,6 +28,9 @@ type FlowReport struct {
 
 	// ResetBy is "client", "server", "both" or "" (no RST).
 	ResetBy string `json:"reset_by,omitempty"`
+	// Encapsulation names the tunnels the flow was carried in (Encap's
+	// String: "vxlan", "vlan+pppoe", ...), "" for plain IP.
+	Encapsulation string `json:"encapsulation,omitempty"`
 
 	ClientToServer DirStats `json:"client_to_server"`
 	ServerToClient DirStats `json:"server_to_client"`
@@ -50,6 +53,7 @@ func Report(f *Flow) FlowReport {
 		Packets:         cs.Packets + sc.Packets,
 		Bytes:           cs.Bytes + sc.Bytes,
 		Retransmissions: cs.Retransmissions + sc.Retransmissions,
+		Encapsulation:   f.Encap.String(),
 		ClientToServer:  cs,
 		ServerToClient:  sc,
 	}

@@ -50,7 +50,7 @@ terminal.`,
 		top := fs.Int("top", 10, "number of worst flows to report (0 for none)")
 		partialOK := fs.Bool("partial-ok", false, "report what was read before a malformed or truncated record instead of failing")
 		maxFlows := fs.Int("max-flows", tcpanalysis.DefaultMaxFlows, "flow table capacity; the least recently seen flow is evicted when full")
-		idle := fs.Duration("idle-timeout", tcpanalysis.DefaultIdleTimeout, "evict flows idle for this long (capture time)")
+		idle := fs.Duration("idle-timeout", 0, "evict open flows idle for this long (capture time); 0: never (closed flows leave after 2m of silence)")
 		progress := fs.String("progress", "auto", "progress bar: `auto` (when stderr is a terminal), always, never")
 		if err := parseFlags(fs, args, stdout); err != nil {
 			return err
@@ -65,8 +65,8 @@ terminal.`,
 			return fmt.Errorf("%w: --top must not be negative", errUsage)
 		case *maxFlows <= 0:
 			return fmt.Errorf("%w: --max-flows must be positive", errUsage)
-		case *idle <= 0:
-			return fmt.Errorf("%w: --idle-timeout must be positive", errUsage)
+		case *idle < 0:
+			return fmt.Errorf("%w: --idle-timeout must not be negative", errUsage)
 		}
 		var showProgress bool
 		switch *progress {
@@ -86,6 +86,9 @@ terminal.`,
 		}
 		if err != nil {
 			fmt.Fprintf(stderr, "netsight analyze: warning: %v (reporting the %d packets read before it)\n", err, rep.Packets)
+		}
+		if msg := rep.notDecoded(); msg != "" && rep.mostNotDecoded() {
+			fmt.Fprintf(stderr, "netsight analyze: warning: %s\n", msg)
 		}
 		switch {
 		case *asJSON:
@@ -118,6 +121,8 @@ type analyzeReport struct {
 	Errors         []string                      `json:"errors,omitempty"`
 	ElapsedSeconds float64                       `json:"elapsed_seconds"`
 	FlowTable      flowTableReport               `json:"flow_table"`
+	Encapsulations map[string]uint64             `json:"encapsulations,omitempty"`
+	Skipped        []skippedReport               `json:"skipped"`
 	PacketSizes    tcpanalysis.Histogram         `json:"packet_size_bytes"`
 	PayloadSizes   tcpanalysis.Histogram         `json:"payload_size_bytes"`
 	RTT            tcpanalysis.DurationHistogram `json:"rtt"`
@@ -140,6 +145,37 @@ type flowTableReport struct {
 	Capacity        int    `json:"capacity"`
 	EvictedIdle     uint64 `json:"evicted_idle"`
 	EvictedCapacity uint64 `json:"evicted_capacity"`
+	EvictedClosed   uint64 `json:"evicted_closed"`
+	ReusedPorts     uint64 `json:"reused_ports"`
+}
+
+// skippedReport is one kind of content the decoder skipped.
+type skippedReport struct {
+	What   string `json:"what"`
+	Frames uint64 `json:"frames"`
+}
+
+// mostNotDecoded reports whether at least half of the frames gave no IP
+// packet (or, with some, no TCP flow was found at all).
+func (r *analyzeReport) mostNotDecoded() bool {
+	bad := r.NonIP + r.Undecoded
+	return bad > 0 && (2*bad >= r.Packets || r.Flows == 0)
+}
+
+// notDecoded says which link types, EtherTypes or tunnel payloads were
+// skipped and how many frames each, "" when nothing was.
+func (r *analyzeReport) notDecoded() string {
+	if len(r.Skipped) == 0 && r.Undecoded == 0 {
+		return ""
+	}
+	var parts []string
+	for _, s := range r.Skipped {
+		parts = append(parts, fmt.Sprintf("%d frames of %s", s.Frames, s.What))
+	}
+	if r.Undecoded > 0 {
+		parts = append(parts, fmt.Sprintf("%d frames with damaged or truncated headers", r.Undecoded))
+	}
+	return fmt.Sprintf("not decoded: %s (%d of %d frames gave no IP packet)", strings.Join(parts, ", "), r.NonIP+r.Undecoded, r.Packets)
 }
 
 // analyzeFiles analyses files as one capture. On a damaged file it returns
@@ -147,8 +183,12 @@ type flowTableReport struct {
 func analyzeFiles(ctx context.Context, files []string, o analyzeOptions) (*analyzeReport, error) {
 	start := time.Now()
 	worst := tcpanalysis.NewWorst(o.top)
+	idle := o.idle
+	if idle == 0 {
+		idle = tcpanalysis.NoIdleTimeout
+	}
 	a := tcpanalysis.NewAnalyzer(tcpanalysis.Config{
-		MaxFlows: o.maxFlows, IdleTimeout: o.idle,
+		MaxFlows: o.maxFlows, IdleTimeout: idle,
 		OnEvict: func(f *tcpanalysis.Flow, _ tcpanalysis.EvictReason) { worst.Offer(f) },
 	})
 	rep := &analyzeReport{}
@@ -217,6 +257,24 @@ func analyzeFiles(ctx context.Context, files []string, o analyzeOptions) (*analy
 		Capacity:        a.Table.Cap(),
 		EvictedIdle:     a.Table.Evictions[tcpanalysis.EvictIdle],
 		EvictedCapacity: a.Table.Evictions[tcpanalysis.EvictCapacity],
+		EvictedClosed:   a.Table.Evictions[tcpanalysis.EvictClosed],
+		ReusedPorts:     a.Table.Evictions[tcpanalysis.EvictReused],
+	}
+	for i, n := range tcpanalysis.EncapNames() {
+		if c := a.Totals.EncapPackets[i]; c > 0 {
+			if rep.Encapsulations == nil {
+				rep.Encapsulations = map[string]uint64{}
+			}
+			rep.Encapsulations[n] = c
+		}
+	}
+	kinds, other := a.Skipped()
+	rep.Skipped = []skippedReport{}
+	for _, k := range kinds {
+		rep.Skipped = append(rep.Skipped, skippedReport{What: k.Skip.String(), Frames: k.Frames})
+	}
+	if other > 0 {
+		rep.Skipped = append(rep.Skipped, skippedReport{What: "other kinds", Frames: other})
 	}
 	rep.PacketSizes, rep.PayloadSizes = a.PacketSize, a.Payload
 	rep.RTT, rep.HandshakeRTT = a.RTT, a.Handshake
@@ -305,8 +363,21 @@ func writeAnalyzeText(w io.Writer, r *analyzeReport) {
 	if r.Partial {
 		fmt.Fprintf(w, "PARTIAL: %s\n", strings.Join(r.Errors, "; "))
 	}
-	fmt.Fprintf(w, "Packets: %d IPv4, %d IPv6, %d TCP, %d UDP, %d other IP, %d non-IP, %d undecodable, %d fragments.\n\n",
+	fmt.Fprintf(w, "Packets: %d IPv4, %d IPv6, %d TCP, %d UDP, %d other IP, %d non-IP, %d undecodable, %d fragments.\n",
 		r.IPv4, r.IPv6, r.TCP, r.UDP, r.OtherIP, r.NonIP, r.Undecoded, r.Fragments)
+	if len(r.Encapsulations) > 0 {
+		var parts []string
+		for _, n := range tcpanalysis.EncapNames() {
+			if c := r.Encapsulations[n]; c > 0 {
+				parts = append(parts, fmt.Sprintf("%d %s", c, n))
+			}
+		}
+		fmt.Fprintf(w, "Encapsulated: %s.\n", strings.Join(parts, ", "))
+	}
+	if msg := r.notDecoded(); msg != "" {
+		fmt.Fprintf(w, "Not%s.\n", strings.TrimPrefix(msg, "not"))
+	}
+	fmt.Fprintln(w)
 	rows := []struct {
 		name string
 		v    uint64

@@ -172,3 +172,106 @@ func TestAnalyzeTruncated(t *testing.T) {
 		t.Errorf("no file: exit %d, want 2", code)
 	}
 }
+
+// TestAnalyzeNamesWhatItSkipped: a capture of an unsupported link type
+// (802.11 radiotap) is named with its frame count, on stderr and in the
+// JSON; a VXLAN capture's flow says its encapsulation.
+func TestAnalyzeNamesWhatItSkipped(t *testing.T) {
+	var buf bytes.Buffer
+	w := pcapgo.NewWriter(&buf)
+	if err := w.WriteFileHeader(65535, layers.LinkTypeIEEE80211Radio); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		data := make([]byte, 40)
+		ci := gopacket.CaptureInfo{Timestamp: time.Unix(1700000000+int64(i), 0), CaptureLength: len(data), Length: len(data)}
+		if err := w.WritePacket(ci, data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	file := filepath.Join(t.TempDir(), "wifi.pcap")
+	if err := os.WriteFile(file, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, stderr := runCmd("analyze", "--json", file)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if !strings.Contains(stderr, "3 frames of link type IEEE802_11_RADIOTAP (127)") {
+		t.Errorf("stderr does not name the link type: %q", stderr)
+	}
+	var m struct {
+		Skipped []struct {
+			What   string `json:"what"`
+			Frames int    `json:"frames"`
+		} `json:"skipped"`
+	}
+	if err := json.Unmarshal([]byte(out), &m); err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Skipped) != 1 || m.Skipped[0].What != "link type IEEE802_11_RADIOTAP (127)" || m.Skipped[0].Frames != 3 {
+		t.Errorf("skipped = %+v", m.Skipped)
+	}
+	code, out, _ = runCmd("analyze", file)
+	if code != 0 || !strings.Contains(out, "Not decoded: 3 frames of link type IEEE802_11_RADIOTAP (127)") {
+		t.Errorf("text output does not name the link type:\n%s", out)
+	}
+}
+
+func TestAnalyzeEncapsulatedFlow(t *testing.T) {
+	plain, _ := writeFixture(t)
+	f, err := os.Open(plain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	rd, err := pcapgo.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	w := pcapgo.NewWriter(&buf)
+	if err := w.WriteFileHeader(65535, layers.LinkTypeEthernet); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		data, ci, err := rd.ReadPacketData()
+		if err != nil {
+			break
+		}
+		// Ethernet / IPv4 / UDP 4789 / VXLAN around the original frame.
+		n := len(data)
+		hdr := []byte{2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00,
+			0x45, 0, byte((20 + 8 + 8 + n) >> 8), byte(20 + 8 + 8 + n), 0, 0, 0, 0, 64, 17, 0, 0, 192, 0, 2, 1, 192, 0, 2, 2,
+			0xc0, 0x00, 0x12, 0xb5, byte((8 + 8 + n) >> 8), byte(8 + 8 + n), 0, 0,
+			0x08, 0, 0, 0, 0, 0, 42, 0}
+		out := append(hdr, data...)
+		ci.CaptureLength, ci.Length = len(out), len(out)
+		if err := w.WritePacket(ci, out); err != nil {
+			t.Fatal(err)
+		}
+	}
+	file := filepath.Join(t.TempDir(), "vxlan.pcap")
+	if err := os.WriteFile(file, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, stderr := runCmd("analyze", "--json", file)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	var m struct {
+		Retransmissions int               `json:"retransmissions"`
+		Encapsulations  map[string]uint64 `json:"encapsulations"`
+		TopFlows        []struct {
+			Client        string `json:"client"`
+			Encapsulation string `json:"encapsulation"`
+		} `json:"top_flows"`
+	}
+	if err := json.Unmarshal([]byte(out), &m); err != nil {
+		t.Fatal(err)
+	}
+	if m.Retransmissions != 1 || m.Encapsulations["vxlan"] != 11 || len(m.TopFlows) != 1 ||
+		m.TopFlows[0].Client != "10.9.0.1:50000" || m.TopFlows[0].Encapsulation != "vxlan" {
+		t.Errorf("report = %+v", m)
+	}
+}

@@ -63,9 +63,16 @@ func (a *asm) assemble() ([]bpf.RawInstruction, error) {
 	return bpf.Assemble(a.ins)
 }
 
+// tunnelUDPPorts are the UDP ports of the tunnels tcpanalysis.Decode
+// decodes (VXLAN, VXLAN as Linux/Flannel, Geneve, GRE-in-UDP).
+var tunnelUDPPorts = []uint32{4789, 8472, 6081, 4754}
+
 // buildFilter returns a socket filter that accepts TCP over IPv4 and IPv6
 // (IPv6 without extension headers before TCP), optionally only segments
 // whose source or destination port is in ports, truncated to snaplen bytes.
+// It also accepts what may carry TCP in a tunnel (IP in IP, GRE, UDP to a
+// tunnel port, MPLS, PPPoE, VLAN tags left in the frame); the port list is
+// applied to those after decoding (ring.run).
 // linkHdr is the link-header length (14 for Ethernet and Linux loopback, 0
 // for raw-IP devices such as WireGuard or tun). dropOutgoing drops the
 // PACKET_OUTGOING copy, used on loopback where every packet is seen twice.
@@ -82,7 +89,11 @@ func buildFilter(linkHdr uint32, ports []uint16, snaplen uint32, dropOutgoing bo
 	if L >= 14 {
 		a.emit(bpf.LoadAbsolute{Off: L - 2, Size: 2}) // EtherType
 		a.jump(bpf.JumpEqual, 0x0800, "v4", "")
-		a.jump(bpf.JumpEqual, 0x86dd, "v6", "drop")
+		a.jump(bpf.JumpEqual, 0x86dd, "v6", "")
+		for _, et := range []uint32{0x8847, 0x8864, 0x8100, 0x88a8} { // MPLS, PPPoE, VLAN
+			a.jump(bpf.JumpEqual, et, "accept", "")
+		}
+		a.emit(bpf.RetConstant{Val: 0})
 	} else {
 		a.emit(bpf.LoadAbsolute{Off: L, Size: 1})
 		a.emit(bpf.ALUOpConstant{Op: bpf.ALUOpShiftRight, Val: 4})
@@ -92,7 +103,7 @@ func buildFilter(linkHdr uint32, ports []uint16, snaplen uint32, dropOutgoing bo
 	// IPv4: protocol TCP, not a non-first fragment.
 	a.label("v4")
 	a.emit(bpf.LoadAbsolute{Off: L + 9, Size: 1})
-	a.jump(bpf.JumpNotEqual, 6, "drop", "")
+	a.jump(bpf.JumpNotEqual, 6, "tun4", "")
 	if len(ports) == 0 {
 		a.emit(bpf.RetConstant{Val: snaplen})
 	} else {
@@ -112,7 +123,7 @@ func buildFilter(linkHdr uint32, ports []uint16, snaplen uint32, dropOutgoing bo
 	// IPv6: next header TCP.
 	a.label("v6")
 	a.emit(bpf.LoadAbsolute{Off: L + 6, Size: 1})
-	a.jump(bpf.JumpNotEqual, 6, "drop", "")
+	a.jump(bpf.JumpNotEqual, 6, "tun6", "")
 	if len(ports) == 0 {
 		a.emit(bpf.RetConstant{Val: snaplen})
 	} else {
@@ -126,6 +137,40 @@ func buildFilter(linkHdr uint32, ports []uint16, snaplen uint32, dropOutgoing bo
 		}
 		a.emit(bpf.RetConstant{Val: 0})
 	}
+	// Tunnels over IPv4: IP in IP, GRE, UDP to a tunnel port (first
+	// fragments only). A holds the protocol.
+	a.label("tun4")
+	for _, proto := range []uint32{4, 41, 47} {
+		a.jump(bpf.JumpEqual, proto, "accept", "")
+	}
+	a.jump(bpf.JumpNotEqual, 17, "drop", "")
+	a.emit(bpf.LoadAbsolute{Off: L + 6, Size: 2})
+	a.jump(bpf.JumpBitsSet, 0x1fff, "drop", "")
+	a.emit(bpf.LoadMemShift{Off: L})
+	a.emit(bpf.LoadIndirect{Off: L + 2, Size: 2})
+	for _, p := range tunnelUDPPorts {
+		a.jump(bpf.JumpEqual, p, "accept", "")
+	}
+	a.emit(bpf.LoadIndirect{Off: L, Size: 2})
+	for _, p := range tunnelUDPPorts {
+		a.jump(bpf.JumpEqual, p, "accept", "")
+	}
+	a.emit(bpf.RetConstant{Val: 0})
+	// Tunnels over IPv6 (no extension headers), likewise.
+	a.label("tun6")
+	for _, proto := range []uint32{4, 41, 47} {
+		a.jump(bpf.JumpEqual, proto, "accept", "")
+	}
+	a.jump(bpf.JumpNotEqual, 17, "drop", "")
+	a.emit(bpf.LoadAbsolute{Off: L + 42, Size: 2})
+	for _, p := range tunnelUDPPorts {
+		a.jump(bpf.JumpEqual, p, "accept", "")
+	}
+	a.emit(bpf.LoadAbsolute{Off: L + 40, Size: 2})
+	for _, p := range tunnelUDPPorts {
+		a.jump(bpf.JumpEqual, p, "accept", "")
+	}
+	a.emit(bpf.RetConstant{Val: 0})
 	a.label("accept")
 	a.emit(bpf.RetConstant{Val: snaplen})
 	a.label("drop")

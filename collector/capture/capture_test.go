@@ -104,6 +104,11 @@ func TestFilter(t *testing.T) {
 		"raw v6 tcp 22":     serialize(t, ip6, tcp(40000, 22)),
 		"raw v4 icmp":       serialize(t, ip4(layers.IPProtocolICMPv4)),
 		"v4 tcp 80 frag 2+": fragment(serialize(t, eth(layers.EthernetTypeIPv4), ip4(layers.IPProtocolTCP), tcp(40000, 80))),
+		"v4 udp vxlan":      serialize(t, eth(layers.EthernetTypeIPv4), ip4(layers.IPProtocolUDP), &layers.UDP{SrcPort: 40000, DstPort: 4789}),
+		"v4 udp 8472 src":   serialize(t, eth(layers.EthernetTypeIPv4), ip4(layers.IPProtocolUDP), &layers.UDP{SrcPort: 8472, DstPort: 40000}),
+		"v4 gre":            serialize(t, eth(layers.EthernetTypeIPv4), ip4(layers.IPProtocolGRE), &layers.GRE{Protocol: layers.EthernetTypeIPv4}),
+		"v6 udp geneve":     serialize(t, eth(layers.EthernetTypeIPv6), &layers.IPv6{Version: 6, HopLimit: 1, NextHeader: layers.IPProtocolUDP, SrcIP: net.ParseIP("fd00::1"), DstIP: net.ParseIP("fd00::2")}, &layers.UDP{SrcPort: 40000, DstPort: 6081}),
+		"mpls":              append(serialize(t, eth(layers.EthernetTypeMPLSUnicast)), make([]byte, 44)...),
 	}
 	for _, tc := range []struct {
 		name   string
@@ -111,8 +116,10 @@ func TestFilter(t *testing.T) {
 		ports  []uint16
 		accept []string
 	}{
-		{"ethernet all tcp", 14, nil, []string{"v4 tcp 80", "v4 tcp 443 src", "v4 tcp 22", "v4 opts tcp 80", "v6 tcp 80", "v6 tcp 22", "v4 tcp 80 frag 2+"}},
-		{"ethernet ports 80,443", 14, []uint16{80, 443}, []string{"v4 tcp 80", "v4 tcp 443 src", "v4 opts tcp 80", "v6 tcp 80"}},
+		{"ethernet all tcp", 14, nil, []string{"v4 tcp 80", "v4 tcp 443 src", "v4 tcp 22", "v4 opts tcp 80", "v6 tcp 80", "v6 tcp 22", "v4 tcp 80 frag 2+",
+			"v4 udp vxlan", "v4 udp 8472 src", "v4 gre", "v6 udp geneve", "mpls"}},
+		{"ethernet ports 80,443", 14, []uint16{80, 443}, []string{"v4 tcp 80", "v4 tcp 443 src", "v4 opts tcp 80", "v6 tcp 80",
+			"v4 udp vxlan", "v4 udp 8472 src", "v4 gre", "v6 udp geneve", "mpls"}},
 		{"raw all tcp", 0, nil, []string{"raw v4 tcp 80", "raw v6 tcp 22"}},
 		{"raw port 22", 0, []uint16{22}, []string{"raw v6 tcp 22"}},
 	} {

@@ -104,10 +104,11 @@ type ring struct {
 	trace func(frame []byte, p *tcpanalysis.Packet, dir int, ev tcpanalysis.Events)
 	an    *tcpanalysis.Analyzer
 	st    ringStats
+	ports []uint16 // Config.Ports, for tunnelled packets
 }
 
 func newRing(link linkInfo, cfg *Config, open func(func() error) error) (*ring, error) {
-	r := &ring{link: link, done: make(chan struct{}), topPeers: cfg.TopPeers > 0, started: time.Now()}
+	r := &ring{link: link, done: make(chan struct{}), topPeers: cfg.TopPeers > 0, started: time.Now(), ports: cfg.Ports}
 	for d := range r.st.events {
 		r.st.events[d] = make([]uint64, len(eventDefs))
 	}
@@ -169,9 +170,15 @@ func (r *ring) run(ctx context.Context) {
 		dir := r.direction(data)
 		r.mu.Lock()
 		if derr != nil || !p.TCPValid {
-			r.st.decodeErrors++
+			if derr != nil || p.IPProto == 6 {
+				r.st.decodeErrors++ // a tunnel's non-TCP traffic is no error
+			}
 			r.mu.Unlock()
 			continue
+		}
+		if p.Encap != 0 && !r.portWanted(&p) {
+			r.mu.Unlock()
+			continue // tunnelled: the socket filter could not see the ports
 		}
 		ev, _ := r.an.Process(&p)
 		if r.trace != nil {
@@ -180,6 +187,19 @@ func (r *ring) run(ctx context.Context) {
 		r.account(&p, dir, ev)
 		r.mu.Unlock()
 	}
+}
+
+// portWanted applies the configured port list to a decoded packet.
+func (r *ring) portWanted(p *tcpanalysis.Packet) bool {
+	if len(r.ports) == 0 {
+		return true
+	}
+	for _, port := range r.ports {
+		if p.SrcPort == port || p.DstPort == port {
+			return true
+		}
+	}
+	return false
 }
 
 func (r *ring) direction(frame []byte) int {
