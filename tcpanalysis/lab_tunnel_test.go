@@ -31,17 +31,17 @@ func iperfThrough(t *testing.T, p *labPair, srvIP, cliIP, rate string) {
 		{"add", "rule", "inet", "lab", "in", "ip", "saddr", cliIP, "tcp", "dport", "5201",
 			"numgen", "random", "mod", "100", "<", "3", "drop"},
 	} {
-		if out, err := p.srv.Run(ctx, "nft", args...); err != nil {
+		if out, err := p.Srv.Run(ctx, "nft", args...); err != nil {
 			t.Fatalf("nft: %v: %s", err, out)
 		}
 	}
-	srv := p.srv.Command(ctx, "iperf3", "-s", "-1", "-B", srvIP)
+	srv := p.Srv.Command(ctx, "iperf3", "-s", "-1", "-B", srvIP)
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)
 	}
 	defer func() { _ = srv.Process.Kill(); _ = srv.Wait() }()
-	p.srv.WaitListening(t, 5201)
-	if out, err := p.cli.Command(ctx, "iperf3", "-c", srvIP, "-t", "1", "-b", rate).CombinedOutput(); err != nil {
+	p.Srv.WaitListening(t, 5201)
+	if out, err := p.Cli.Command(ctx, "iperf3", "-c", srvIP, "-t", "1", "-b", rate).CombinedOutput(); err != nil {
 		t.Fatalf("iperf3: %v: %s", err, out)
 	}
 }
@@ -85,8 +85,8 @@ func TestLabVXLAN(t *testing.T) {
 				local, peer string
 				inner       string
 			}{
-				{p.cli, p.cliIP, p.srvIP, fmt.Sprintf("10.%d.1.1/24", n)},
-				{p.srv, p.srvIP, p.cliIP, fmt.Sprintf("10.%d.1.2/24", n)},
+				{p.Cli, p.CliIP, p.SrvIP, fmt.Sprintf("10.%d.1.1/24", n)},
+				{p.Srv, p.SrvIP, p.CliIP, fmt.Sprintf("10.%d.1.2/24", n)},
 			} {
 				for _, args := range [][]string{
 					// MTU 1450 as on a real node: the underlay's 1500 less the
@@ -102,7 +102,7 @@ func TestLabVXLAN(t *testing.T) {
 				// Segment in the stack, so the capture sees MSS-sized inner segments.
 				_, _ = side.ns.Run(ctx, "ethtool", "-K", "vx0", "tso", "off", "gso", "off", "gro", "off")
 			}
-			dump := p.cli.StartTcpdump(t, p.cliIf, testlab.TcpdumpOptions{Snaplen: 200, Filter: "udp port " + strconv.Itoa(port)})
+			dump := p.Cli.StartTcpdump(t, p.CliIf, testlab.TcpdumpOptions{Snaplen: 200, Filter: "udp port " + strconv.Itoa(port)})
 			iperfThrough(t, p, fmt.Sprintf("10.%d.1.2", n), fmt.Sprintf("10.%d.1.1", n), "20M")
 			file := dump.Stop()
 			var extra []string
@@ -127,19 +127,19 @@ func TestLabNFLOG(t *testing.T) {
 	for _, args := range [][]string{
 		{"add", "table", "inet", "nflog"},
 		{"add", "chain", "inet", "nflog", "out", "{ type filter hook output priority 0; }"},
-		{"add", "rule", "inet", "nflog", "out", "ip", "daddr", p.srvIP, "tcp", "dport", "5201", "log", "group", "5"},
+		{"add", "rule", "inet", "nflog", "out", "ip", "daddr", p.SrvIP, "tcp", "dport", "5201", "log", "group", "5"},
 		{"add", "chain", "inet", "nflog", "in", "{ type filter hook input priority 0; }"},
-		{"add", "rule", "inet", "nflog", "in", "ip", "saddr", p.srvIP, "tcp", "sport", "5201", "log", "group", "5"},
+		{"add", "rule", "inet", "nflog", "in", "ip", "saddr", p.SrvIP, "tcp", "sport", "5201", "log", "group", "5"},
 	} {
-		if out, err := p.cli.Run(ctx, "nft", args...); err != nil {
+		if out, err := p.Cli.Run(ctx, "nft", args...); err != nil {
 			t.Fatalf("nft: %v: %s", err, out)
 		}
 	}
-	dump := p.cli.StartTcpdump(t, "nflog:5", testlab.TcpdumpOptions{BufferKiB: 16384})
+	dump := p.Cli.StartTcpdump(t, "nflog:5", testlab.TcpdumpOptions{BufferKiB: 16384})
 	// A low rate: NFLOG drops log messages the reader does not keep up
 	// with (a gap tshark and we report differently, docs/analyze.md
 	// difference 4).
-	iperfThrough(t, p, p.srvIP, p.cliIP, "4M")
+	iperfThrough(t, p, p.SrvIP, p.CliIP, "4M")
 	file := dump.Stop()
 	checkAgainstTshark(t, file, 200)
 }
