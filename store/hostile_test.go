@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -75,7 +76,7 @@ func watchRSS(pid int) *memWatch {
 		t := time.NewTicker(100 * time.Millisecond)
 		defer t.Stop()
 		for {
-			if cur, hwm, err := testlab.ProcRSS(pid); err == nil {
+			if cur, hwm, err := procRSS(pid); err == nil {
 				w.mu.Lock()
 				w.peak = max(w.peak, hwm, cur)
 				w.last = cur
@@ -134,10 +135,10 @@ func TestHostileQueries(t *testing.T) {
 			if v, err := strconv.ParseInt(os.Getenv("NETSIGHT_HOSTILE_MEMCG_BYTES"), 10, 64); err == nil && v > 0 {
 				limit = v
 			}
-			cg := testlab.NewMemCgroup(t, limit)
+			cg := testlab.NewCgroup(t, limit)
 			dataDir := t.TempDir()
 			backfillHour(t, dataDir, 300)
-			p := startCmd(t, cg.Command(bin, "run", "--listen", "127.0.0.1:0", "--data-dir", dataDir,
+			p := startCmd(t, cgCommand(t, cg, bin, "run", "--listen", "127.0.0.1:0", "--data-dir", dataDir,
 				"--set", "store.scrape_interval=1s"))
 			pid := p.cmd.Process.Pid
 			// The agent took its soft memory limit from the cgroup.
@@ -152,7 +153,7 @@ func TestHostileQueries(t *testing.T) {
 			if len(r.Data.Result) != 1 || r.Data.Result[0].Value[1] != "300" {
 				t.Fatalf("backfilled history not visible: %+v", r.Data.Result)
 			}
-			_, base0, _ := testlab.ProcRSS(pid)
+			_, base0, _ := procRSS(pid)
 			w := watchRSS(pid)
 
 			ctx, cancel := context.WithCancel(context.Background())
@@ -243,7 +244,7 @@ func TestHostileQueries(t *testing.T) {
 			default:
 			}
 			t.Logf("cgroup limit %d MiB: baseline RSS %.0f MB, peak RSS %.0f MB, after %.0f MB, cgroup peak %.0f MB, oom kills %d",
-				limit>>20, mb(base0), mb(peak), mb(last), mb(cg.Peak()), cg.OOMKills())
+				limit>>20, mb(base0), mb(peak), mb(last), mb(cgMemory(cg).Peak), cgMemory(cg).OOMKills)
 			for i, o := range out {
 				body := o.body
 				if len(body) > 300 {
@@ -256,8 +257,8 @@ func TestHostileQueries(t *testing.T) {
 			}
 			t.Logf("trivial query: %d requests, slowest %s; /metrics: %d requests, slowest %s",
 				trivialN, trivialMax.Round(time.Millisecond), metricsN, metMax.Round(time.Millisecond))
-			if !alive || cg.OOMKills() > 0 {
-				t.Fatalf("agent died (alive=%v, oom kills %d):\n%s", alive, cg.OOMKills(), tail(p.logs(), 20))
+			if !alive || cgMemory(cg).OOMKills > 0 {
+				t.Fatalf("agent died (alive=%v, oom kills %d):\n%s", alive, cgMemory(cg).OOMKills, tail(p.logs(), 20))
 			}
 			if trivialMax > time.Second || len(trivialErr) > 0 {
 				t.Errorf("trivial query slowest %s (want < 1 s), failures: %v", trivialMax, trivialErr)
@@ -294,11 +295,11 @@ func TestSlowReaders(t *testing.T) {
 	}
 	testlab.RequireRoot(t)
 	bin := buildNetsight(t)
-	cg := testlab.NewMemCgroup(t, 1<<30)
+	cg := testlab.NewCgroup(t, 1<<30)
 	dataDir := t.TempDir()
 	backfillHour(t, dataDir, 300)
 	const writeTimeout = 8 * time.Second
-	p := startCmd(t, cg.Command(bin, "run", "--listen", "127.0.0.1:0", "--data-dir", dataDir,
+	p := startCmd(t, cgCommand(t, cg, bin, "run", "--listen", "127.0.0.1:0", "--data-dir", dataDir,
 		"--set", "store.scrape_interval=1s", "--set", "store.query.timeout=5s", "--set", "store.query.queue_timeout=1s",
 		"--set", "server.write_timeout="+writeTimeout.String()))
 	pid := p.cmd.Process.Pid
@@ -316,7 +317,7 @@ func TestSlowReaders(t *testing.T) {
 	if resp.StatusCode != 200 || full < 5<<20 {
 		t.Fatalf("reference query: status %d, %d bytes (want a large answer)", resp.StatusCode, full)
 	}
-	_, base0, _ := testlab.ProcRSS(pid)
+	_, base0, _ := procRSS(pid)
 	w := watchRSS(pid)
 	socks0 := countSockets(t, pid)
 
@@ -400,4 +401,27 @@ func countSockets(t *testing.T, pid int) int {
 		}
 	}
 	return n
+}
+
+// cgCommand returns a command that runs name inside cg from its first
+// instruction.
+func cgCommand(t *testing.T, cg *testlab.Cgroup, name string, args ...string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(name, args...)
+	if err := cg.Wrap(cmd); err != nil {
+		t.Fatal(err)
+	}
+	return cmd
+}
+
+// cgMemory is the cgroup's memory accounting now (zero on a read error).
+func cgMemory(cg *testlab.Cgroup) testlab.CgroupMemory {
+	m, _ := cg.Memory()
+	return m
+}
+
+// procRSS is a process's current and peak resident set size in bytes.
+func procRSS(pid int) (cur, peak int64, err error) {
+	s, err := testlab.ReadProcStats(pid)
+	return s.RSS, s.PeakRSS, err
 }
