@@ -12,7 +12,7 @@ const Module = "github.com/netsight/netsight"
 // Layer ranks: a package may import packages of a lower rank only, with the
 // exceptions Check lists.
 const (
-	rankBottom  = 0 // config, internal/buildinfo
+	rankBottom  = 0 // config, internal/buildinfo, internal/logutil, internal/memlimit
 	rankKernel  = 1 // internal/kernel
 	rankCore    = 2 // flow, tcpanalysis, probe
 	rankParts   = 3 // web, export, store, monitor, collector
@@ -25,7 +25,7 @@ const (
 func rank(p string) (int, bool) {
 	top, _, _ := strings.Cut(p, "/")
 	switch {
-	case p == "config" || p == "internal/buildinfo":
+	case p == "config" || p == "internal/buildinfo" || p == "internal/logutil" || p == "internal/memlimit":
 		return rankBottom, true
 	case p == "internal/kernel":
 		return rankKernel, true
@@ -39,20 +39,21 @@ func rank(p string) (int, bool) {
 		return rankCommand, true
 	case p == "internal/testlab" || p == "internal/metrictest":
 		return rankParts, true // test helpers: see testOnly
-	case p == "docs" || p == "internal/layers":
+	case p == "docs" || p == "internal/layers" || p == "internal/receiver" || p == "internal/e2e":
 		return rankCommand, true
 	}
 	return 0, false
 }
 
 // testOnly are helpers for tests and benchmarks, never for the agent.
-var testOnly = []string{"internal/testlab", "internal/metrictest"}
+var testOnly = []string{"internal/testlab", "internal/metrictest", "internal/receiver", "internal/e2e"}
 
 // group is the unit within the parts layer: "collector/flows" for
-// collector/flows/ebpf, "web" for web/dashboard, "collector" for the seam.
+// collector/flows/ebpf, "web" for web/dashboard, "collector" for the seam,
+// "export" for every output and their shared delivery core.
 func group(p string) string {
 	parts := strings.Split(p, "/")
-	if (parts[0] == "collector" || parts[0] == "export") && len(parts) > 1 {
+	if parts[0] == "collector" && len(parts) > 1 {
 		return parts[0] + "/" + parts[1]
 	}
 	return parts[0]
