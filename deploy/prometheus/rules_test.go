@@ -5,13 +5,13 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/netsight/netsight/internal/testlab"
+	"github.com/netsight/netsight/deploy/internal/agenttest"
 )
 
 // TestRules runs `promtool check rules` on every rule file and `promtool
 // test rules` on every unit-test file beside them.
 func TestRules(t *testing.T) {
-	p := testlab.RequireBinary(t, "promtool")
+	p := agenttest.RequireTool(t, "promtool")
 	if p == "" {
 		return
 	}
