@@ -414,16 +414,13 @@ func (t *Table) Roll(now time.Time) Interval {
 	t.gen++
 	t.expire(now)
 
-	all := make([]Group, 0, len(t.groups))
+	top := NewTopN(t.cfg.TopK, compareGroups)
 	for _, g := range t.groups {
-		all = append(all, *g)
+		if d, ok := top.Offer(*g); ok {
+			iv.Other.add(&d)
+		}
 	}
-	slices.SortFunc(all, compareGroups)
-	k := min(t.cfg.TopK, len(all))
-	iv.Top = all[:k]
-	for i := k; i < len(all); i++ {
-		iv.Other.add(&all[i])
-	}
+	iv.Top = top.Sorted()
 	clear(t.groups)
 	t.overflow = Group{}
 	return iv
