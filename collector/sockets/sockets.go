@@ -76,6 +76,18 @@ type Collector struct {
 	mu     sync.Mutex
 	ctr    kernel.SocketCounter
 	logged bool
+	// tracked is the last count's tracked connections (ok once counted).
+	tracked   uint64
+	trackedOK bool
+}
+
+// TrackedConnections is the tracked-connection count of the last update,
+// ok false before the first: the monitor's NIC capacity reads it
+// (monitor.TrackedReader).
+func (c *Collector) TrackedConnections() (tracked uint64, ok bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.tracked, c.trackedOK
 }
 
 // New builds the collector.
@@ -103,6 +115,9 @@ func (c *Collector) Update(ctx context.Context, ch chan<- prometheus.Metric) err
 		} else {
 			c.logger.Info("counting sockets", "backend", backend)
 		}
+	}
+	if err == nil {
+		c.tracked, c.trackedOK = counts.Tracked, true
 	}
 	c.mu.Unlock()
 	if err != nil {
