@@ -131,7 +131,7 @@ func (c *SocketCounter) countDiag(ctx context.Context) (SocketCounts, error) {
 	var startErr error
 	for fi := range socketFamilies {
 		for pi := range socketProtocols {
-			d, err := c.sd[fi*2+pi].Start(ctx, socketFamilies[fi], socketProtocols[pi], SockDiagStatesAll)
+			d, err := c.sd[fi*2+pi].Start(ctx, SockDiagRequest{Family: socketFamilies[fi], Protocol: socketProtocols[pi], States: SockDiagStatesAll})
 			if err != nil {
 				startErr = fmt.Errorf("count %s %s sockets: %w", SocketProtocolNames[pi], SocketFamilyNames[fi], err)
 				break
