@@ -138,4 +138,3 @@ func FuzzParseDestroyDatagram(f *testing.F) {
 	f.Add(nlmsg(sockDiagByFamily, diagMsg(unix.AF_INET6, 1, netip.MustParseAddrPort("[::1]:1"), netip.MustParseAddrPort("[::1]:2"), 1, 1, tcpInfo(248), 0)))
 	f.Fuzz(func(t *testing.T, b []byte) { ParseDestroyDatagram(b, func(Socket) {}) })
 }
-

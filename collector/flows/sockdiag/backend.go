@@ -62,8 +62,8 @@ type Backend struct {
 	// dumpMu serialises Polls: d reuses its receive buffer.
 	dumpMu sync.Mutex
 	d      kernel.SockDiag
-	opts  Options
-	netns uint32 // inode of the watched network namespace (0: unknown)
+	opts   Options
+	netns  uint32 // inode of the watched network namespace (0: unknown)
 
 	mu        sync.Mutex
 	known     map[uint64]*known
