@@ -41,7 +41,7 @@ type SocketCounts struct {
 const (
 	SocketBackendAuto     = "auto"      // bpf_iter when it loads, else sock_diag
 	SocketBackendBPFIter  = "bpf_iter"  // BPF socket iterators (CAP_BPF, CAP_PERFMON)
-	SocketBackendSockDiag = "sock_diag" // NETLINK_SOCK_DIAG, unprivileged
+	SocketBackendSockDiag = "sockdiag" // NETLINK_SOCK_DIAG, unprivileged
 )
 
 // SocketCounter counts sockets; it reuses its buffers and is not safe for
