@@ -39,8 +39,8 @@ type SocketCounts struct {
 
 // Backends.
 const (
-	SocketBackendAuto     = "auto"      // bpf_iter when it loads, else sock_diag
-	SocketBackendBPFIter  = "bpf_iter"  // BPF socket iterators (CAP_BPF, CAP_PERFMON)
+	SocketBackendAuto     = "auto"     // bpf_iter when it loads, else sock_diag
+	SocketBackendBPFIter  = "bpf_iter" // BPF socket iterators (CAP_BPF, CAP_PERFMON)
 	SocketBackendSockDiag = "sockdiag" // NETLINK_SOCK_DIAG, unprivileged
 )
 
