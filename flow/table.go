@@ -133,9 +133,6 @@ type Table struct {
 	lastRoll        time.Time
 }
 
-// RTTBuckets are the histogram bounds (seconds) of RTT and connect latency.
-var RTTBuckets = []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5}
-
 // NewTable returns an empty table; zero fields of cfg take DefaultConfig's.
 func NewTable(cfg Config) *Table {
 	def := DefaultConfig()
@@ -158,7 +155,7 @@ func NewTable(cfg Config) *Table {
 	for i := range t.totals.RTT {
 		t.totals.RTT[i] = NewHistogram(RTTBuckets)
 	}
-	t.totals.ConnectLatency = NewHistogram(RTTBuckets)
+	t.totals.ConnectLatency = NewHistogram(HandshakeBuckets)
 	return t
 }
 

@@ -305,9 +305,9 @@ func (r *ring) snapshot(topN int) snapshot {
 	for d := range s.st.events {
 		s.st.events[d] = append([]uint64(nil), r.st.events[d]...)
 	}
-	s.size = cloneHist(r.an.PacketSize)
-	s.rtt = cloneDHist(r.an.RTT)
-	s.handshake = cloneDHist(r.an.Handshake)
+	s.size = r.an.PacketSize.Clone()
+	s.rtt = r.an.RTT.Clone()
+	s.handshake = r.an.Handshake.Clone()
 	s.st.peers = nil
 	if r.st.peers != nil && topN > 0 {
 		top := flow.NewTopN(topN, comparePeers)
@@ -320,14 +320,4 @@ func (r *ring) snapshot(topN int) snapshot {
 		s.topPeers = append(top.Sorted(), peerCount{"other", other})
 	}
 	return s
-}
-
-func cloneHist(h tcpanalysis.Histogram) tcpanalysis.Histogram {
-	h.Counts = append([]uint64(nil), h.Counts...)
-	return h
-}
-
-func cloneDHist(h tcpanalysis.DurationHistogram) tcpanalysis.DurationHistogram {
-	h.Counts = append([]uint64(nil), h.Counts...)
-	return h
 }
