@@ -105,6 +105,7 @@ func New(opts Options) (*Agent, error) {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{Namespace: "netsight"}),
 		swapCollector{a},
+		a.monitorCollector(),
 	)
 	return a, nil
 }

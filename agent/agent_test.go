@@ -223,7 +223,7 @@ func TestMetricsGolden(t *testing.T) {
 	}
 	on := strings.NewReplacer(
 		"conntrack: {enabled: false}", "conntrack: {enabled: true, max_dump_entries: 0}",
-		"sockets: {enabled: false}", "sockets: {enabled: true, backend: sock_diag}",
+		"sockets: {enabled: false}", "sockets: {enabled: true, backend: sockdiag}",
 		"flows: {enabled: false}", "flows: {enabled: true, backend: sockdiag}",
 	).Replace(allOff)
 	base := startAgent(t, fmt.Sprintf("paths:\n  procfs: %s\ncollectors:%s", fixture, on))

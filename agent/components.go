@@ -34,10 +34,16 @@ type component interface {
 func (a *Agent) collectorDeps(cfg *config.Config) collector.Deps {
 	return collector.Deps{
 		Logger:  a.logger,
-		Paths:   kernel.Paths{ProcFS: cfg.Paths.ProcFS, SysFS: cfg.Paths.SysFS, CgroupFS: cfg.Paths.CgroupFS},
+		Paths:   HostPaths(cfg),
 		DataDir: cfg.DataDir,
 		Flows:   a.flowTable(cfg),
 	}
+}
+
+// HostPaths are the host roots of cfg (paths.procfs, paths.sysfs,
+// paths.cgroupfs) for collectors and `netsight check`.
+func HostPaths(cfg *config.Config) kernel.Paths {
+	return kernel.Paths{ProcFS: cfg.Paths.ProcFS, SysFS: cfg.Paths.SysFS, CgroupFS: cfg.Paths.CgroupFS}.WithDefaults()
 }
 
 // flowTable returns the per-connection table for cfg: the current one,

@@ -213,6 +213,23 @@ func (m *Manager) Status() []Status {
 	return out
 }
 
+// Source returns the collector of type name while it runs and is up (its
+// read interfaces are what monitor derives views from), else nil.
+func (m *Manager) Source(name string) any {
+	for _, e := range m.entries {
+		if e.name != name || e.c == nil {
+			continue
+		}
+		e.mu.Lock()
+		up := e.status.Up
+		e.mu.Unlock()
+		if up {
+			return e.c
+		}
+	}
+	return nil
+}
+
 // UpdateNow runs one update of every running collector synchronously
 // (tests and one-shot commands).
 func (m *Manager) UpdateNow(ctx context.Context) {

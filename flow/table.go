@@ -133,9 +133,6 @@ type Table struct {
 	lastRoll        time.Time
 }
 
-// RTTBuckets are the histogram bounds (seconds) of RTT and connect latency.
-var RTTBuckets = []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5}
-
 // NewTable returns an empty table; zero fields of cfg take DefaultConfig's.
 func NewTable(cfg Config) *Table {
 	def := DefaultConfig()
@@ -158,7 +155,7 @@ func NewTable(cfg Config) *Table {
 	for i := range t.totals.RTT {
 		t.totals.RTT[i] = NewHistogram(RTTBuckets)
 	}
-	t.totals.ConnectLatency = NewHistogram(RTTBuckets)
+	t.totals.ConnectLatency = NewHistogram(HandshakeBuckets)
 	return t
 }
 
@@ -414,16 +411,13 @@ func (t *Table) Roll(now time.Time) Interval {
 	t.gen++
 	t.expire(now)
 
-	all := make([]Group, 0, len(t.groups))
+	top := NewTopN(t.cfg.TopK, compareGroups)
 	for _, g := range t.groups {
-		all = append(all, *g)
+		if d, ok := top.Offer(*g); ok {
+			iv.Other.add(&d)
+		}
 	}
-	slices.SortFunc(all, compareGroups)
-	k := min(t.cfg.TopK, len(all))
-	iv.Top = all[:k]
-	for i := k; i < len(all); i++ {
-		iv.Other.add(&all[i])
-	}
+	iv.Top = top.Sorted()
 	clear(t.groups)
 	t.overflow = Group{}
 	return iv

@@ -1,9 +1,11 @@
 package tcpanalysis
 
 import (
-	"container/heap"
-	"sort"
+	"cmp"
+	"strings"
 	"time"
+
+	"github.com/netsight/netsight/flow"
 )
 
 // FlowReport is the exported, self-contained summary of one flow.
@@ -88,64 +90,34 @@ func Score(f *Flow) uint64 {
 // Worst keeps the n flows with the highest Score, offered as they leave the
 // flow table (OnEvict) or at the end (Flush). Memory is bounded by n.
 type Worst struct {
-	n int
-	h worstHeap
+	top *flow.TopN[FlowReport]
 }
 
 // NewWorst returns a tracker of the n worst flows.
-func NewWorst(n int) *Worst { return &Worst{n: n} }
+func NewWorst(n int) *Worst { return &Worst{top: flow.NewTopN(n, compareWorst)} }
+
+// compareWorst ranks by Score, then packets, descending; then client.
+func compareWorst(a, b FlowReport) int {
+	if c := cmp.Compare(b.score, a.score); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(b.Packets, a.Packets); c != 0 {
+		return c
+	}
+	return strings.Compare(a.Client, b.Client)
+}
 
 // Offer considers f.
 func (w *Worst) Offer(f *Flow) {
-	if w.n <= 0 {
-		return
-	}
-	sc := Score(f)
+	// Build the report only for a flow that ranks high enough (the empty
+	// client ranks first among equals, so the pre-check never rejects a
+	// flow Offer would keep).
 	pk := f.Dir[0].Stats.Packets + f.Dir[1].Stats.Packets
-	if len(w.h) == w.n {
-		min := w.h[0]
-		if sc < min.score || (sc == min.score && pk <= min.Packets) {
-			return
-		}
-	}
-	r := Report(f)
-	if len(w.h) < w.n {
-		heap.Push(&w.h, r)
+	if !w.top.Admits(FlowReport{score: Score(f), Packets: pk}) {
 		return
 	}
-	w.h[0] = r
-	heap.Fix(&w.h, 0)
+	w.top.Offer(Report(f))
 }
 
 // Flows returns the tracked flows, worst first.
-func (w *Worst) Flows() []FlowReport {
-	out := append([]FlowReport(nil), w.h...)
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].score != out[j].score {
-			return out[i].score > out[j].score
-		}
-		if out[i].Packets != out[j].Packets {
-			return out[i].Packets > out[j].Packets
-		}
-		return out[i].Client < out[j].Client
-	})
-	return out
-}
-
-type worstHeap []FlowReport
-
-func (h worstHeap) Len() int { return len(h) }
-func (h worstHeap) Less(i, j int) bool {
-	if h[i].score != h[j].score {
-		return h[i].score < h[j].score
-	}
-	return h[i].Packets < h[j].Packets
-}
-func (h worstHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
-func (h *worstHeap) Push(x any)   { *h = append(*h, x.(FlowReport)) }
-func (h *worstHeap) Pop() any {
-	old := *h
-	x := old[len(old)-1]
-	*h = old[:len(old)-1]
-	return x
-}
+func (w *Worst) Flows() []FlowReport { return w.top.Sorted() }

@@ -56,12 +56,12 @@ read -r cli_med cli_min <<<"$(stat "${cli[@]}")"
 # namespace it runs in), both back ends.
 bench=$(nsx env NETSIGHT_BENCH_INPLACE=1 "$TMP/sockets.test" -test.run '^$' -test.bench Count40k -test.benchtime "${RUNS}x")
 iter=$(echo "$bench" | awk '/bpf_iter/ {printf "%.2f", $3/1e6}')
-diag=$(echo "$bench" | awk '/sock_diag/ {printf "%.2f", $3/1e6}')
+diag=$(echo "$bench" | awk '/sockdiag/ {printf "%.2f", $3/1e6}')
 
 r() { echo "$1 / $2" | bc -l; }
 echo "$RUNS runs, median / min:"
 printf '  ss -tan (wall, > /dev/null)                     %8.2f / %8.2f ms\n' "$peer_med" "$peer_min"
 printf '  netsight count, bpf_iter (in-process, mean)     %8.2f ms            ratio %.2fx (vs median)\n' "$iter" "$(r "$iter" "$peer_med")"
-printf '  netsight count, sock_diag (in-process, mean)    %8.2f ms            ratio %.2fx (vs median)\n' "$diag" "$(r "$diag" "$peer_med")"
+printf '  netsight count, sockdiag (in-process, mean)     %8.2f ms            ratio %.2fx (vs median)\n' "$diag" "$(r "$diag" "$peer_med")"
 printf '  netsight conntrack --max-dump-entries 0 (CLI)   %8.2f / %8.2f ms   ratio %.2fx / %.2fx\n' "$cli_med" "$cli_min" "$(r "$cli_med" "$peer_med")" "$(r "$cli_min" "$peer_min")"
 echo "goal: <= 0.50x"

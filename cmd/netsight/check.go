@@ -6,17 +6,25 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/netsight/netsight/agent"
 	"github.com/netsight/netsight/collector"
+	"github.com/netsight/netsight/config"
 	"github.com/netsight/netsight/internal/hostcheck"
 )
 
 // collectorChecks asks every collector's factory whether it can run here
-// with its default config (the same probes its New uses).
-func collectorChecks(ctx context.Context) []hostcheck.Result {
+// with its section of cfg (the same probes its New uses) and the host paths
+// of cfg.
+func collectorChecks(ctx context.Context, cfg *config.Config) []hostcheck.Result {
 	var out []hostcheck.Result
+	deps := collector.Deps{Paths: agent.HostPaths(cfg)}
 	for _, f := range collector.Factories() {
 		r := hostcheck.Result{Check: "collector " + f.Type(), Verdict: hostcheck.OK, Detail: "can run"}
-		if err := f.Check(ctx, f.DefaultConfig(), collector.Deps{}); err != nil {
+		section, ok := cfg.Collectors[f.Type()]
+		if !ok {
+			section = f.DefaultConfig()
+		}
+		if err := f.Check(ctx, section, deps); err != nil {
 			r.Verdict, r.Detail, r.Affects = hostcheck.Warn, err.Error(), f.Type()+" collector (exported as netsight_collector_up 0)"
 		}
 		out = append(out, r)
@@ -32,17 +40,32 @@ Checks what netsight can do here: kernel version, BTF, capabilities, whether
 eBPF programs load, cgroup v2, nf_conntrack, nftables, AF_PACKET, ICMP sockets,
 and which interfaces expose cloud NIC (ENA) allowance counters. Each line says
 ok, warn or fail and which feature depends on it. It changes nothing and sends
-no packets. Exit status 0 means the agent can run (possibly degraded).`,
+no packets. Host files are read below the config's paths (paths.procfs,
+paths.sysfs, paths.cgroupfs; --config and --set as for run). Exit status 0
+means the agent can run (possibly degraded).`,
 		examples: `  sudo netsight check
+  netsight check --set paths.procfs=/host/proc --set paths.sysfs=/host/sys
   netsight check --json | jq '.results[] | select(.verdict != "ok")'`}
 	c.run = func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fs := newFlagSet(c, stderr)
 		asJSON := fs.Bool("json", false, "print JSON instead of text")
+		cfgFile := fs.String("config", "", "YAML config `file` whose paths (paths.procfs, paths.sysfs, paths.cgroupfs) and collector sections are checked")
+		var sets stringList
+		fs.Var(&sets, "set", "set any config field: `path=value` (repeatable), e.g. paths.procfs=/host/proc")
 		if err := parseFlags(fs, args, stdout); err != nil {
 			return err
 		}
-		rep := hostcheck.Run(ctx, hostcheck.Options{})
-		rep.Results = append(rep.Results, collectorChecks(ctx)...)
+		overrides, err := agent.ParseSets(sets)
+		if err != nil {
+			return err
+		}
+		cfg, err := config.LoadFile(*cfgFile, overrides)
+		if err != nil {
+			return err
+		}
+		p := agent.HostPaths(cfg)
+		rep := hostcheck.Run(ctx, hostcheck.Options{ProcRoot: p.ProcFS, SysRoot: p.SysFS, CgroupRoot: p.CgroupFS})
+		rep.Results = append(rep.Results, collectorChecks(ctx, cfg)...)
 		if *asJSON {
 			enc := json.NewEncoder(stdout)
 			enc.SetIndent("", "  ")

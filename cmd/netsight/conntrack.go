@@ -18,6 +18,7 @@ import (
 	ctcollector "github.com/netsight/netsight/collector/conntrack"
 	"github.com/netsight/netsight/collector/nic"
 	"github.com/netsight/netsight/internal/kernel"
+	"github.com/netsight/netsight/monitor"
 )
 
 // conntrackReport is `netsight conntrack --json`.
@@ -120,7 +121,7 @@ func buildConntrackReport(ctx context.Context, sample time.Duration, maxDump int
 	}
 	if rep.Loaded {
 		if sample > 0 {
-			f := ctcollector.Forecast{Window: 2 * sample}
+			f := monitor.Forecast{Window: 2 * sample}
 			t0 := time.Now()
 			f.Add(t0, count)
 			select {
@@ -183,7 +184,6 @@ func buildConntrackReport(ctx context.Context, sample time.Duration, maxDump int
 		return nil, err
 	}
 	devs, err := nc.Read()
-	nc.Close()
 	if err != nil {
 		rep.Errors = append(rep.Errors, err.Error())
 	}
@@ -203,11 +203,10 @@ func buildConntrackReport(ctx context.Context, sample time.Duration, maxDump int
 		rep.Interfaces = append(rep.Interfaces, a)
 	}
 	if haveAvail {
-		total := avail + rep.Tracked
-		rep.AllowanceAvailable, rep.SupportedTotal = &avail, &total
-		if total > 0 {
-			u := float64(rep.Tracked) / float64(total)
-			rep.Utilisation = &u
+		capa := monitor.NICCapacity(avail, rep.Tracked)
+		rep.AllowanceAvailable, rep.SupportedTotal = &capa.Available, &capa.Supported
+		if capa.Supported > 0 {
+			rep.Utilisation = &capa.Utilisation
 		}
 	}
 	return rep, nil

@@ -2,17 +2,19 @@ package capture
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"net"
 	"net/netip"
-	"sort"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/gopacket/gopacket/afpacket"
 
+	"github.com/netsight/netsight/flow"
 	"github.com/netsight/netsight/tcpanalysis"
 )
 
@@ -307,6 +309,14 @@ type peerCount struct {
 	count uint64
 }
 
+// comparePeers ranks by packets, descending, then address.
+func comparePeers(a, b peerCount) int {
+	if c := cmp.Compare(b.count, a.count); c != 0 {
+		return c
+	}
+	return strings.Compare(a.addr, b.addr)
+}
+
 func (r *ring) snapshot(topN int) snapshot {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -315,39 +325,19 @@ func (r *ring) snapshot(topN int) snapshot {
 	for d := range s.st.events {
 		s.st.events[d] = append([]uint64(nil), r.st.events[d]...)
 	}
-	s.size = cloneHist(r.an.PacketSize)
-	s.rtt = cloneDHist(r.an.RTT)
-	s.handshake = cloneDHist(r.an.Handshake)
+	s.size = r.an.PacketSize.Clone()
+	s.rtt = r.an.RTT.Clone()
+	s.handshake = r.an.Handshake.Clone()
 	s.st.peers = nil
 	if r.st.peers != nil && topN > 0 {
-		all := make([]peerCount, 0, len(r.st.peers))
-		for a, c := range r.st.peers {
-			all = append(all, peerCount{a.String(), c})
-		}
-		sort.Slice(all, func(i, j int) bool {
-			if all[i].count != all[j].count {
-				return all[i].count > all[j].count
-			}
-			return all[i].addr < all[j].addr
-		})
+		top := flow.NewTopN(topN, comparePeers)
 		other := r.st.peersOther
-		if len(all) > topN {
-			for _, pc := range all[topN:] {
-				other += pc.count
+		for a, c := range r.st.peers {
+			if d, ok := top.Offer(peerCount{a.String(), c}); ok {
+				other += d.count
 			}
-			all = all[:topN]
 		}
-		s.topPeers = append(all, peerCount{"other", other})
+		s.topPeers = append(top.Sorted(), peerCount{"other", other})
 	}
 	return s
-}
-
-func cloneHist(h tcpanalysis.Histogram) tcpanalysis.Histogram {
-	h.Counts = append([]uint64(nil), h.Counts...)
-	return h
-}
-
-func cloneDHist(h tcpanalysis.DurationHistogram) tcpanalysis.DurationHistogram {
-	h.Counts = append([]uint64(nil), h.Counts...)
-	return h
 }

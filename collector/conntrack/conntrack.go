@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"strings"
 	"sync"
 	"time"
@@ -87,10 +86,6 @@ var (
 		"Entries read by the last per-state dump.", nil, nil)
 	dumpDurationDesc = prometheus.NewDesc("netsight_conntrack_dump_duration_seconds",
 		"Duration of the last per-state dump.", nil, nil)
-	exhaustionDesc = prometheus.NewDesc("netsight_conntrack_exhaustion_seconds",
-		"Seconds until the table is full at the growth rate over forecast_window; 0 when full, +Inf when not growing.", nil, nil)
-	growthDesc = prometheus.NewDesc("netsight_conntrack_entries_growth_per_second",
-		"Growth rate of the entry count over forecast_window (least squares).", nil, nil)
 )
 
 // statHelp documents the columns of /proc/net/stat/nf_conntrack.
@@ -121,11 +116,12 @@ type Collector struct {
 	logger *slog.Logger
 	now    func() time.Time
 
-	mu       sync.Mutex
-	reader   Reader
-	stats    CPUStats
-	forecast Forecast
-	descs    map[string]*prometheus.Desc
+	mu     sync.Mutex
+	reader Reader
+	stats  CPUStats
+	window time.Duration
+	last   reading
+	descs  map[string]*prometheus.Desc
 	// noDump is set once the dump failed for lack of CAP_NET_ADMIN: the
 	// rest of the collector keeps working and stays up.
 	noDump bool
@@ -137,9 +133,9 @@ func New(cfg *Config, deps collector.Deps) (*Collector, error) {
 	deps = deps.WithDefaults()
 	c := &Collector{
 		cfg: cfg, logger: deps.Logger, now: deps.Now,
-		reader:   Reader{MaxDumpEntries: cfg.MaxDumpEntries, OverLimit: cfg.OverLimit},
-		forecast: Forecast{Window: cfg.ForecastWindow},
-		descs:    map[string]*prometheus.Desc{},
+		reader: Reader{MaxDumpEntries: cfg.MaxDumpEntries, OverLimit: cfg.OverLimit},
+		window: cfg.ForecastWindow,
+		descs:  map[string]*prometheus.Desc{},
 	}
 	c.reader.Proc.Root = deps.Paths.ProcFS
 	return c, nil
@@ -171,14 +167,9 @@ func (c *Collector) Update(ctx context.Context, ch chan<- prometheus.Metric) err
 		}
 		return fmt.Errorf("conntrack: %w", err)
 	}
-	now := c.now()
-	c.forecast.Add(now, count)
+	c.last = reading{at: c.now(), entries: count, limit: max}
 	ch <- prometheus.MustNewConstMetric(entriesDesc, prometheus.GaugeValue, float64(count))
 	ch <- prometheus.MustNewConstMetric(limitDesc, prometheus.GaugeValue, float64(max))
-	ch <- prometheus.MustNewConstMetric(exhaustionDesc, prometheus.GaugeValue, c.forecast.Exhaustion(count, max))
-	if rate, ok := c.forecast.Rate(); ok {
-		ch <- prometheus.MustNewConstMetric(growthDesc, prometheus.GaugeValue, rate)
-	}
 
 	var errs []error
 	if st, err := c.reader.Proc.CPUStats(); err != nil {
@@ -218,19 +209,19 @@ func (c *Collector) Update(ctx context.Context, ch chan<- prometheus.Metric) err
 	return errors.Join(errs...)
 }
 
-// Exhaustion is exported for tests and the CLI: +Inf means not growing.
-func (c *Collector) Exhaustion() float64 {
+// reading is one read of the table's entry count and limit.
+type reading struct {
+	at             time.Time
+	entries, limit uint64
+}
+
+// ConntrackReading returns the last successful read (At zero before the
+// first) and the forecast window of collectors.conntrack: the monitor's
+// exhaustion forecast reads it (monitor.ConntrackReader).
+func (c *Collector) ConntrackReading() (at time.Time, entries, limit uint64, window time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	n := len(c.forecast.vs)
-	if n == 0 {
-		return math.Inf(1)
-	}
-	max, err := c.reader.Proc.Max()
-	if err != nil {
-		return math.Inf(1)
-	}
-	return c.forecast.Exhaustion(uint64(c.forecast.vs[n-1]), max)
+	return c.last.at, c.last.entries, c.last.limit, c.window
 }
 
 var _ collector.Collector = (*Collector)(nil)

@@ -2,7 +2,6 @@ package conntrack
 
 import (
 	"context"
-	"github.com/netsight/netsight/collector"
 	"math"
 	"os"
 	"strconv"
@@ -11,8 +10,26 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/netsight/netsight/collector"
 	"github.com/netsight/netsight/internal/metrictest"
+	"github.com/netsight/netsight/monitor"
 )
+
+// gatherWithMonitor runs one update of c and adds what the agent's monitor
+// derives from it (the exhaustion forecast).
+func gatherWithMonitor(c *Collector, mon *monitor.Collector) (map[string]float64, error) {
+	got, err := metrictest.Gather(context.Background(), c)
+	ch := make(chan prometheus.Metric, 16)
+	mon.Collect(ch)
+	close(ch)
+	for m := range ch {
+		k, v := metrictest.Key(m)
+		got[k] = v
+	}
+	return got, err
+}
 
 const globalMax = "/proc/sys/net/netfilter/nf_conntrack_max"
 
@@ -44,8 +61,14 @@ func TestLabFillTable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	mon := monitor.NewCollector(func(name string) any {
+		if name == Name {
+			return c
+		}
+		return nil
+	})
 	var before, full map[string]float64
-	if err := ns.Do(func() error { var e error; before, e = metrictest.Gather(context.Background(), c); return e }); err != nil {
+	if err := ns.Do(func() error { var e error; before, e = gatherWithMonitor(c, mon); return e }); err != nil {
 		t.Fatal(err)
 	}
 	if v := before["netsight_conntrack_exhaustion_seconds"]; !math.IsInf(v, 1) {
@@ -85,7 +108,7 @@ func TestLabFillTable(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	err = ns.Do(func() error { var e error; full, e = metrictest.Gather(context.Background(), c); return e })
+	err = ns.Do(func() error { var e error; full, e = gatherWithMonitor(c, mon); return e })
 	restore()
 	t.Logf("global nf_conntrack_max lowered to %d for %v", count, time.Since(start).Round(time.Millisecond))
 	if err != nil {

@@ -76,8 +76,12 @@ func New(cfg *Config, deps collector.Deps) (*Collector, error) {
 	c := &Collector{cfg: cfg, logger: logger, table: table}
 	switch cfg.Backend {
 	case BackendEBPF, BackendAuto:
-		tr, err := ebpf.Open(ebpf.Options{MaxConns: uint32(cfg.MaxConnections),
-			RingBufferBytes: uint32(cfg.RingBufferBytes), CgroupPath: cfg.CgroupPath})
+		cg, err := cgroupPath(cfg, deps)
+		var tr *ebpf.Tracer
+		if err == nil {
+			tr, err = ebpf.Open(ebpf.Options{MaxConns: uint32(cfg.MaxConnections),
+				RingBufferBytes: uint32(cfg.RingBufferBytes), CgroupPath: cg})
+		}
 		if err == nil {
 			c.src = &ebpfSource{tr: tr}
 			logger.Info("flows: eBPF back end attached", "cgroup", tr.CgroupPath())
@@ -99,6 +103,19 @@ func New(cfg *Config, deps collector.Deps) (*Collector, error) {
 	}
 	c.table.SetSource(c.src.name())
 	return c, nil
+}
+
+// cgroupPath is where the sock_ops program attaches: cgroup_path, else the
+// cgroup v2 root under paths.cgroupfs (kernel.Cgroup2Root).
+func cgroupPath(cfg *Config, deps collector.Deps) (string, error) {
+	if cfg.CgroupPath != "" {
+		return cfg.CgroupPath, nil
+	}
+	cg, err := kernel.Cgroup2Root(deps.Paths)
+	if err != nil {
+		return "", &ebpf.UnsupportedError{What: "cgroup v2 mount", Err: err}
+	}
+	return cg, nil
 }
 
 // Table returns the connection table.

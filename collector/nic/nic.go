@@ -98,13 +98,6 @@ var (
 	truncatedDesc = prometheus.NewDesc("netsight_nic_stats_truncated",
 		"Statistics of an interface left out because it has more than max_stats_per_device.",
 		[]string{"device"}, nil)
-	capacityDesc = prometheus.NewDesc("netsight_nic_conntrack_capacity",
-		"Connections the instance supports: sum of conntrack_allowance_available over interfaces + tracked connections (the EC2 connection-tracking guide's \"total connections supported\").",
-		nil, nil)
-	utilisationDesc = prometheus.NewDesc("netsight_nic_conntrack_utilisation_ratio",
-		"Tracked connections / netsight_nic_conntrack_capacity.", nil, nil)
-	trackedDesc = prometheus.NewDesc("netsight_nic_conntrack_tracked_connections",
-		"Tracked connections used for the capacity (same rule as netsight_sockets_tracked_connections).", nil, nil)
 )
 
 func init() {
@@ -122,8 +115,6 @@ type Collector struct {
 	include  *regexp.Regexp
 	exclude  *regexp.Regexp
 	source   func() (kernel.NICSource, error)
-	tracked  func(ctx context.Context) (uint64, error)
-	ctr      kernel.SocketCounter
 	mu       sync.Mutex
 	counters map[string]*resetSafe // device/stat
 	resets   map[string]uint64
@@ -165,18 +156,26 @@ func NewWithSource(cfg *Config, deps collector.Deps, source func() (kernel.NICSo
 		counters: map[string]*resetSafe{}, resets: map[string]uint64{},
 		drivers: map[string]string{}, warned: map[string]bool{}, now: deps.Now,
 	}
-	c.tracked = func(ctx context.Context) (uint64, error) {
-		n, err := c.ctr.Count(ctx)
-		return n.Tracked, err
-	}
 	return c, nil
 }
 
-// Close releases the socket counter's BPF iterators.
-func (c *Collector) Close() error {
+// ConntrackAllowanceAvailable is conntrack_allowance_available summed over
+// the interfaces of the last read, ok false when none reports it: the
+// monitor's capacity reads it (monitor.AllowanceReader).
+func (c *Collector) ConntrackAllowanceAvailable() (available uint64, ok bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.ctr.Close()
+	return sumAvailable(c.lastDevs)
+}
+
+func sumAvailable(devs []Device) (available uint64, ok bool) {
+	for _, d := range devs {
+		if d.HasAvailable {
+			available += d.Available
+			ok = true
+		}
+	}
+	return available, ok
 }
 
 // resetSafe turns a raw counter that restarts at 0 on device reset into a
@@ -332,8 +331,6 @@ func (c *Collector) Update(ctx context.Context, ch chan<- prometheus.Metric) err
 	if devs == nil && err != nil {
 		return fmt.Errorf("nic: %w", err)
 	}
-	var available uint64
-	var haveAvailable bool
 	for _, d := range devs {
 		ch <- prometheus.MustNewConstMetric(infoDesc, prometheus.GaugeValue, 1, d.Name, d.Driver)
 		ch <- prometheus.MustNewConstMetric(resetsDesc, prometheus.CounterValue, float64(c.resets[d.Name]), d.Name)
@@ -343,8 +340,6 @@ func (c *Collector) Update(ctx context.Context, ch chan<- prometheus.Metric) err
 			}
 		}
 		if d.HasAvailable {
-			available += d.Available
-			haveAvailable = true
 			ch <- prometheus.MustNewConstMetric(availableDesc, prometheus.GaugeValue, float64(d.Available), d.Name)
 		}
 		emitted, truncated := 0, 0
@@ -373,23 +368,7 @@ func (c *Collector) Update(ctx context.Context, ch chan<- prometheus.Metric) err
 			c.logger.Warn("nic statistics truncated", "device", d.Name, "left_out", truncated, "max_stats_per_device", c.cfg.MaxStatsPerDevice)
 		}
 	}
-	if haveAvailable {
-		tracked, terr := c.tracked(ctx)
-		if terr != nil {
-			err = errors.Join(err, fmt.Errorf("nic: count tracked connections: %w", terr))
-		} else {
-			capacity := available + tracked
-			ch <- prometheus.MustNewConstMetric(trackedDesc, prometheus.GaugeValue, float64(tracked))
-			ch <- prometheus.MustNewConstMetric(capacityDesc, prometheus.GaugeValue, float64(capacity))
-			if capacity > 0 {
-				ch <- prometheus.MustNewConstMetric(utilisationDesc, prometheus.GaugeValue, float64(tracked)/float64(capacity))
-			}
-		}
-	}
 	return err
 }
 
-var (
-	_ collector.Collector = (*Collector)(nil)
-	_ collector.Closer    = (*Collector)(nil)
-)
+var _ collector.Collector = (*Collector)(nil)

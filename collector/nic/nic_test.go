@@ -1,8 +1,6 @@
 package nic
 
 import (
-	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"github.com/netsight/netsight/collector"
@@ -13,8 +11,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/netsight/netsight/internal/kernel"
 	"github.com/netsight/netsight/internal/metrictest"
@@ -66,7 +62,6 @@ func newFixture(t *testing.T, cfg *Config, files map[string][]string, drivers ma
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.tracked = func(context.Context) (uint64, error) { return 1171, nil }
 	return c
 }
 
@@ -89,8 +84,6 @@ func TestENAAllowances(t *testing.T) {
 			`netsight_nic_conntrack_allowance_available{device="ens5"}`:         307829,
 			`netsight_nic_conntrack_allowance_exceeded_total{device="ens6"}`:    0,
 			`netsight_nic_driver_resets_total{device="ens5"}`:                   0,
-			`netsight_nic_conntrack_capacity`:                                   307829 + 1171,
-			`netsight_nic_conntrack_utilisation_ratio`:                          1171.0 / (307829 + 1171),
 			`netsight_nic_stat{device="ens5",stat="ena_admin_q_submitted_cmd"}`: 56,
 			`netsight_nic_stat{device="ens5",stat="interface_up"}`:              1,
 			`netsight_nic_info{device="ens5",driver="ena"}`:                     1,
@@ -235,7 +228,6 @@ func TestNeverPollsFasterThanOncePerSecond(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.tracked = func(context.Context) (uint64, error) { return 0, nil }
 	for i := 0; i < 5; i++ {
 		metrictest.MustGather(t, c)
 		clock = clock.Add(100 * time.Millisecond)
@@ -278,17 +270,25 @@ func TestConfigValidate(t *testing.T) {
 	}
 }
 
-func TestTrackedErrorIsPartial(t *testing.T) {
-	c := newFixture(t, DefaultConfig(), map[string][]string{"ens5": {"ena_ens5.txt"}}, nil)
-	c.tracked = func(context.Context) (uint64, error) { return 0, errors.New("boom") }
-	ch := make(chan prometheus.Metric, 1000)
-	err := c.Update(context.Background(), ch)
-	close(ch)
-	if err == nil || !strings.Contains(err.Error(), "count tracked connections: boom") {
-		t.Errorf("err = %v", err)
+// TestAllowanceAvailableSums checks the monitor's read interface: the sum
+// over the interfaces that report conntrack_allowance_available (ens6's
+// old driver does not), none before the first read.
+func TestAllowanceAvailableSums(t *testing.T) {
+	c := newFixture(t, DefaultConfig(), map[string][]string{
+		"ens5": {"ena_ens5.txt"},
+		"ens6": {"ena_ens6_old_driver.txt"},
+	}, nil)
+	if v, ok := c.ConntrackAllowanceAvailable(); ok {
+		t.Errorf("before the first read: %d, true; want not ok", v)
 	}
-	if len(ch) == 0 {
-		t.Error("no metrics on partial failure")
+	metrictest.MustGather(t, c)
+	if v, ok := c.ConntrackAllowanceAvailable(); !ok || v != 307829 {
+		t.Errorf("ConntrackAllowanceAvailable() = %d, %v; want 307829, true", v, ok)
+	}
+	c2 := newFixture(t, DefaultConfig(), map[string][]string{"ens6": {"ena_ens6_old_driver.txt"}}, nil)
+	metrictest.MustGather(t, c2)
+	if v, ok := c2.ConntrackAllowanceAvailable(); ok {
+		t.Errorf("old driver only: %d, true; want not ok", v)
 	}
 }
 

@@ -21,7 +21,8 @@ const Name = "sockets"
 type Config struct {
 	config.CollectorCommon `yaml:",inline"`
 	// Backend is auto (BPF socket iterators when they load, else
-	// sock_diag), bpf_iter or sock_diag.
+	// NETLINK_SOCK_DIAG), bpf_iter or sockdiag (spelled like the flows
+	// collector's back end; the old "sock_diag" is refused with a hint).
 	Backend string `yaml:"backend"`
 }
 
@@ -30,8 +31,10 @@ func (c *Config) Validate() error {
 	errs := []error{c.ValidateCommon()}
 	switch c.Backend {
 	case BackendAuto, BackendBPFIter, BackendSockDiag:
+	case "sock_diag":
+		errs = append(errs, config.Errorf("backend", "sock_diag is now spelled sockdiag (as in collectors.flows.backend)"))
 	default:
-		errs = append(errs, config.Errorf("backend", "must be auto, bpf_iter or sock_diag, got %q", c.Backend))
+		errs = append(errs, config.Errorf("backend", "must be auto, bpf_iter or sockdiag, got %q", c.Backend))
 	}
 	return errors.Join(errs...)
 }
@@ -55,7 +58,7 @@ var (
 		"Inet sockets by family, protocol and state (sock_diag), like `ss -tan`/`ss -uan` counts.",
 		[]string{"family", "protocol", "state"}, nil)
 	backendDesc = prometheus.NewDesc("netsight_sockets_backend_info",
-		"The kernel interface used to count sockets: bpf_iter (BPF socket iterators) or sock_diag.",
+		"The kernel interface used to count sockets: bpf_iter (BPF socket iterators) or sockdiag (NETLINK_SOCK_DIAG).",
 		[]string{"backend"}, nil)
 	trackedDesc = prometheus.NewDesc("netsight_sockets_tracked_connections",
 		"TCP and UDP sockets in any state with a specific peer, excluding wildcard peers and 127.0.0.1/::ffff:127.0.0.1: the EC2 connection-tracking guide's `ss | awk` count of tracked connections.",
@@ -76,6 +79,18 @@ type Collector struct {
 	mu     sync.Mutex
 	ctr    kernel.SocketCounter
 	logged bool
+	// tracked is the last count's tracked connections (ok once counted).
+	tracked   uint64
+	trackedOK bool
+}
+
+// TrackedConnections is the tracked-connection count of the last update,
+// ok false before the first: the monitor's NIC capacity reads it
+// (monitor.TrackedReader).
+func (c *Collector) TrackedConnections() (tracked uint64, ok bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.tracked, c.trackedOK
 }
 
 // New builds the collector.
@@ -103,6 +118,9 @@ func (c *Collector) Update(ctx context.Context, ch chan<- prometheus.Metric) err
 		} else {
 			c.logger.Info("counting sockets", "backend", backend)
 		}
+	}
+	if err == nil {
+		c.tracked, c.trackedOK = counts.Tracked, true
 	}
 	c.mu.Unlock()
 	if err != nil {

@@ -42,8 +42,9 @@ type Result struct {
 
 // Options point the checks at the host (or fixtures).
 type Options struct {
-	ProcRoot string // default /proc
-	SysRoot  string // default /sys
+	ProcRoot   string // default /proc (config paths.procfs)
+	SysRoot    string // default /sys (paths.sysfs)
+	CgroupRoot string // default /sys/fs/cgroup (paths.cgroupfs)
 }
 
 // Report is the whole answer.
@@ -175,7 +176,7 @@ func checkEBPF(caps uint64, add func(Result)) {
 }
 
 func checkCgroup2(o Options, add func(Result)) {
-	p, err := kernel.Cgroup2Mount(o.ProcRoot)
+	p, err := kernel.Cgroup2Root(kernel.Paths{ProcFS: o.ProcRoot, SysFS: o.SysRoot, CgroupFS: o.CgroupRoot})
 	if err != nil {
 		add(Result{"cgroup2", Fail, err.Error(), "eBPF flows (sock_ops attaches to the cgroup v2 root)"})
 		return

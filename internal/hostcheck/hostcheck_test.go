@@ -35,7 +35,7 @@ func TestFixtureHost(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	r := Run(context.Background(), Options{ProcRoot: proc, SysRoot: sys})
+	r := Run(context.Background(), Options{ProcRoot: proc, SysRoot: sys, CgroupRoot: t.TempDir()})
 	if !r.CanRun {
 		t.Error("agent must be able to run degraded")
 	}

@@ -3,6 +3,7 @@ package kernel
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -31,16 +32,27 @@ func TestEffectiveCaps(t *testing.T) {
 	}
 }
 
-func TestCgroup2Mount(t *testing.T) {
-	p, err := Cgroup2Mount("testdata/proc")
+func TestCgroup2Root(t *testing.T) {
+	notCgroup := t.TempDir()
+	// Not a cgroup2 mount: the mountinfo of paths.procfs decides (hybrid fixture).
+	p, err := Cgroup2Root(Paths{ProcFS: "testdata/proc", CgroupFS: notCgroup})
 	if err != nil || p != "/sys/fs/cgroup/unified" {
-		t.Fatalf("got %q, %v; want the hybrid v2 mount", p, err)
+		t.Fatalf("got %q, %v; want the hybrid v2 mount from the fixture", p, err)
 	}
 	dir := t.TempDir()
 	_ = os.MkdirAll(filepath.Join(dir, "self"), 0o755)
 	_ = os.WriteFile(filepath.Join(dir, "self", "mountinfo"),
 		[]byte("30 25 0:26 / /sys/fs/cgroup rw - tmpfs tmpfs rw\n"), 0o644)
-	if _, err := Cgroup2Mount(dir); err == nil {
-		t.Error("no cgroup2 must be an error")
+	if _, err := Cgroup2Root(Paths{ProcFS: dir, CgroupFS: notCgroup}); err == nil || !strings.Contains(err.Error(), "paths.cgroupfs "+notCgroup) {
+		t.Errorf("no cgroup2 anywhere: err %v, want one naming paths.cgroupfs", err)
+	}
+	// The host's own hierarchy, found by statfs under paths.cgroupfs
+	// (/sys/fs/cgroup, or /sys/fs/cgroup/unified on hybrid hosts).
+	host, err := Cgroup2Root(Paths{ProcFS: dir, CgroupFS: "/sys/fs/cgroup"})
+	if err != nil {
+		t.Fatalf("host cgroup v2: %v", err)
+	}
+	if host != "/sys/fs/cgroup" && host != "/sys/fs/cgroup/unified" {
+		t.Errorf("host cgroup v2 root %q", host)
 	}
 }

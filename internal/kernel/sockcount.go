@@ -39,9 +39,9 @@ type SocketCounts struct {
 
 // Backends.
 const (
-	SocketBackendAuto     = "auto"      // bpf_iter when it loads, else sock_diag
-	SocketBackendBPFIter  = "bpf_iter"  // BPF socket iterators (CAP_BPF, CAP_PERFMON)
-	SocketBackendSockDiag = "sock_diag" // NETLINK_SOCK_DIAG, unprivileged
+	SocketBackendAuto     = "auto"     // bpf_iter when it loads, else sock_diag
+	SocketBackendBPFIter  = "bpf_iter" // BPF socket iterators (CAP_BPF, CAP_PERFMON)
+	SocketBackendSockDiag = "sockdiag" // NETLINK_SOCK_DIAG, unprivileged
 )
 
 // SocketCounter counts sockets; it reuses its buffers and is not safe for
@@ -131,7 +131,7 @@ func (c *SocketCounter) countDiag(ctx context.Context) (SocketCounts, error) {
 	var startErr error
 	for fi := range socketFamilies {
 		for pi := range socketProtocols {
-			d, err := c.sd[fi*2+pi].Start(ctx, socketFamilies[fi], socketProtocols[pi], SockDiagStatesAll)
+			d, err := c.sd[fi*2+pi].Start(ctx, SockDiagRequest{Family: socketFamilies[fi], Protocol: socketProtocols[pi], States: SockDiagStatesAll})
 			if err != nil {
 				startErr = fmt.Errorf("count %s %s sockets: %w", SocketProtocolNames[pi], SocketFamilyNames[fi], err)
 				break

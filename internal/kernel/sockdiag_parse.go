@@ -3,16 +3,47 @@ package kernel
 import (
 	"encoding/binary"
 	"fmt"
+	"net/netip"
 	"syscall"
+
+	"github.com/mdlayher/netlink"
+	"golang.org/x/sys/unix"
 )
 
-// inetDiagMsgLen is sizeof(struct inet_diag_msg).
-const inetDiagMsgLen = 72
+// Kernel constants (include/uapi/linux/inet_diag.h, sock_diag.h).
+const (
+	sockDiagByFamily = 20
+	inetDiagInfo     = 2  // INET_DIAG_INFO: struct tcp_info
+	inetDiagCgroupID = 21 // INET_DIAG_CGROUP_ID
+	// inetDiagMsgLen is sizeof(struct inet_diag_msg).
+	inetDiagMsgLen = 72
+)
 
-// ParseInetDiagMessages decodes a buffer of netlink messages holding
-// inet_diag_msg replies, calling fn for each socket (sk is reused). It
-// returns done at NLMSG_DONE. Errors name the byte offset.
-func ParseInetDiagMessages(b []byte, sk *InetSocket, fn func(*InetSocket)) (done bool, err error) {
+// InetSocket is the fixed part of an inet_diag_msg a socket count uses.
+type InetSocket struct {
+	Family uint8 // AF_INET or AF_INET6
+	State  uint8 // kernel TCP state enum (UDP uses TCP_ESTABLISHED/TCP_CLOSE)
+	SPort  uint16
+	DPort  uint16
+	// Dst is the peer address: 4 bytes used for AF_INET, 16 for AF_INET6.
+	Dst [16]byte
+}
+
+// decodeInetDiagHeader fills sk from the fixed header of an inet_diag_msg
+// (msg holds at least inetDiagMsgLen bytes).
+func decodeInetDiagHeader(msg []byte, sk *InetSocket) {
+	sk.Family = msg[0]
+	sk.State = msg[1]
+	// id starts at 4: sport(be16) dport(be16) src[16] dst[16] if cookie.
+	sk.SPort = binary.BigEndian.Uint16(msg[4:])
+	sk.DPort = binary.BigEndian.Uint16(msg[6:])
+	copy(sk.Dst[:], msg[24:40])
+}
+
+// eachNetlinkMessage walks a buffer of netlink messages, calling fn with
+// the offset and payload of each data message. It returns done at
+// NLMSG_DONE. Errors name the byte offset.
+func eachNetlinkMessage(b []byte, fn func(off int, msg []byte) error) (done bool, err error) {
 	off := 0
 	for off < len(b) {
 		if len(b)-off < 16 {
@@ -25,29 +56,175 @@ func ParseInetDiagMessages(b []byte, sk *InetSocket, fn func(*InetSocket)) (done
 		}
 		msg := b[off+16 : off+l]
 		switch typ {
-		case 3: // NLMSG_DONE
+		case unix.NLMSG_DONE:
 			return true, nil
-		case 2: // NLMSG_ERROR
+		case unix.NLMSG_ERROR:
 			if len(msg) < 4 {
 				return false, fmt.Errorf("offset %d: truncated netlink error", off)
 			}
 			if code := int32(nlenc.Uint32(msg)); code != 0 {
 				return false, fmt.Errorf("kernel error: %w", syscall.Errno(-code))
 			}
-		case 1:
+		case unix.NLMSG_NOOP:
 		default:
-			if len(msg) < inetDiagMsgLen {
-				return false, fmt.Errorf("offset %d: inet_diag_msg of %d bytes, want %d", off+16, len(msg), inetDiagMsgLen)
+			if err := fn(off+16, msg); err != nil {
+				return false, err
 			}
-			sk.Family = msg[0]
-			sk.State = msg[1]
-			// id starts at 4: sport(be16) dport(be16) src[16] dst[16] if cookie.
-			sk.SPort = binary.BigEndian.Uint16(msg[4:])
-			sk.DPort = binary.BigEndian.Uint16(msg[6:])
-			copy(sk.Dst[:], msg[24:40])
-			fn(sk)
 		}
 		off += align4(l)
 	}
 	return false, nil
+}
+
+// ParseInetDiagMessages decodes a buffer of netlink messages holding
+// inet_diag_msg replies, calling fn for each socket (sk is reused). It
+// returns done at NLMSG_DONE. Errors name the byte offset.
+func ParseInetDiagMessages(b []byte, sk *InetSocket, fn func(*InetSocket)) (done bool, err error) {
+	return eachNetlinkMessage(b, func(off int, msg []byte) error {
+		if len(msg) < inetDiagMsgLen {
+			return fmt.Errorf("offset %d: inet_diag_msg of %d bytes, want %d", off, len(msg), inetDiagMsgLen)
+		}
+		decodeInetDiagHeader(msg, sk)
+		fn(sk)
+		return nil
+	})
+}
+
+// Socket is one INET_DIAG answer in full: the socket's identity and, when
+// asked for, its tcp_info.
+type Socket struct {
+	Family        uint8
+	State         uint8
+	Local, Remote netip.AddrPort
+	Cookie        uint64
+	Inode         uint32
+	UID           uint32
+	CgroupID      uint64
+	// HasInfo is false when the answer carried no tcp_info.
+	HasInfo bool
+	Info    TCPInfo
+}
+
+// TCPInfo is the part of struct tcp_info netsight uses. Fields the kernel
+// did not send (older kernels send a shorter struct) stay zero and the Has*
+// flags say so.
+type TCPInfo struct {
+	State         uint8
+	RTT, MinRTT   uint32 // microseconds
+	TotalRetrans  uint32
+	BytesAcked    uint64
+	BytesReceived uint64
+	DataSegsIn    uint32
+	DataSegsOut   uint32
+	TotalRTO      uint16
+	HasTotalRTO   bool // kernel >= 6.7
+}
+
+// tcp_info offsets (include/uapi/linux/tcp.h).
+const (
+	offRTT           = 68
+	offTotalRetrans  = 100
+	offBytesAcked    = 120
+	offBytesReceived = 128
+	offMinRTT        = 148
+	offDataSegsIn    = 152
+	offDataSegsOut   = 156
+	offTotalRTO      = 240
+)
+
+// ParseTCPInfo decodes a tcp_info attribute of any length the kernel sends.
+func ParseTCPInfo(b []byte) (TCPInfo, error) {
+	var ti TCPInfo
+	if len(b) < offTotalRetrans+4 {
+		return ti, fmt.Errorf("tcp_info: %d bytes, want at least %d", len(b), offTotalRetrans+4)
+	}
+	le := binary.NativeEndian
+	ti.State = b[0]
+	ti.RTT = le.Uint32(b[offRTT:])
+	ti.TotalRetrans = le.Uint32(b[offTotalRetrans:])
+	if len(b) >= offBytesReceived+8 {
+		ti.BytesAcked = le.Uint64(b[offBytesAcked:])
+		ti.BytesReceived = le.Uint64(b[offBytesReceived:])
+	}
+	if len(b) >= offDataSegsOut+4 {
+		ti.MinRTT = le.Uint32(b[offMinRTT:])
+		ti.DataSegsIn = le.Uint32(b[offDataSegsIn:])
+		ti.DataSegsOut = le.Uint32(b[offDataSegsOut:])
+	}
+	if len(b) >= offTotalRTO+2 {
+		ti.TotalRTO = le.Uint16(b[offTotalRTO:])
+		ti.HasTotalRTO = true
+	}
+	return ti, nil
+}
+
+// ParseMessage decodes one SOCK_DIAG_BY_FAMILY answer (struct
+// inet_diag_msg followed by attributes).
+func ParseMessage(b []byte) (Socket, error) {
+	var s Socket
+	if len(b) < inetDiagMsgLen {
+		return s, fmt.Errorf("inet_diag_msg: %d bytes, want at least %d", len(b), inetDiagMsgLen)
+	}
+	var h InetSocket
+	decodeInetDiagHeader(b, &h)
+	s.Family, s.State = h.Family, h.State
+	var src, dst netip.Addr
+	switch s.Family {
+	case unix.AF_INET:
+		src = netip.AddrFrom4([4]byte(b[8:12]))
+		dst = netip.AddrFrom4([4]byte(h.Dst[:4]))
+	case unix.AF_INET6:
+		src = netip.AddrFrom16([16]byte(b[8:24])).Unmap()
+		dst = netip.AddrFrom16(h.Dst).Unmap()
+	default:
+		return s, fmt.Errorf("inet_diag_msg: family %d at byte 0, want AF_INET or AF_INET6", s.Family)
+	}
+	s.Local, s.Remote = netip.AddrPortFrom(src, h.SPort), netip.AddrPortFrom(dst, h.DPort)
+	// idiag_cookie is two host-order u32s, low word first.
+	s.Cookie = uint64(binary.NativeEndian.Uint32(b[44:])) | uint64(binary.NativeEndian.Uint32(b[48:]))<<32
+	s.UID = binary.NativeEndian.Uint32(b[64:])
+	s.Inode = binary.NativeEndian.Uint32(b[68:])
+	if len(b) == inetDiagMsgLen {
+		return s, nil
+	}
+	ad, err := netlink.NewAttributeDecoder(b[inetDiagMsgLen:])
+	if err != nil {
+		return s, fmt.Errorf("inet_diag attributes at byte %d: %w", inetDiagMsgLen, err)
+	}
+	for ad.Next() {
+		switch ad.Type() {
+		case inetDiagInfo:
+			ti, err := ParseTCPInfo(ad.Bytes())
+			if err != nil {
+				return s, err
+			}
+			s.Info, s.HasInfo = ti, true
+		case inetDiagCgroupID:
+			if d := ad.Bytes(); len(d) == 8 {
+				s.CgroupID = binary.NativeEndian.Uint64(d)
+			}
+		}
+	}
+	if err := ad.Err(); err != nil {
+		return s, fmt.Errorf("inet_diag attributes: %w", err)
+	}
+	return s, nil
+}
+
+// ParseDestroyDatagram calls fn for each SOCK_DIAG_BY_FAMILY message of a
+// destroy notification datagram; malformed messages are skipped.
+func ParseDestroyDatagram(b []byte, fn func(Socket)) {
+	for len(b) >= unix.NLMSG_HDRLEN {
+		l := int(nlenc.Uint32(b))
+		typ := nlenc.Uint16(b[4:])
+		if l < unix.NLMSG_HDRLEN || l > len(b) {
+			return
+		}
+		if typ == sockDiagByFamily {
+			if s, err := ParseMessage(b[unix.NLMSG_HDRLEN:l]); err == nil {
+				fn(s)
+			}
+		}
+		b = b[min(align4(l), len(b)):]
+	}
 }

@@ -115,7 +115,7 @@ func recordInetDiag(t *testing.T) {
 	var all []byte
 	err = ns.Do(func() error {
 		d := &SockDiag{tap: func(b []byte) { all = append(all, b...) }}
-		return d.Dump(ctx, unix.AF_INET, unix.IPPROTO_TCP, SockDiagStatesAll, func(*InetSocket) {})
+		return d.Dump(ctx, SockDiagRequest{Family: unix.AF_INET, Protocol: unix.IPPROTO_TCP, States: SockDiagStatesAll}, func(*InetSocket) {})
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -1,15 +1,12 @@
 package ebpf
 
 import (
-	"bufio"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"net/netip"
 	"os"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -32,8 +29,9 @@ type Options struct {
 	// RingBufferBytes sizes the ring buffer of closed connections (a power
 	// of two, multiple of the page size).
 	RingBufferBytes uint32
-	// CgroupPath is the cgroup v2 directory to attach to; empty finds the
-	// v2 root in /proc/self/mountinfo.
+	// CgroupPath is the cgroup v2 directory to attach to; empty:
+	// kernel.Cgroup2Root of the default paths (the collector passes the
+	// one of paths.cgroupfs).
 	CgroupPath string
 	// FlushInterval is how often user space drains the ring buffer; the
 	// kernel wakes it earlier only when a quarter of the buffer is used.
@@ -81,13 +79,8 @@ func Open(opts Options) (*Tracer, error) {
 	}
 	cg := opts.CgroupPath
 	if cg == "" {
-		f, err := os.Open("/proc/self/mountinfo")
-		if err != nil {
-			return nil, &UnsupportedError{What: "cgroup v2 mount", Err: err}
-		}
-		cg, err = CgroupV2Root(f)
-		f.Close()
-		if err != nil {
+		var err error
+		if cg, err = kernel.Cgroup2Root(kernel.Paths{}); err != nil {
 			return nil, &UnsupportedError{What: "cgroup v2 mount", Err: err}
 		}
 	}
@@ -412,55 +405,6 @@ func commString(c [16]int8) string {
 	}
 	return string(b)
 }
-
-// CgroupV2Root returns the mount point of the cgroup v2 hierarchy from a
-// /proc/self/mountinfo stream (pure v2 at /sys/fs/cgroup, or hybrid at
-// /sys/fs/cgroup/unified).
-func CgroupV2Root(mountinfo io.Reader) (string, error) {
-	sc := bufio.NewScanner(mountinfo)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	line := 0
-	for sc.Scan() {
-		line++
-		// 36 35 0:30 / /sys/fs/cgroup/unified rw,... shared:4 - cgroup2 cgroup2 rw,...
-		pre, post, ok := strings.Cut(sc.Text(), " - ")
-		if !ok {
-			continue
-		}
-		fsType, _, _ := strings.Cut(post, " ")
-		if fsType != "cgroup2" {
-			continue
-		}
-		fields := strings.Fields(pre)
-		if len(fields) < 5 {
-			return "", fmt.Errorf("mountinfo line %d: want at least 5 fields before \" - \", got %d", line, len(fields))
-		}
-		return unescapeMount(fields[4]), nil
-	}
-	if err := sc.Err(); err != nil {
-		return "", fmt.Errorf("read mountinfo: %w", err)
-	}
-	return "", errors.New("no cgroup2 mount in mountinfo")
-}
-
-// unescapeMount undoes the octal escapes (\040 for space) of mountinfo.
-func unescapeMount(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) && isOct(s[i+1]) && isOct(s[i+2]) && isOct(s[i+3]) {
-			b.WriteByte((s[i+1]-'0')<<6 | (s[i+2]-'0')<<3 | (s[i+3] - '0'))
-			i += 3
-			continue
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
-}
-
-func isOct(c byte) bool { return c >= '0' && c <= '7' }
 
 // ProgramStats returns the summed run time and run count of the tracer's
 // programs. The kernel only counts while BPF statistics are enabled

@@ -10,7 +10,11 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/netsight/netsight/flow"
+	"github.com/netsight/netsight/internal/kernel"
 )
+
+// tcpListen is TCP_LISTEN of the kernel's TCP state enum.
+const tcpListen = 10
 
 // Options configure a Backend.
 type Options struct {
@@ -55,9 +59,11 @@ type known struct {
 // Backend turns sock_diag dumps and destroy notifications into
 // flow.Records.
 type Backend struct {
-	d     Dialer
-	opts  Options
-	netns uint32 // inode of the watched network namespace (0: unknown)
+	// dumpMu serialises Polls: d reuses its receive buffer.
+	dumpMu sync.Mutex
+	d      kernel.SockDiag
+	opts   Options
+	netns  uint32 // inode of the watched network namespace (0: unknown)
 
 	mu        sync.Mutex
 	known     map[uint64]*known
@@ -75,7 +81,7 @@ func New(opts Options) *Backend {
 	if opts.MaxTracked <= 0 {
 		opts.MaxTracked = 65536
 	}
-	return &Backend{d: Dialer{NetNS: opts.NetNS}, opts: opts, netns: netnsInode(opts.NetNS),
+	return &Backend{d: kernel.SockDiag{NetNS: opts.NetNS}, opts: opts, netns: netnsInode(opts.NetNS),
 		known: map[uint64]*known{}, listening: map[uint16]bool{}}
 }
 
@@ -101,7 +107,9 @@ func (b *Backend) NetNS() uint32 { return b.netns }
 // notification are sent closed with their last values.
 func (b *Backend) Poll(ctx context.Context, now time.Time, sink func(flow.Record)) error {
 	b.polls.Add(1)
-	socks, err := b.d.Dump(ctx)
+	b.dumpMu.Lock()
+	socks, err := b.d.DumpTCPInfo(ctx)
+	b.dumpMu.Unlock()
 	if err != nil {
 		b.pollErrs.Add(1)
 		return fmt.Errorf("sock_diag poll: %w", err)
@@ -184,7 +192,7 @@ func (b *Backend) Poll(ctx context.Context, now time.Time, sink func(flow.Record
 }
 
 // fill updates k.rec from a socket; b.mu is held.
-func (b *Backend) fill(k *known, s *Socket, listening map[uint16]bool) {
+func (b *Backend) fill(k *known, s *kernel.Socket, listening map[uint16]bool) {
 	r := &k.rec
 	r.ID = s.Cookie
 	r.NetNS = b.netns
@@ -221,7 +229,7 @@ func (b *Backend) fill(k *known, s *Socket, listening map[uint16]bool) {
 // Run receives destroy notifications until ctx ends and sends each closed
 // connection, with its final counters, to sink.
 func (b *Backend) Run(ctx context.Context, sink func(flow.Record)) error {
-	return b.d.Watch(ctx, func(s Socket) {
+	return kernel.WatchDestroyedTCP(ctx, b.opts.NetNS, func(s kernel.Socket) {
 		if !s.HasInfo || s.State == tcpListen || s.Remote.Port() == 0 {
 			return // never connected
 		}

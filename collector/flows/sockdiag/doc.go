@@ -3,5 +3,8 @@
 // and subscribes to the kernel's destroy notifications
 // (SKNLGRP_INET_TCP_DESTROY / SKNLGRP_INET6_TCP_DESTROY), which carry each
 // closing socket's final tcp_info. Connections closed while the notification
-// socket overran are reported with the values of the last poll.
+// socket overran are reported with the values of the last poll. The
+// netlink side (requests, parsing, the destroy groups) is
+// internal/kernel's SockDiag and WatchDestroyedTCP, which the sockets
+// collector's counter uses too.
 package sockdiag

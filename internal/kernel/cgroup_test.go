@@ -1,11 +1,11 @@
-package ebpf
+package kernel
 
 import (
 	"strings"
 	"testing"
 )
 
-func TestCgroupV2Root(t *testing.T) {
+func TestCgroup2RootFromMountinfo(t *testing.T) {
 	for _, tc := range []struct {
 		name, mountinfo, want, wantErr string
 	}{
@@ -20,7 +20,7 @@ func TestCgroupV2Root(t *testing.T) {
 		{name: "malformed", mountinfo: "35 25 0:30 - cgroup2 cgroup2 rw\n", wantErr: "mountinfo line 1"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := CgroupV2Root(strings.NewReader(tc.mountinfo))
+			got, err := Cgroup2RootFromMountinfo(strings.NewReader(tc.mountinfo))
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("err %v, want %q", err, tc.wantErr)
@@ -34,10 +34,10 @@ func TestCgroupV2Root(t *testing.T) {
 	}
 }
 
-func FuzzCgroupV2Root(f *testing.F) {
+func FuzzCgroup2RootFromMountinfo(f *testing.F) {
 	f.Add("35 34 0:30 / /sys/fs/cgroup/unified rw,nosuid shared:10 - cgroup2 cgroup2 rw\n")
 	f.Add("35 25 0:30 / /mnt/a\\040b rw - cgroup2 none rw\n")
 	f.Fuzz(func(t *testing.T, s string) {
-		_, _ = CgroupV2Root(strings.NewReader(s))
+		_, _ = Cgroup2RootFromMountinfo(strings.NewReader(s))
 	})
 }

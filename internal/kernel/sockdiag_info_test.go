@@ -1,16 +1,13 @@
-package sockdiag
+package kernel
 
 import (
 	"encoding/binary"
 	"net/netip"
-	"os"
 	"strings"
 	"testing"
 
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
-
-	"github.com/netsight/netsight/flow"
 )
 
 // diagMsg builds an inet_diag_msg with attributes, as the kernel sends it.
@@ -115,55 +112,29 @@ func FuzzParseMessage(f *testing.F) {
 }
 
 func nlmsg(typ uint16, payload []byte) []byte {
-	b := make([]byte, unix.NLMSG_HDRLEN, nlmsgAlign(unix.NLMSG_HDRLEN+len(payload)))
+	b := make([]byte, unix.NLMSG_HDRLEN, align4(unix.NLMSG_HDRLEN+len(payload)))
 	binary.NativeEndian.PutUint32(b, uint32(unix.NLMSG_HDRLEN+len(payload)))
 	binary.NativeEndian.PutUint16(b[4:], typ)
 	b = append(b, payload...)
 	return b[:cap(b)]
 }
 
-func TestParseDatagram(t *testing.T) {
+func TestParseDestroyDatagram(t *testing.T) {
 	a := diagMsg(unix.AF_INET, 7, netip.MustParseAddrPort("10.0.0.1:1"), netip.MustParseAddrPort("10.0.0.2:2"), 11, 1, tcpInfo(248), 0)
 	b := diagMsg(unix.AF_INET, 7, netip.MustParseAddrPort("10.0.0.1:3"), netip.MustParseAddrPort("10.0.0.2:4"), 12, 1, tcpInfo(248), 0)
 	dgram := append(append(append(nlmsg(sockDiagByFamily, a), nlmsg(unix.NLMSG_NOOP, nil)...), nlmsg(sockDiagByFamily, b)...), 1, 2, 3)
 	var cookies []uint64
-	parseDatagram(dgram, func(s Socket) { cookies = append(cookies, s.Cookie) })
+	ParseDestroyDatagram(dgram, func(s Socket) { cookies = append(cookies, s.Cookie) })
 	if len(cookies) != 2 || cookies[0] != 11 || cookies[1] != 12 {
 		t.Errorf("cookies %v, want [11 12]", cookies)
 	}
 	// A length running past the datagram stops the walk.
 	bad := nlmsg(sockDiagByFamily, a)
 	binary.NativeEndian.PutUint32(bad, uint32(len(bad)+100))
-	parseDatagram(bad, func(Socket) { t.Error("parsed a truncated message") })
+	ParseDestroyDatagram(bad, func(Socket) { t.Error("parsed a truncated message") })
 }
 
-func FuzzParseDatagram(f *testing.F) {
+func FuzzParseDestroyDatagram(f *testing.F) {
 	f.Add(nlmsg(sockDiagByFamily, diagMsg(unix.AF_INET6, 1, netip.MustParseAddrPort("[::1]:1"), netip.MustParseAddrPort("[::1]:2"), 1, 1, tcpInfo(248), 0)))
-	f.Fuzz(func(t *testing.T, b []byte) { parseDatagram(b, func(Socket) {}) })
-}
-
-func TestBackendNetNSOwn(t *testing.T) {
-	self := flow.NetNSInode("/proc/self/ns/net")
-	if self == 0 {
-		t.Fatal("cannot stat /proc/self/ns/net")
-	}
-	if got := New(Options{}).NetNS(); got != self {
-		t.Errorf("own namespace inode %d, want %d", got, self)
-	}
-	// An explicit descriptor is looked up with fstat.
-	f, err := os.Open("/proc/self/ns/net")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if got := New(Options{NetNS: int(f.Fd())}).NetNS(); got != self {
-		t.Errorf("namespace inode via fd %d, want %d", got, self)
-	}
-	// fill stamps it on every record.
-	b := New(Options{})
-	k := &known{}
-	b.fill(k, &Socket{Cookie: 1, State: 1, HasInfo: true}, nil)
-	if k.rec.NetNS != self {
-		t.Errorf("record netns %d, want %d", k.rec.NetNS, self)
-	}
+	f.Fuzz(func(t *testing.T, b []byte) { ParseDestroyDatagram(b, func(Socket) {}) })
 }
