@@ -314,6 +314,14 @@ loop:
 			mb(s.p.RSS), mb(s.p.RSSAnon), mb(s.p.RSSFile), mb(s.heap), mb(s.p.PeakRSS), mb(s.mem.Current),
 			s.p.FDs, s.p.Threads, s.goroutines, c.syns.Load(), c.conns.Load(), c.ifaces.Load(), c.queries.Load(), c.scrapes.Load())
 	}
+	if runErr == nil && lctx.Err() != nil && ctx.Err() == nil {
+		// The last report interval ends with the run: sample it too.
+		if ok, err := agent.Exited(); ok {
+			runErr = fmt.Errorf("agent exited: %v\n%s", err, agent.Logs())
+		} else if s, err := take(); err == nil {
+			samples = append(samples, s)
+		}
+	}
 	cancel()
 	wg.Wait()
 	if runErr != nil {
