@@ -290,6 +290,11 @@ collectors:
 	}
 	fmt.Printf("%8s %8s %8s %8s %8s %8s %8s %5s %7s %6s %10s %9s %7s %8s %8s\n", "elapsed", "rss_mib", "anon_mib", "file_mib", "heap_mib", "peak_mib", "cg_mib", "fds", "threads", "gorout",
 		"syns", "conns", "ifaces", "queries", "scrapes")
+	printSample := func(s sample) {
+		fmt.Printf("%8s %8.1f %8.1f %8.1f %8.1f %8.1f %8.1f %5d %7d %6d %10d %9d %7d %8d %8d\n", s.at.Round(time.Second),
+			mb(s.p.RSS), mb(s.p.RSSAnon), mb(s.p.RSSFile), mb(s.heap), mb(s.p.PeakRSS), mb(s.mem.Current),
+			s.p.FDs, s.p.Threads, s.goroutines, c.syns.Load(), c.conns.Load(), c.ifaces.Load(), c.queries.Load(), c.scrapes.Load())
+	}
 	t := time.NewTicker(cfg.report)
 	defer t.Stop()
 	var runErr error
@@ -310,9 +315,16 @@ loop:
 			break
 		}
 		samples = append(samples, s)
-		fmt.Printf("%8s %8.1f %8.1f %8.1f %8.1f %8.1f %8.1f %5d %7d %6d %10d %9d %7d %8d %8d\n", s.at.Round(time.Second),
-			mb(s.p.RSS), mb(s.p.RSSAnon), mb(s.p.RSSFile), mb(s.heap), mb(s.p.PeakRSS), mb(s.mem.Current),
-			s.p.FDs, s.p.Threads, s.goroutines, c.syns.Load(), c.conns.Load(), c.ifaces.Load(), c.queries.Load(), c.scrapes.Load())
+		printSample(s)
+	}
+	if runErr == nil && lctx.Err() != nil && ctx.Err() == nil {
+		// The last report interval ends with the run: sample it too.
+		if ok, err := agent.Exited(); ok {
+			runErr = fmt.Errorf("agent exited: %v\n%s", err, agent.Logs())
+		} else if s, err := take(); err == nil && (len(samples) == 0 || s.at-samples[len(samples)-1].at > time.Second) {
+			samples = append(samples, s)
+			printSample(s)
+		}
 	}
 	cancel()
 	wg.Wait()
