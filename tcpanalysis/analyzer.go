@@ -412,7 +412,9 @@ func (a *Analyzer) Process(p *Packet) (Events, *Flow) {
 		}
 	}
 	f.LastSeen = p.TimestampNanos
-	f.Encap |= p.Encap
+	if p.Encap != 0 {
+		f.Encap |= p.Encap
+	}
 	ev |= a.analyzeTCP(f, d, p)
 	if ev&(EvRST|EvFIN) != 0 && !f.closed && (ev&EvRST != 0 || f.Dir[0].Stats.Fins > 0 && f.Dir[1].Stats.Fins > 0) {
 		a.Table.MarkClosed(f)

@@ -114,10 +114,10 @@ const (
 
 // Skip records what Decode did not decode in a frame.
 type Skip struct {
-	Kind  SkipKind
-	Value uint32
+	Kind SkipKind
 	// In is the tunnel whose payload it was, 0 at the outermost layers.
-	In Encap
+	In    Encap
+	Value uint32
 }
 
 // String describes the skip, e.g. "ethertype 0x88cc" or "link type

@@ -141,5 +141,5 @@ func TestLabNFLOG(t *testing.T) {
 	// difference 4).
 	iperfThrough(t, p, p.SrvIP, p.CliIP, "4M")
 	file := dump.Stop()
-	checkAgainstTshark(t, file, 200)
+	checkAgainstTshark(t, file, 100)
 }

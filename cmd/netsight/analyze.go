@@ -29,6 +29,9 @@ direction, the way Wireshark's tcp.analysis.* does: retransmissions (fast and
 spurious ones too), out-of-order segments, duplicate ACKs, zero windows,
 window full, keep-alives, resets and who sent them, handshake and ACK RTTs.
 docs/analyze.md lists where the counts differ from Wireshark on purpose.
+Tunnels (VLAN tags, MPLS, PPPoE, GRE, VXLAN, Geneve, IP in IP) are decoded
+to the inner TCP flow; what is not decoded is named with its frame count.
+A silent connection is never forgotten unless --idle-timeout is given.
 
 Several files are analysed as one capture, in the order given. The output is
 a summary plus the worst flows (most retransmissions, zero windows, resets);
