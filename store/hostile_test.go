@@ -367,8 +367,11 @@ func TestSlowReaders(t *testing.T) {
 	peak, last := w.Stop()
 	t.Logf("full answer %.1f MB; %d answers being written, %d refused (write budget); agent sockets before %d, during %d, %s after the requests %d; RSS baseline %.0f MB, peak %.0f MB, after %.0f MB",
 		mb(full), partial, refused, socks0, socksDuring, time.Since(clients[0].start).Round(time.Second), socksAfter, mb(base0), mb(peak), mb(last))
-	if socksDuring < socks0+10 {
-		t.Errorf("only %d sockets during the test (baseline %d): the clients were not connected", socksDuring, socks0)
+	// Refused clients are answered and closed at once (Connection: close);
+	// every client whose answer was being written holds a socket.
+	if socksDuring < socks0+partial {
+		t.Errorf("only %d sockets during the test (baseline %d, %d answers being written): the clients were not connected",
+			socksDuring, socks0, partial)
 	}
 	if socksAfter > socks0+1 {
 		t.Errorf("agent still holds %d sockets %s after the requests (baseline %d): the write timeout did not close the stuck connections",
