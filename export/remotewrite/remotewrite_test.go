@@ -146,14 +146,14 @@ func TestPrometheusExact(t *testing.T) {
 }
 
 // TestReceiverOutageNoGap: samples are written every second while the
-// delivery runs; VictoriaMetrics is stopped for an outage (30s, or
+// delivery runs; VictoriaMetrics is stopped for an outage (2m, the figure, or
 // NETSIGHT_EXPORT_OUTAGE) and started again. Afterwards it holds exactly
 // the store's samples, so no series has a gap over 1.5x the interval.
 func TestReceiverOutageNoGap(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts victoria-metrics")
 	}
-	outage := 30 * time.Second
+	outage := 2 * time.Minute
 	if v := os.Getenv("NETSIGHT_EXPORT_OUTAGE"); v != "" {
 		var err error
 		if outage, err = time.ParseDuration(v); err != nil {
