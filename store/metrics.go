@@ -7,7 +7,7 @@ import (
 )
 
 // metrics are the store's self-metrics. They are registered in the agent's
-// registry, so they are stored too. Worst case: 21 series (the query
+// registry, so they are stored too. Worst case: 22 series (the query
 // metrics have a lane or reason label with fixed values).
 type metrics struct {
 	s *Store
@@ -21,8 +21,10 @@ type metrics struct {
 	queryRunning   *prometheus.GaugeVec
 	queryRejected  *prometheus.CounterVec
 
-	headSeries, blocks, diskBytes, oldest *prometheus.Desc
-	retention, retentionBytes, interval   *prometheus.Desc
+	written writtenTracker
+
+	headSeries, blocks, diskBytes, bytesWritten, oldest *prometheus.Desc
+	retention, retentionBytes, interval                 *prometheus.Desc
 }
 
 func newMetrics(s *Store) *metrics {
@@ -50,11 +52,14 @@ func newMetrics(s *Store) *metrics {
 		headSeries:     d("head_series", "Series in the in-memory head block (the last ~2-3 hours)."),
 		blocks:         d("blocks", "Persisted blocks on disk."),
 		diskBytes:      d("disk_bytes", "Bytes the store uses on disk: blocks, WAL and head chunks."),
+		bytesWritten: prometheus.NewDesc("netsight_store_bytes_written_total",
+			"Bytes the store wrote to disk since start (WAL segments and checkpoints, head chunks, compacted blocks), measured from file growth in its directory.", nil, nil),
 		oldest:         d("oldest_sample_timestamp_seconds", "Timestamp of the oldest sample kept (0 when empty): how far back history goes."),
 		retention:      d("retention_seconds", "Configured time-based retention."),
 		retentionBytes: d("retention_bytes", "Configured size-based retention (0: no size limit)."),
 		interval:       d("scrape_interval_seconds", "Interval between two ingest rounds."),
 	}
+	m.written.start(s.opts.Dir)
 	for _, l := range []string{"light", "heavy"} {
 		m.queryRunning.WithLabelValues(l)
 	}
@@ -68,7 +73,7 @@ func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 	for _, c := range []prometheus.Collector{m.samples, m.rejected, m.gatherErrors, m.ingestFailures, m.lastIngest, m.ingestDuration, m.queryRunning, m.queryRejected} {
 		c.Describe(ch)
 	}
-	for _, d := range []*prometheus.Desc{m.headSeries, m.blocks, m.diskBytes, m.oldest, m.retention, m.retentionBytes, m.interval} {
+	for _, d := range []*prometheus.Desc{m.headSeries, m.blocks, m.diskBytes, m.bytesWritten, m.oldest, m.retention, m.retentionBytes, m.interval} {
 		ch <- d
 	}
 }
@@ -82,7 +87,9 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	gauge := func(d *prometheus.Desc, v float64) { ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v) }
 	gauge(m.headSeries, float64(head.NumSeries()))
 	gauge(m.blocks, float64(len(s.db.Blocks())))
-	gauge(m.diskBytes, float64(diskBytes(s.opts.Dir)))
+	used, written := m.written.walk(s.opts.Dir)
+	gauge(m.diskBytes, float64(used))
+	ch <- prometheus.MustNewConstMetric(m.bytesWritten, prometheus.CounterValue, float64(written))
 	oldest := 0.0
 	if mint := s.MinTime(); mint != math.MaxInt64 {
 		oldest = float64(mint) / 1000

@@ -4,11 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"math"
 	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -317,23 +315,6 @@ func (s *Store) ingestAt(ctx context.Context, now time.Time) (IngestResult, erro
 	s.m.lastIngest.Set(float64(now.UnixMilli()) / 1000)
 	s.m.ingestDuration.Set(time.Since(start).Seconds())
 	return res, nil
-}
-
-// diskBytes sums the sizes of the files under dir.
-func diskBytes(dir string) int64 {
-	var n int64
-	_ = filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return nil
-		}
-		if d.Type().IsRegular() {
-			if fi, err := d.Info(); err == nil {
-				n += fi.Size()
-			}
-		}
-		return nil
-	})
-	return n
 }
 
 func tsTime(ms int64) string {
