@@ -119,7 +119,15 @@ func New(cfg *Config, deps collector.Deps) (*Collector, error) {
 	if err != nil {
 		return nil, fmt.Errorf("nftables: open netns: %w", err)
 	}
-	conn, err := nftables.New(nftables.WithNetNSFd(fd))
+	// Pin the namespace only when this thread is in another one than the
+	// process (a test's lab namespace): google/nftables enters a pinned
+	// namespace with setns, which needs CAP_SYS_ADMIN even for the
+	// process's own namespace, and the agent runs with CAP_NET_ADMIN only.
+	var opts []nftables.ConnOption
+	if other, err := otherNetNS(); err != nil || other {
+		opts = append(opts, nftables.WithNetNSFd(fd))
+	}
+	conn, err := nftables.New(opts...)
 	if err != nil {
 		unix.Close(fd)
 		return nil, fmt.Errorf("nftables: %w", err)
@@ -229,3 +237,30 @@ var (
 	_ collector.Collector = (*Collector)(nil)
 	_ collector.Closer    = (*Collector)(nil)
 )
+
+// processNetNS is the network namespace the process started in, read
+// while the package initialises (on the main thread, before anything can
+// have moved a thread elsewhere). /proc/self/ns/net cannot tell: it follows
+// whichever thread the leader task happens to be.
+var processNetNS, processNetNSErr = threadNetNS()
+
+func threadNetNS() (unix.Stat_t, error) {
+	var st unix.Stat_t
+	if err := unix.Stat("/proc/thread-self/ns/net", &st); err != nil {
+		return st, fmt.Errorf("stat thread netns: %w", err)
+	}
+	return st, nil
+}
+
+// otherNetNS reports whether the calling thread's network namespace differs
+// from the one the process started in.
+func otherNetNS() (bool, error) {
+	if processNetNSErr != nil {
+		return false, processNetNSErr
+	}
+	cur, err := threadNetNS()
+	if err != nil {
+		return false, err
+	}
+	return cur.Ino != processNetNS.Ino || cur.Dev != processNetNS.Dev, nil
+}
