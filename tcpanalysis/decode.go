@@ -295,12 +295,12 @@ func Decode(lt LinkType, frame []byte, p *Packet) error {
 			return decodeEther(et, b[14:], p, wire-14, 0)
 		}
 	case LinkRaw, LinkRawAlt, LinkIPv4, LinkIPv6:
-		return decodeIP(b, p, wire, 0)
+		return decodeIP(b, p, wire, 0, SkipIPVersion)
 	case LinkNull, LinkLoop:
 		if len(b) < 4 {
 			return ErrTruncated
 		}
-		return decodeIP(b[4:], p, wire-4, 0)
+		return decodeIP(b[4:], p, wire-4, 0, SkipIPVersion)
 	case LinkSLL:
 		if len(b) < 16 {
 			return ErrTruncated
@@ -386,17 +386,7 @@ func decodeMPLS(b []byte, p *Packet, wire int, depth int) error {
 			break
 		}
 	}
-	if len(b) < 1 {
-		return ErrTruncated
-	}
-	switch b[0] >> 4 {
-	case 4:
-		return decodeIPv4(b, p, wire, depth)
-	case 6:
-		return decodeIPv6(b, p, wire, depth)
-	}
-	p.Skipped = Skip{Kind: SkipMPLSPayload, Value: uint32(b[0] >> 4)}
-	return ErrUnsupported
+	return decodeIP(b, p, wire, depth, SkipMPLSPayload)
 }
 
 // decodePPPoE decodes a PPPoE session frame (RFC 2516) and its PPP payload.
@@ -485,7 +475,7 @@ func decodeNFLOG(b []byte, p *Packet) error {
 			case 10: // AF_INET6
 				return decodeIPv6(data, p, l-4, 0)
 			}
-			return decodeIP(data, p, l-4, 0)
+			return decodeIP(data, p, l-4, 0, SkipIPVersion)
 		}
 		l = (l + 3) &^ 3
 		if l > len(b) {
@@ -497,7 +487,9 @@ func decodeNFLOG(b []byte, p *Packet) error {
 	return ErrUnsupported
 }
 
-func decodeIP(b []byte, p *Packet, wire int, depth int) error {
+// decodeIP decodes an IPv4 or IPv6 packet by its version nibble; any other
+// version is skipped as kind (what carried it: a raw-IP link, MPLS).
+func decodeIP(b []byte, p *Packet, wire int, depth int, kind SkipKind) error {
 	if len(b) < 1 {
 		return ErrTruncated
 	}
@@ -507,7 +499,7 @@ func decodeIP(b []byte, p *Packet, wire int, depth int) error {
 	case 6:
 		return decodeIPv6(b, p, wire, depth)
 	}
-	p.Skipped = Skip{Kind: SkipIPVersion, Value: uint32(b[0] >> 4)}
+	p.Skipped = Skip{Kind: kind, Value: uint32(b[0] >> 4)}
 	return ErrUnsupported
 }
 
