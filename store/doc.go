@@ -19,7 +19,10 @@
 // bounded queue and queue timeout; evaluation is bounded by a timeout and the
 // request's context; answers are capped in size and, while being written, in
 // total bytes.
-
-// The agent opens and starts the store and mounts its query API
-// (Handler, or DisabledHandler with store.enabled: false) on APIRoutes.
+//
+// The agent builds the store with NewAgentHandle: a Handle that never fails
+// the agent (a store that cannot open is reported down, with a hint, and
+// retried) and whose Register mounts the query API, buildinfo and
+// /api/v1/status/store once, answering "unavailable" while the store is
+// down or disabled.
 package store
