@@ -97,6 +97,37 @@ type Record struct {
 	// set when a connect never reached ESTABLISHED (refused, timed out).
 	ConnectLatency time.Duration
 	ConnectFailed  bool
+	// ConnectResult says how a failed connect ended: "refused" (RST to the
+	// SYN), "timeout" (SYN retries exhausted or the socket closed before an
+	// answer), "reset"; "" when the connect succeeded or the back end cannot
+	// tell. Only meaningful with ConnectFailed.
+	ConnectResult string
+	// Per-connection signals from tcp_info, latest sample: eBPF reads them
+	// at most once a second per socket and at close; sock_diag at each poll
+	// and at close. Zero when the back end cannot read them.
+	//
+	// BusyTime is tcpi_busy_time (time with data in flight); RwndLimited is
+	// tcpi_rwnd_limited (time sending was limited by the peer's receive
+	// window); SndbufLimited is tcpi_sndbuf_limited (time limited by this
+	// host's send buffer).
+	BusyTime, RwndLimited, SndbufLimited time.Duration
+	// DeliveryRate is tcpi_delivery_rate in bytes per second.
+	DeliveryRate uint64
+	// DSACKDups is tcpi_dsack_dups: segments the peer reported received
+	// twice (spurious retransmissions).
+	DSACKDups uint64
+	// SndWnd is tcpi_snd_wnd, the peer's advertised receive window in bytes;
+	// RcvWnd the window this host advertises (tcp_sock rcv_wnd) when known.
+	SndWnd, RcvWnd uint32
+	// RecvQueue is the bytes received and not yet read by the application
+	// (the receive queue, as ss's Recv-Q on an established socket).
+	RecvQueue uint32
+	// ZeroWindowSent and ZeroWindowReceived count the samples at which this
+	// host advertised a zero window (RcvWnd 0: the application does not
+	// read) or saw the peer's window at zero (SndWnd 0 with data queued).
+	// They are sampled observations, not per-segment counts; the host's
+	// per-segment count is TCPToZeroWindowAdv in /proc/net/netstat.
+	ZeroWindowSent, ZeroWindowReceived uint64
 }
 
 // ServerPort is the well-known side's port: the remote port of a client
@@ -140,6 +171,17 @@ type recordJSON struct {
 	RSTReceived        uint64    `json:"rst_received"`
 	ConnectLatency     float64   `json:"connect_latency_seconds"`
 	ConnectFailed      bool      `json:"connect_failed"`
+	ConnectResult      string    `json:"connect_result,omitempty"`
+	BusySeconds        float64   `json:"busy_seconds"`
+	RwndLimitedSeconds float64   `json:"rwnd_limited_seconds"`
+	SndbufLimitedSecs  float64   `json:"sndbuf_limited_seconds"`
+	DeliveryRateBytes  uint64    `json:"delivery_rate_bytes_per_second"`
+	DSACKDups          uint64    `json:"dsack_dups"`
+	SndWndBytes        uint32    `json:"snd_wnd_bytes"`
+	RcvWndBytes        uint32    `json:"rcv_wnd_bytes"`
+	RecvQueueBytes     uint32    `json:"recv_queue_bytes"`
+	ZeroWindowSent     uint64    `json:"zero_window_sent"`
+	ZeroWindowReceived uint64    `json:"zero_window_received"`
 }
 
 // MarshalJSON writes the API shape (addresses and ports apart, durations in
@@ -155,7 +197,11 @@ func (r Record) MarshalJSON() ([]byte, error) {
 		BytesSent: r.BytesSent, BytesReceived: r.BytesReceived, SegsOut: r.SegsOut, SegsIn: r.SegsIn,
 		SRTTSeconds: r.SRTT.Seconds(), MinRTTSeconds: r.MinRTT.Seconds(), MaxRTTSeconds: r.MaxRTT.Seconds(),
 		RSTSent: r.RSTSent, RSTReceived: r.RSTReceived,
-		ConnectLatency: r.ConnectLatency.Seconds(), ConnectFailed: r.ConnectFailed,
+		ConnectLatency: r.ConnectLatency.Seconds(), ConnectFailed: r.ConnectFailed, ConnectResult: r.ConnectResult,
+		BusySeconds: r.BusyTime.Seconds(), RwndLimitedSeconds: r.RwndLimited.Seconds(),
+		SndbufLimitedSecs: r.SndbufLimited.Seconds(), DeliveryRateBytes: r.DeliveryRate, DSACKDups: r.DSACKDups,
+		SndWndBytes: r.SndWnd, RcvWndBytes: r.RcvWnd, RecvQueueBytes: r.RecvQueue,
+		ZeroWindowSent: r.ZeroWindowSent, ZeroWindowReceived: r.ZeroWindowReceived,
 	}
 	if !r.Start.IsZero() {
 		end := r.End
