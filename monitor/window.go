@@ -32,7 +32,7 @@ type Place struct {
 // the largest value seen in the window.
 type Stats struct {
 	// Connections active in the window; Opened of them established in it.
-	Connections, Opened uint64
+	Connections, Opened      uint64
 	BytesSent, BytesReceived uint64
 	SegsOut, SegsIn          uint64
 	// Retransmits are all retransmitted segments; SynRetransmits the part
