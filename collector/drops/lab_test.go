@@ -161,6 +161,19 @@ func TestLabNetfilterDrop(t *testing.T) {
 	if _, ok := m[`netsight_skb_drops_total{reason="CONSUMED"}`]; ok {
 		t.Error("CONSUMED exported")
 	}
+	if len(m) > len(c.reasons.Labels)+1+subsysSlots+1 {
+		t.Errorf("%d series, more than the reasons of the kernel's enum allow", len(m))
+	}
+	metrictest.Lint(t, c)
+	if err := check(context.Background(), DefaultConfig(), collector.Deps{}); err != nil {
+		t.Errorf("check: %v", err)
+	}
+	if err := c.Close(); err != nil {
+		t.Error(err)
+	}
+	if err := c.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
 }
 
 // TestLabNoSocket: UDP to a port nothing listens on is a NO_SOCKET drop in
