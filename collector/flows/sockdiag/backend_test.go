@@ -43,12 +43,12 @@ func TestFillSignals(t *testing.T) {
 		DeliveryRate: 1_000_000, BusyTime: 2_000_000, RwndLimited: 1_500_000, SndbufLimited: 1_000, HasChrono: true,
 		DSACKDups: 4, SndWnd: 0, HasSndWnd: true, RcvWnd: 0, HasRcvWnd: true}
 	for _, tc := range []struct {
-		name       string
-		state      uint8
-		info       kernel.TCPInfo
-		rqueue     uint32
-		polls      int
-		want       func(r flow.Record) bool
+		name   string
+		state  uint8
+		info   kernel.TCPInfo
+		rqueue uint32
+		polls  int
+		want   func(r flow.Record) bool
 	}{
 		{name: "established, both windows zero, 3 polls", state: 1, info: full, rqueue: 5000, polls: 3,
 			want: func(r flow.Record) bool {
@@ -58,7 +58,9 @@ func TestFillSignals(t *testing.T) {
 			}},
 		{name: "peer window zero but nothing to send", state: 1, polls: 2,
 			info: kernel.TCPInfo{State: 1, SndWnd: 0, HasSndWnd: true, RcvWnd: 1000, HasRcvWnd: true},
-			want: func(r flow.Record) bool { return r.ZeroWindowReceived == 0 && r.ZeroWindowSent == 0 && r.RcvWnd == 1000 }},
+			want: func(r flow.Record) bool {
+				return r.ZeroWindowReceived == 0 && r.ZeroWindowSent == 0 && r.RcvWnd == 1000
+			}},
 		{name: "old kernel: no window fields", state: 1, polls: 2,
 			info: kernel.TCPInfo{State: 1, NotsentBytes: 10},
 			want: func(r flow.Record) bool { return r.ZeroWindowReceived == 0 && r.ZeroWindowSent == 0 && r.BusyTime == 0 }},
