@@ -12,11 +12,12 @@ import (
 // address is "default"); Set installs what the sources found. It is safe
 // for concurrent use.
 type Resolver struct {
-	mu    sync.RWMutex
-	gen   atomic.Uint64
-	nets  []entry // longest prefix first
-	addrs map[netip.Addr]bool
-	host  Place
+	mu     sync.RWMutex
+	gen    atomic.Uint64
+	nets   []entry // longest prefix first
+	addrs  map[netip.Addr]bool
+	host   Place
+	status []Status
 }
 
 type entry struct {
