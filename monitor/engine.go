@@ -239,8 +239,7 @@ func (e *Engine) Observe(d *flow.Delta) {
 		o.rtt = r.SRTT.Seconds()
 		o.rttBucket = bucketOf(o.rtt)
 	}
-	client := r.Direction == flow.DirClient
-	if d.Established && client {
+	if d.Established && r.Direction == flow.DirClient {
 		o.ok = true
 		if r.ConnectLatency > 0 {
 			o.hs = r.ConnectLatency.Seconds()
@@ -270,14 +269,6 @@ func (e *Engine) Observe(d *flow.Delta) {
 	defer e.mu.Unlock()
 	if now.After(e.lastNow) {
 		e.lastNow = now
-	}
-	if client {
-		if _, ok := e.localSeen[k.local]; !ok {
-			if len(e.localSeen) >= maxLocalSeen {
-				clear(e.localSeen)
-			}
-			e.localSeen[k.local] = struct{}{}
-		}
 	}
 	g := e.group(&k, now)
 	if g.inAll && k.dir == flow.DirServer {
@@ -331,6 +322,15 @@ func (e *Engine) group(k *groupKey, now time.Time) *group {
 		}
 		g.key, g.first = *k, now
 		e.groups[*k] = g
+		if k.dir == flow.DirClient {
+			// Remember the client side's address, to recognise the
+			// server side of a connection between two sockets of this
+			// host.
+			if len(e.localSeen) >= maxLocalSeen {
+				clear(e.localSeen)
+			}
+			e.localSeen[k.local] = struct{}{}
+		}
 	}
 	e.pushBack(g)
 	if gen := e.res.Gen()<<20 | e.cfgGen; !ok || g.gen != gen {
