@@ -5,6 +5,7 @@ import (
 	"slices"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/netsight/netsight/flow"
 	"github.com/netsight/netsight/monitor/topology"
@@ -401,4 +402,24 @@ func (e *Engine) Groups() int {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return len(e.groups)
+}
+
+// MemoryBound is the most heap the engine's slots and groups hold, in
+// bytes, with maxGroups groups (0: DefaultMaxGroups) and monitors
+// configured monitors: every group with all its 10 s and 1 min slots, every
+// scope (all, the monitors, the categories) likewise, and the set of
+// client addresses. docs/monitors.md quotes it for the defaults.
+func MemoryBound(maxGroups, monitors int) int64 {
+	if maxGroups <= 0 {
+		maxGroups = DefaultMaxGroups
+	}
+	const mapEntry = 128 // key, pointer and the map's per-entry overhead
+	// Slot arrays rounded up to the allocator's size classes (within 512
+	// bytes at these sizes).
+	arr := func(n int, size uintptr) int64 { return (int64(n)*int64(size) + 511) &^ 511 }
+	perGroup := int64(unsafe.Sizeof(group{})) + arr(FineSlots, unsafe.Sizeof(slot[acc]{})) +
+		arr(CoarseSlots, unsafe.Sizeof(slot[lite]{})) + mapEntry
+	perScope := int64(unsafe.Sizeof(scope{})) + arr(FineSlots, unsafe.Sizeof(slot[acc]{})) + arr(CoarseSlots, unsafe.Sizeof(slot[acc]{}))
+	scopes := int64(1 + monitors + len(topology.Categories))
+	return int64(maxGroups)*perGroup + scopes*perScope + maxLocalSeen*64
 }
