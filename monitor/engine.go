@@ -271,6 +271,10 @@ func (e *Engine) Observe(d *flow.Delta) {
 	if now.After(e.lastNow) {
 		e.lastNow = now
 	}
+	if d.Gone {
+		e.gone(&k, &o, fi, ci)
+		return
+	}
 	g := e.group(&k, now)
 	if g.inAll && k.dir == flow.DirServer {
 		// The client side of this connection is a socket of this host
@@ -290,6 +294,33 @@ func (e *Engine) Observe(d *flow.Delta) {
 	for m := g.mask; m != 0; m &= m - 1 {
 		i := trailingZeros(m)
 		e.scopes[i+1].add(&o, fi, ci)
+	}
+}
+
+// gone counts a connection the table dropped while open (evicted or idle):
+// it leaves the open-connection gauges. Its group may have been evicted
+// already; then it is classified afresh, without keeping a group.
+func (e *Engine) gone(k *groupKey, o *obs, fi, ci int64) {
+	g, ok := e.groups[*k]
+	if !ok {
+		var tmp group
+		tmp.key = *k
+		e.classify(&tmp, 0)
+		if _, dup := e.localSeen[k.remote]; dup && k.dir == flow.DirServer {
+			tmp.inAll = false
+		}
+		g = &tmp
+	} else {
+		g.fine.at(fi, FineSlots).add(o)
+		g.coarse.at(ci, CoarseSlots).add(o)
+		g.open = gauge(g.open, o.d)
+	}
+	if g.inAll {
+		e.scopes[0].add(o, fi, ci)
+		e.cats[g.cat].add(o, fi, ci)
+	}
+	for m := g.mask; m != 0; m &= m - 1 {
+		e.scopes[trailingZeros(m)+1].add(o, fi, ci)
 	}
 }
 
