@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -171,6 +172,7 @@ type Engine struct {
 	evicted   uint64
 	localSeen map[netip.Addr]struct{}
 	lastNow   time.Time
+	winSlots  atomic.Int64 // slots in cfg.Window (read by Observe before it locks)
 }
 
 // NewEngine returns an engine classifying with res (nil: an empty
@@ -221,6 +223,7 @@ func (e *Engine) Configure(cfg Config) {
 	e.scopes = scopes
 	e.cfg = cfg
 	e.cfgGen++
+	e.winSlots.Store(int64((cfg.Window + FineSlot - 1) / FineSlot))
 	for len(e.groups) > cfg.MaxGroups {
 		e.evict()
 	}
@@ -235,8 +238,10 @@ func (e *Engine) Observe(d *flow.Delta) {
 	now := d.Now
 	fi, ci := now.Unix()/fineWidth, now.Unix()/coarseWidth
 	o.rttBucket, o.hsBucket = -1, -1
-	if r.SRTT > 0 && !r.ConnectFailed && *d.Mark != uint64(fi)+1 && !d.Gone {
-		*d.Mark = uint64(fi) + 1 // one RTT observation per connection per slot
+	// At most one RTT observation per connection per window: the mark is
+	// the slot of its last observation (+1, 0: none yet).
+	if m := *d.Mark; r.SRTT > 0 && !r.ConnectFailed && !d.Gone && (m == 0 || uint64(fi)+1 >= m+uint64(e.winSlots.Load())) {
+		*d.Mark = uint64(fi) + 1
 		o.rtt = r.SRTT.Seconds()
 		o.rttBucket = bucketOf(o.rtt)
 	}
