@@ -171,7 +171,6 @@ type Engine struct {
 	spare     *group
 	evicted   uint64
 	localSeen map[netip.Addr]struct{}
-	lastNow   time.Time
 	winSlots  atomic.Int64 // slots in cfg.Window (read by Observe before it locks)
 }
 
@@ -273,9 +272,6 @@ func (e *Engine) Observe(d *flow.Delta) {
 	k := groupKey{local: r.Local.Addr().Unmap(), remote: r.Remote.Addr().Unmap(), port: r.ServerPort(), dir: r.Direction, comm: r.Comm}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if now.After(e.lastNow) {
-		e.lastNow = now
-	}
 	if d.Gone {
 		e.gone(&k, &o, fi, ci)
 		return
