@@ -169,7 +169,7 @@
   }
 
   function loadCategories() {
-    return getJSON("api/v1/insights?metric=bytes&window=5m&limit=1000").then(function (d) {
+    return getJSON("api/v1/insights?metric=bytes&window=5m&limit=200").then(function (d) {
       var top = {};
       (d.rows || []).forEach(function (r) {
         var c = r.category || "mixed";
