@@ -19,8 +19,9 @@ import (
 type Options struct {
 	Config config.Topology
 	// SysFS is the sysfs root (config paths.sysfs) where imds: auto looks
-	// for the EC2 vendor strings.
-	SysFS string
+	// for the EC2 vendor strings; ProcFS (paths.procfs, default /proc)
+	// where IMDS is asked from: the network namespace of its PID 1.
+	SysFS, ProcFS string
 	// Kube is the API server for kubernetes: api; zero: InClusterAPI.
 	Kube KubeAPI
 	// HostAddrs lists this host's addresses; nil: the interfaces of the
@@ -103,13 +104,20 @@ func (r *Resolver) Load(ctx context.Context, o Options) []Status {
 		imds.Detail = "refusing the real metadata address in a test (set topology.imds_endpoint to a loopback server; " + NoMetadataEnv + " is set or this is a test binary)"
 		log.Warn("topology: " + imds.Detail)
 	default:
-		info, err := FetchIMDS(ctx, o.Config.IMDSEndpoint, o.Timeout)
+		dial := &hostDialer{procfs: o.ProcFS}
+		if dial.procfs == "" {
+			dial.procfs = "/proc"
+		}
+		info, err := fetchIMDS(ctx, o.Config.IMDSEndpoint, o.Timeout, dial)
 		if err != nil {
 			imds.State, imds.Detail = "error", err.Error()
 			log.Warn("topology: instance metadata unavailable; zones and VPCs come from the other sources only", "err", err)
 		} else {
 			imds.State, imds.Networks = "ok", len(info.Networks)
 			imds.Detail = fmt.Sprintf("zone %s, region %s", info.ZoneID, info.Region)
+			if dial.used.Load() {
+				imds.Detail += " (asked from the host's network namespace)"
+			}
 			nets = append(nets, info.Networks...)
 			host = info.Host
 		}
