@@ -105,14 +105,20 @@ monitors:
 	defer cancel()
 	for i, s := range servers {
 		srv := testlab.StartIperf3Server(t, s.ns, 40*time.Second)
+		// The data connection from a fixed client port, so the loss hits it
+		// only (not iperf3's control connection, whose retransmissions
+		// iperf3's Retr does not count); a bounded rate keeps little data in
+		// flight when iperf3 reads its Retr at the end (the retransmissions
+		// of that tail happen after it).
+		cport := 41001 + i
 		if i == lossy {
-			s.ns.AddLoss(t, testlab.Ingress, 5, testlab.Proto("tcp"), testlab.DstPort(srv.Port))
+			s.ns.AddLoss(t, testlab.Ingress, 5, testlab.TCPSrcPort(uint16(cport)), testlab.TCPDstPort(srv.Port))
 		}
 		echo := s.ns.StartEchoServer(t, s.addr.String()+":0")
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			res, err := testlab.RunIperf3(ctx, client, netip.AddrPortFrom(s.addr, srv.Port), testlab.Iperf3Options{Duration: 3 * time.Second})
+			res, err := testlab.RunIperf3(ctx, client, netip.AddrPortFrom(s.addr, srv.Port), testlab.Iperf3Options{Duration: 3 * time.Second, CPort: cport, Bitrate: "400M"})
 			if err != nil {
 				t.Errorf("iperf3 to %s: %v", s.addr, err)
 				return
