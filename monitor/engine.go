@@ -268,6 +268,8 @@ func (e *Engine) Observe(d *flow.Delta) {
 		}
 	}
 	o.estReset = d.RSTReceived > 0 && !r.ConnectFailed && r.State != "syn_sent"
+	o.events = d.New || d.Closed || d.Gone || d.Established || d.Failed || o.estReset
+	o.chrono = d.BusyTime|d.RwndLimited|d.SndbufLimited != 0 || d.ZeroWindowSent|d.ZeroWindowReceived != 0
 
 	k := groupKey{local: r.Local.Addr().Unmap(), remote: r.Remote.Addr().Unmap(), port: r.ServerPort(), dir: r.Direction, comm: r.Comm}
 	e.mu.Lock()

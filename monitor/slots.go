@@ -137,6 +137,9 @@ type obs struct {
 	rtt, hs                  float64
 	ok, refused, timeout, rs bool
 	estReset                 bool
+	// events: a transition or connect outcome; chrono: a tcp_info time
+	// or zero-window counter moved.
+	events, chrono bool
 }
 
 func (a *acc) add(o *obs) {
@@ -148,27 +151,37 @@ func (a *acc) add(o *obs) {
 	a.retrans += d.Retransmits
 	a.synRetrans += d.SynRetransmits
 	a.rtos += d.RTOs
-	a.dsack += d.DSACKDups
-	if d.New {
-		a.newConns++
+	// The common update moves bytes and segments only: leave the other
+	// fields' cache lines alone unless something changed there.
+	if d.DSACKDups != 0 {
+		a.dsack += d.DSACKDups
 	}
-	if d.Closed || d.Gone {
-		a.closed++
+	if o.events {
+		if d.New {
+			a.newConns++
+		}
+		if d.Closed || d.Gone {
+			a.closed++
+		}
+		if d.Established {
+			a.opened++
+		}
+		a.ok += b2u(o.ok)
+		a.refused += b2u(o.refused)
+		a.timeout += b2u(o.timeout)
+		a.reset += b2u(o.rs)
+		a.estR += b2u(o.estReset)
 	}
-	if d.Established {
-		a.opened++
+	if o.chrono {
+		a.busy += d.BusyTime
+		a.rwnd += d.RwndLimited
+		a.sndbuf += d.SndbufLimited
+		a.zwSent += d.ZeroWindowSent
+		a.zwRecv += d.ZeroWindowReceived
 	}
-	a.ok += b2u(o.ok)
-	a.refused += b2u(o.refused)
-	a.timeout += b2u(o.timeout)
-	a.reset += b2u(o.rs)
-	a.estR += b2u(o.estReset)
-	a.busy += d.BusyTime
-	a.rwnd += d.RwndLimited
-	a.sndbuf += d.SndbufLimited
-	a.zwSent += d.ZeroWindowSent
-	a.zwRecv += d.ZeroWindowReceived
-	a.recvQMax = max(a.recvQMax, d.Rec.RecvQueue)
+	if q := d.Rec.RecvQueue; q > a.recvQMax {
+		a.recvQMax = q
+	}
 	if m := d.Rec.MinRTT; m > 0 && (a.minRTT == 0 || m < a.minRTT) {
 		a.minRTT = m
 	}
