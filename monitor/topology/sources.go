@@ -188,5 +188,7 @@ func hostAddrs(f func() ([]netip.Addr, error)) ([]netip.Addr, error) {
 func (r *Resolver) Statuses() []Status {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	return append([]Status(nil), r.status...)
+	out := make([]Status, len(r.status)) // [] rather than null before the first Load
+	copy(out, r.status)
+	return out
 }
