@@ -33,7 +33,7 @@ func rank(p string) (int, bool) {
 		return rankCore, true
 	case p == "agent" || p == "collector/all":
 		return rankAgent, true
-	case top == "web" || top == "export" || top == "store" || top == "monitor" || top == "collector" || p == "internal/hostcheck":
+	case top == "web" || top == "export" || top == "store" || top == "monitor" || top == "collector" || p == "internal/hostcheck" || p == "internal/top":
 		return rankParts, true
 	case top == "cmd" || top == "bench" || top == "deploy":
 		return rankCommand, true
