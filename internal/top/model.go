@@ -40,7 +40,7 @@ type Options struct {
 }
 
 type keyMap struct {
-	Retrans, RTT, Throughput, Failures, NextSort key.Binding
+	Retrans, RTT, Throughput, Failures, NextSort   key.Binding
 	Filter, ClearFilter, Pause, Remotes, Host, Tab key.Binding
 	Up, Down, PageUp, PageDown, Home               key.Binding
 	Help, Quit                                     key.Binding

@@ -28,7 +28,7 @@ func NewStyles(r *lipgloss.Renderer, colour bool) Styles {
 		Good:     r.NewStyle(),
 	}
 	if colour {
-		s.Bad = s.Bad.Foreground(lipgloss.Color("1"))  // red
+		s.Bad = s.Bad.Foreground(lipgloss.Color("1"))   // red
 		s.Warn = s.Warn.Foreground(lipgloss.Color("3")) // yellow
 		s.Good = s.Good.Foreground(lipgloss.Color("2")) // green
 	}
