@@ -35,6 +35,8 @@ func fmtRTT(d time.Duration) string {
 	}
 	ms := d.Seconds() * 1e3
 	switch {
+	case ms < 1:
+		return fmt.Sprintf("%.3fms", ms)
 	case ms < 10:
 		return fmt.Sprintf("%.2fms", ms)
 	case ms < 100:

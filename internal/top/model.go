@@ -44,6 +44,8 @@ type keyMap struct {
 	Filter, ClearFilter, Pause, Remotes, Host, Tab key.Binding
 	Up, Down, PageUp, PageDown, Home               key.Binding
 	Help, Quit                                     key.Binding
+	// Sorts is the help line's entry for the four sort keys.
+	Sorts key.Binding
 }
 
 func newKeyMap() keyMap {
@@ -60,8 +62,8 @@ func newKeyMap() keyMap {
 		ClearFilter: b("esc", "clear filter", "esc"),
 		Pause:       b("p", "pause", "p", " "),
 		Remotes:     b("a", "remotes", "a"),
-		Host:        b("c", "conntrack/nic/probes", "c"),
-		Tab:         b("tab", "next pane", "tab"),
+		Host:        b("c", "host", "c"),
+		Tab:         b("tab", "pane", "tab"),
 		Up:          b("↑/k", "up", "up", "k"),
 		Down:        b("↓/j", "down", "down", "j"),
 		PageUp:      b("pgup", "page up", "pgup"),
@@ -69,12 +71,13 @@ func newKeyMap() keyMap {
 		Home:        b("home", "top", "home", "g"),
 		Help:        b("?", "help", "?"),
 		Quit:        b("q", "quit", "q", "ctrl+c"),
+		Sorts:       b("r/t/b/f", "sort", "r", "t", "b", "f"),
 	}
 }
 
 // ShortHelp is the help line.
 func (k keyMap) ShortHelp() []key.Binding {
-	return []key.Binding{k.Retrans, k.RTT, k.Throughput, k.Failures, k.Filter, k.Pause, k.Remotes, k.Host, k.Help, k.Quit}
+	return []key.Binding{k.Sorts, k.Filter, k.Pause, k.Remotes, k.Host, k.Tab, k.Help, k.Quit}
 }
 
 // FullHelp is the ? screen.
@@ -125,6 +128,11 @@ func New(opts Options) Model {
 	in.Prompt = "filter: "
 	in.Placeholder = "remote:10.0.0.0/8 port:443 proc:nginx netns:blue or a word"
 	in.CharLimit = 200
+	in.PromptStyle = opts.Styles.Title
+	in.PlaceholderStyle = opts.Styles.Faint
+	in.TextStyle = opts.Styles.Plain
+	in.Cursor.Style = opts.Styles.Plain
+	in.Cursor.TextStyle = opts.Styles.Plain
 	h := help.New()
 	h.Styles.ShortKey = opts.Styles.Title
 	h.Styles.ShortDesc = opts.Styles.Help

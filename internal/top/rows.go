@@ -135,7 +135,9 @@ func SortRows(rows []Row, key SortKey) {
 				cmp.Compare(b.Rec.RSTReceived, a.Rec.RSTReceived),
 				cmp.Compare(b.RetransRate, a.RetransRate))
 		}
-		return cmp.Or(c, cmp.Compare(a.Rec.ID, b.Rec.ID))
+		// Open connections before closed ones, then the newest first.
+		return cmp.Or(c, cmp.Compare(b2i(a.Rec.Closed), b2i(b.Rec.Closed)), b.Rec.Start.Compare(a.Rec.Start),
+			cmp.Compare(a.Rec.ID, b.Rec.ID))
 	})
 }
 

@@ -9,6 +9,7 @@ import "github.com/charmbracelet/lipgloss"
 type Styles struct {
 	Title, Header, Selected, Help, Faint lipgloss.Style
 	Bad, Warn, Good                      lipgloss.Style
+	Plain                                lipgloss.Style
 }
 
 // NewStyles builds the styles on renderer r (lipgloss's default when nil).
@@ -26,6 +27,7 @@ func NewStyles(r *lipgloss.Renderer, colour bool) Styles {
 		Bad:      r.NewStyle().Bold(true),
 		Warn:     r.NewStyle(),
 		Good:     r.NewStyle(),
+		Plain:    r.NewStyle(),
 	}
 	if colour {
 		s.Bad = s.Bad.Foreground(lipgloss.Color("1"))   // red

@@ -168,7 +168,7 @@ func (m *Model) connColumns() []column[Row] {
 		}},
 		{title: "LOCAL", min: 21, max: 47, prio: 10, sorted: noSort, val: func(r *Row) string { return fmtAddrPort(r.Rec.Local) }},
 		{title: "REMOTE", min: 21, max: 47, prio: 0, sorted: noSort, val: func(r *Row) string { return fmtAddrPort(r.Rec.Remote) }},
-		{title: "STATE", min: 8, max: 10, prio: 3, sorted: SortFailures, val: func(r *Row) string { return stateName(&r.Rec) },
+		{title: "STATE", min: 9, max: 10, prio: 3, sorted: SortFailures, val: func(r *Row) string { return stateName(&r.Rec) },
 			style: func(r *Row, st Styles) *lipgloss.Style {
 				if r.Rec.ConnectFailed {
 					return &st.Bad
@@ -278,9 +278,9 @@ func (m *Model) titleLine(w int) string {
 		}
 		parts = append(parts, conns)
 	}
-	parts = append(parts, m.pane.String(), "sort "+m.sort.String())
-	if !m.filter.Empty() {
-		parts = append(parts, "filter "+m.filter.String())
+	parts = append(parts, "sort "+m.sort.String())
+	if m.pane != PaneConnections {
+		parts = append(parts, m.pane.String())
 	}
 	left := strings.Join(parts, " · ")
 	right := ""
@@ -329,6 +329,9 @@ func (m *Model) statusLine(w int) string {
 		} else {
 			ps = append(ps, part{s, nil})
 		}
+	}
+	if !m.filter.Empty() {
+		ps = append(ps, part{"filter " + m.filter.String(), &st.Title})
 	}
 	add("retrans "+fmtRate(retr)+"/s", retr > 0)
 	add("failed connects "+strconv.Itoa(failed), failed > 0)
@@ -446,6 +449,9 @@ func (m *Model) hostLines(w, h int) []string {
 		if c.Name == "flows" && m.snap.Backend != "" && c.Up {
 			s += " (" + m.snap.Backend + ")"
 		}
+		if c.Name == "probe" && c.Up && len(hs.Probes) == 0 {
+			s = "probe idle (no targets)"
+		}
 		if !c.Up && c.Reason != "" {
 			s += ": " + c.Reason
 		}
@@ -535,7 +541,7 @@ func (m *Model) hostLines(w, h int) []string {
 			}},
 		}
 		for i, o := range []string{"ok", "refused", "timeout", "unreachable", "error"} {
-			cols = append(cols, column[Probe]{title: strings.ToUpper(o), min: 8, right: true, prio: 2 + i, sorted: noSort,
+			cols = append(cols, column[Probe]{title: strings.ToUpper(o[:min(len(o), 7)]), min: 7, right: true, prio: 2 + i, sorted: noSort,
 				val: func(p *Probe) string { return strconv.FormatFloat(p.Outcomes[o], 'f', 0, 64) }})
 		}
 		out = append(out, renderTable(cols, hs.Probes, w, len(hs.Probes)+1, 0, noSort-1, st, nil)...)
