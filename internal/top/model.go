@@ -100,7 +100,9 @@ type Model struct {
 	width, height int
 
 	snap     *Snapshot
-	rows     []Row // every connection of snap, with rates
+	rows     []Row    // every connection of snap, with rates
+	vis      []Row    // rows filtered and sorted (refresh)
+	remotes  []Remote // vis per remote address (refresh)
 	prev     map[uint64]counters
 	prevTime time.Time
 	prevHost *Host // the host state before snap (NIC counters moving)
@@ -213,6 +215,14 @@ func (m *Model) apply(snap *Snapshot) {
 	m.rows = rates(snap, m.prev, m.prevTime, m.opts.NetNSName)
 	m.prev, m.prevTime = countersOf(snap), snap.Time
 	m.snap = snap
+	m.refresh()
+}
+
+// refresh recomputes the visible rows after a change of snapshot, sort or
+// filter.
+func (m *Model) refresh() {
+	m.vis = sortedRows(m.rows, m.sort, m.filter.Match)
+	m.remotes = Aggregate(m.vis, m.sort)
 	m.clampOffset()
 }
 
@@ -226,6 +236,7 @@ func (m Model) updateFilter(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 		}
 		m.filter, m.filterErr, m.editing, m.offset = f, nil, false, 0
 		m.input.Blur()
+		m.refresh()
 		return m, nil
 	case tea.KeyEsc:
 		m.editing, m.filterErr = false, nil
@@ -292,29 +303,17 @@ func (m Model) updateKey(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 	case key.Matches(msg, k.Help):
 		m.help.ShowAll = !m.help.ShowAll
 	}
-	m.clampOffset()
+	m.refresh()
 	return m, nil
-}
-
-// visible returns the filtered, sorted rows.
-func (m *Model) visible() []Row {
-	out := make([]Row, 0, len(m.rows))
-	for i := range m.rows {
-		if m.filter.Match(&m.rows[i]) {
-			out = append(out, m.rows[i])
-		}
-	}
-	SortRows(out, m.sort)
-	return out
 }
 
 func (m *Model) clampOffset() {
 	n := 0
 	switch m.pane {
 	case PaneConnections:
-		n = len(m.visible())
+		n = len(m.vis)
 	case PaneRemotes:
-		n = len(Aggregate(m.visible(), m.sort))
+		n = len(m.remotes)
 	}
 	m.offset = min(m.offset, n-(m.bodyHeight()-1))
 	m.offset = max(m.offset, 0)

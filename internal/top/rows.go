@@ -117,28 +117,52 @@ func countersOf(snap *Snapshot) map[uint64]counters {
 	return m
 }
 
-// SortRows orders rows by key, largest first; ties by connection ID.
+// SortRows orders rows by key, largest first; ties open before closed,
+// then newest first, then by connection ID.
 func SortRows(rows []Row, key SortKey) {
-	slices.SortStableFunc(rows, func(a, b Row) int {
-		var c int
-		switch key {
-		case SortRetrans:
-			c = cmp.Or(cmp.Compare(b.RetransRate, a.RetransRate), cmp.Compare(b.Rec.Retransmits, a.Rec.Retransmits),
-				cmp.Compare(b.BytesRate(), a.BytesRate()))
-		case SortRTT:
-			c = cmp.Or(cmp.Compare(b.Rec.SRTT, a.Rec.SRTT), cmp.Compare(b.RetransRate, a.RetransRate))
-		case SortThroughput:
-			c = cmp.Or(cmp.Compare(b.BytesRate(), a.BytesRate()), cmp.Compare(b.Rec.BytesSent+b.Rec.BytesReceived, a.Rec.BytesSent+a.Rec.BytesReceived))
-		case SortFailures:
-			c = cmp.Or(cmp.Compare(b2i(b.Rec.ConnectFailed), b2i(a.Rec.ConnectFailed)),
-				cmp.Compare(b.Rec.SynRetransmits, a.Rec.SynRetransmits),
-				cmp.Compare(b.Rec.RSTReceived, a.Rec.RSTReceived),
-				cmp.Compare(b.RetransRate, a.RetransRate))
+	sorted := sortedRows(rows, key, nil)
+	copy(rows, sorted)
+}
+
+// sortedRows returns the rows that pass keep (nil: all) in key's order,
+// in a new slice. It sorts indices, not the large rows, and copies each
+// kept row once; the order is total (the ID breaks ties).
+func sortedRows(rows []Row, key SortKey, keep func(*Row) bool) []Row {
+	idx := make([]int32, 0, len(rows))
+	for i := range rows {
+		if keep == nil || keep(&rows[i]) {
+			idx = append(idx, int32(i))
 		}
-		// Open connections before closed ones, then the newest first.
-		return cmp.Or(c, cmp.Compare(b2i(a.Rec.Closed), b2i(b.Rec.Closed)), b.Rec.Start.Compare(a.Rec.Start),
-			cmp.Compare(a.Rec.ID, b.Rec.ID))
-	})
+	}
+	slices.SortFunc(idx, func(i, j int32) int { return compareRows(&rows[i], &rows[j], key) })
+	out := make([]Row, len(idx))
+	for i, j := range idx {
+		out[i] = rows[j]
+	}
+	return out
+}
+
+func compareRows(a, b *Row, key SortKey) int {
+	var c int
+	switch key {
+	case SortRetrans:
+		c = cmp.Or(cmp.Compare(b.RetransRate, a.RetransRate), cmp.Compare(b.Rec.Retransmits, a.Rec.Retransmits),
+			cmp.Compare(b.BytesRate(), a.BytesRate()))
+	case SortRTT:
+		c = cmp.Or(cmp.Compare(b.Rec.SRTT, a.Rec.SRTT), cmp.Compare(b.RetransRate, a.RetransRate))
+	case SortThroughput:
+		c = cmp.Or(cmp.Compare(b.BytesRate(), a.BytesRate()), cmp.Compare(b.Rec.BytesSent+b.Rec.BytesReceived, a.Rec.BytesSent+a.Rec.BytesReceived))
+	case SortFailures:
+		c = cmp.Or(cmp.Compare(b2i(b.Rec.ConnectFailed), b2i(a.Rec.ConnectFailed)),
+			cmp.Compare(b.Rec.SynRetransmits, a.Rec.SynRetransmits),
+			cmp.Compare(b.Rec.RSTReceived, a.Rec.RSTReceived),
+			cmp.Compare(b.RetransRate, a.RetransRate))
+	}
+	if c != 0 {
+		return c
+	}
+	return cmp.Or(cmp.Compare(b2i(a.Rec.Closed), b2i(b.Rec.Closed)), b.Rec.Start.Compare(a.Rec.Start),
+		cmp.Compare(a.Rec.ID, b.Rec.ID))
 }
 
 func b2i(b bool) int {

@@ -24,6 +24,8 @@ import (
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 
+var tea160x48 = tea.WindowSizeMsg{Width: 160, Height: 48}
+
 var t0 = time.Date(2026, 11, 30, 21, 0, 0, 0, time.UTC)
 
 // testHost is the host pane of testdata/host.prom.

@@ -414,13 +414,13 @@ func (m *Model) body(w, h int) []string {
 	case PaneHost:
 		return m.hostLines(w, h)
 	case PaneRemotes:
-		rem := Aggregate(m.visible(), m.sort)
+		rem := m.remotes
 		if len(rem) == 0 {
 			return m.empty(w)
 		}
 		return renderTable(remoteColumns(), rem, w, h, m.offset, m.sort, st, nil)
 	}
-	rows := m.visible()
+	rows := m.vis
 	if len(rows) == 0 {
 		return m.empty(w)
 	}
