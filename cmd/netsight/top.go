@@ -65,7 +65,7 @@ retransmissions_per_second); "remotes" sums them per remote address;
 		once := fs.Bool("once", false, "print one snapshot and exit")
 		asJSON := fs.Bool("json", false, "with --once: print JSON")
 		limit := fs.Int("limit", 0, "with --once: print at most `n` connections and remotes (0: all)")
-		maxConns := fs.Int("max-connections", 10000, "read at most `n` connections per refresh (1..10000)")
+		maxConns := fs.Int("max-connections", 0, "read at most `n` connections per refresh (0: all the local table holds; an agent sends at most 10000)")
 		cfgFile := fs.String("config", "", "YAML config `file` for the local collectors (probe targets, paths, flows back end)")
 		var sets stringList
 		fs.Var(&sets, "set", "set a config field of the local collectors: `path=value` (repeatable), e.g. collectors.flows.backend=sockdiag")
@@ -90,8 +90,8 @@ retransmissions_per_second); "remotes" sums them per remote address;
 			return fmt.Errorf("%w: --json needs --once", errUsage)
 		case *limit < 0:
 			return fmt.Errorf("%w: --limit must not be negative", errUsage)
-		case *maxConns < 1 || *maxConns > 10000:
-			return fmt.Errorf("%w: --max-connections must be 1 to 10000, got %d", errUsage, *maxConns)
+		case *maxConns < 0 || *maxConns > 1<<22 || (agentOpts.url != "" && *maxConns > 10000):
+			return fmt.Errorf("%w: --max-connections must be 0 to 10000 with --agent, 0 to 4194304 without, got %d", errUsage, *maxConns)
 		case agentOpts.url != "" && (*cfgFile != "" || len(sets) > 0):
 			return fmt.Errorf("%w: --config and --set configure local collectors; not with --agent", errUsage)
 		}
@@ -151,7 +151,7 @@ func topLive(ctx context.Context, src top.Source, opts top.Options, stdout io.Wr
 
 // topOnce prints one snapshot, its rates taken over interval.
 func topOnce(ctx context.Context, src top.Source, interval time.Duration, o top.ReportOptions, asJSON bool, stdout io.Writer) error {
-	prev, err := src.Snapshot(ctx)
+	prev, err := src.Snapshot(ctx, o.Filter.Pushdown())
 	if err != nil {
 		return err
 	}
@@ -163,7 +163,7 @@ func topOnce(ctx context.Context, src top.Source, interval time.Duration, o top.
 	if u, ok := src.(interface{ Update(context.Context) }); ok {
 		u.Update(ctx)
 	}
-	cur, err := src.Snapshot(ctx)
+	cur, err := src.Snapshot(ctx, o.Filter.Pushdown())
 	if err != nil {
 		return err
 	}

@@ -107,13 +107,16 @@ func (l *localSource) Name() string { return "local" }
 // reading; the collectors' own loops are idle then).
 func (l *localSource) Update(ctx context.Context) { l.mgr.UpdateNow(ctx) }
 
-func (l *localSource) Snapshot(ctx context.Context) (*top.Snapshot, error) {
+func (l *localSource) Snapshot(ctx context.Context, f flow.Filter) (*top.Snapshot, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	recs := l.table.Flows(flow.Filter{Limit: l.limit + 1})
+	if l.limit > 0 {
+		f.Limit = l.limit + 1
+	}
+	recs := l.table.Flows(f)
 	snap := &top.Snapshot{Time: time.Now(), Backend: l.table.Source(), Flows: recs}
-	if len(recs) > l.limit {
+	if l.limit > 0 && len(recs) > l.limit {
 		snap.Flows, snap.Truncated = recs[:l.limit], true
 	}
 	mfs, err := l.reg.Gather()

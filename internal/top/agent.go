@@ -38,7 +38,7 @@ const maxAgentBody = 64 << 20
 func (a *AgentSource) Name() string { return a.URL.Redacted() }
 
 // Snapshot reads the agent now.
-func (a *AgentSource) Snapshot(ctx context.Context) (*Snapshot, error) {
+func (a *AgentSource) Snapshot(ctx context.Context, f flow.Filter) (*Snapshot, error) {
 	limit := a.Limit
 	if limit <= 0 {
 		limit = 10000
@@ -49,7 +49,14 @@ func (a *AgentSource) Snapshot(ctx context.Context) (*Snapshot, error) {
 		Truncated bool          `json:"truncated"`
 		Flows     []flow.Record `json:"flows"`
 	}
-	body, err := a.get(ctx, "/api/v1/flows?limit="+strconv.Itoa(limit), "application/json")
+	q := url.Values{"limit": {strconv.Itoa(limit)}}
+	if f.Remote.IsValid() {
+		q.Set("remote", f.Remote.String())
+	}
+	if f.Port != 0 {
+		q.Set("port", strconv.Itoa(int(f.Port)))
+	}
+	body, err := a.get(ctx, "/api/v1/flows?"+q.Encode(), "application/json")
 	if err != nil {
 		return nil, err
 	}

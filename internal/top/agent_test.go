@@ -45,7 +45,7 @@ func TestAgentSource(t *testing.T) {
 	srv, table := agentServer(t, cur.Flows)
 	u, _ := url.Parse(srv.URL)
 	src := &AgentSource{URL: u, Client: srv.Client(), Limit: 3}
-	snap, err := src.Snapshot(context.Background())
+	snap, err := src.Snapshot(context.Background(), flow.Filter{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +86,7 @@ func TestAgentSourceErrors(t *testing.T) {
 			srv := httptest.NewServer(tc.handler)
 			defer srv.Close()
 			u, _ := url.Parse(srv.URL + "/prefix/")
-			_, err := (&AgentSource{URL: u, Client: srv.Client()}).Snapshot(context.Background())
+			_, err := (&AgentSource{URL: u, Client: srv.Client()}).Snapshot(context.Background(), flow.Filter{})
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("error %v, want %q", err, tc.want)
 			}
@@ -197,5 +197,21 @@ func walkKeys(v any, fn func(string)) {
 		for _, x := range v {
 			walkKeys(x, fn)
 		}
+	}
+}
+
+// TestAgentSourcePushdown: remote and port filters go to the API, so its
+// limit counts matching connections only.
+func TestAgentSourcePushdown(t *testing.T) {
+	_, cur := testSnapshots(t)
+	srv, _ := agentServer(t, cur.Flows)
+	u, _ := url.Parse(srv.URL)
+	f, _ := ParseFilter("port:5201 remote:10.1.0.0/16 proc:iperf3")
+	snap, err := (&AgentSource{URL: u, Client: srv.Client(), Limit: 2}).Snapshot(context.Background(), f.Pushdown())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(snap.Flows) != 2 || snap.Truncated {
+		t.Errorf("%d flows (truncated %v), want the 2 iperf3 ones", len(snap.Flows), snap.Truncated)
 	}
 }

@@ -160,10 +160,11 @@ func (m Model) Init() tea.Cmd { return m.fetch() }
 
 func (m Model) fetch() tea.Cmd {
 	src, ctx, timeout := m.opts.Source, m.opts.Context, max(m.opts.Interval, 5*time.Second)
+	f := m.filter.Pushdown()
 	return func() tea.Msg {
 		ctx, cancel := context.WithTimeout(ctx, timeout)
 		defer cancel()
-		s, err := src.Snapshot(ctx)
+		s, err := src.Snapshot(ctx, f)
 		return snapshotMsg{snap: s, err: err}
 	}
 }

@@ -228,6 +228,22 @@ func ParseFilter(s string) (Filter, error) {
 	return f, nil
 }
 
+// Pushdown is the part of the filter a source applies itself (the flow
+// API's remote and port parameters), so that its connection limit counts
+// matching connections only.
+func (f Filter) Pushdown() flow.Filter {
+	var out flow.Filter
+	for _, t := range f.terms {
+		switch {
+		case t.kind == "remote" && !out.Remote.IsValid():
+			out.Remote = t.prefix
+		case t.kind == "port" && out.Port == 0:
+			out.Port = t.port
+		}
+	}
+	return out
+}
+
 // String is the filter as typed.
 func (f Filter) String() string { return f.text }
 

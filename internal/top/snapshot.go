@@ -15,8 +15,9 @@ import (
 
 // Source gives Snapshots: the local collectors or a running agent.
 type Source interface {
-	// Snapshot reads the connections and host state now.
-	Snapshot(ctx context.Context) (*Snapshot, error)
+	// Snapshot reads the connections that pass f and the host state now
+	// (f is what a source can filter itself: Filter.Pushdown).
+	Snapshot(ctx context.Context, f flow.Filter) (*Snapshot, error)
 	// Name says where the data comes from ("local", an agent URL).
 	Name() string
 }

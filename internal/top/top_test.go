@@ -99,7 +99,7 @@ type fakeSource struct {
 
 func (f *fakeSource) Name() string { return "local" }
 
-func (f *fakeSource) Snapshot(context.Context) (*Snapshot, error) {
+func (f *fakeSource) Snapshot(context.Context, flow.Filter) (*Snapshot, error) {
 	if f.err != nil {
 		return nil, f.err
 	}
