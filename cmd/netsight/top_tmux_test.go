@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -59,9 +60,9 @@ func (s *tmuxSession) literal(text string) {
 	}
 }
 
-func (s *tmuxSession) capture() string {
+func (s *tmuxSession) capture(flags ...string) string {
 	s.t.Helper()
-	out, err := s.run("capture-pane", "-p", "-t", "top")
+	out, err := s.run(append([]string{"capture-pane", "-p", "-t", "top"}, flags...)...)
 	if err != nil {
 		s.t.Fatalf("tmux capture-pane: %v: %s", err, out)
 	}
@@ -164,6 +165,11 @@ func TestTopTmux(t *testing.T) {
 		t.Errorf("top row %q: want netns %s, remote %s:%d, ESTAB", top, pair.Cli.Name, pair.SrvIP, srv.Port)
 	}
 
+	// Colour: the retransmissions are red (SGR 31), the header reversed.
+	if esc := tm.capture("-e"); !strings.Contains(esc, "31m") || !strings.Contains(esc, "7m") {
+		t.Errorf("no red or reverse video in the coloured screen:\n%q", esc)
+	}
+
 	tm.keys("t")
 	tm.waitFor("sort by RTT", 5*time.Second, func(s string) bool {
 		return strings.Contains(s, "sort rtt") && strings.Contains(s, "RTT▼")
@@ -221,4 +227,22 @@ func TestTopTmux(t *testing.T) {
 
 	tm.keys("q")
 	tm.waitFor("exit", 10*time.Second, func(s string) bool { return strings.Contains(s, "TOP-EXITED 0") })
+
+	// NO_COLOR: no colour sequence on screen, reverse video stays.
+	nc := newTmux(t, 80, 24, fmt.Sprintf("NO_COLOR=1 %s top --interval 500ms --set collectors.flows.backend=sockdiag; echo TOP-EXITED $?; sleep 60", bin))
+	nc.waitFor("the first snapshot without colour", 30*time.Second, func(s string) bool {
+		return strings.Contains(s, "netsight top · local (sockdiag)") && strings.Contains(s, "conns · sort retrans")
+	})
+	nc.keys("p")
+	nc.waitFor("pause without colour", 5*time.Second, func(s string) bool { return strings.Contains(s, "PAUSED") })
+	esc := nc.capture("-e")
+	if colourSGR.MatchString(esc) || !strings.Contains(esc, "7m") {
+		t.Errorf("NO_COLOR screen: colour sequences %v, reverse video %v:\n%q", colourSGR.MatchString(esc), strings.Contains(esc, "7m"), esc)
+	}
+	nc.keys("q")
+	nc.waitFor("exit", 10*time.Second, func(s string) bool { return strings.Contains(s, "TOP-EXITED 0") })
 }
+
+// colourSGR matches an SGR sequence that sets a foreground or background
+// colour (39 and 49, the defaults, are no colour).
+var colourSGR = regexp.MustCompile(`\x1b\[(?:[0-9]+;)*(?:3[0-8]|4[0-8]|9[0-7]|10[0-7])(?:;[0-9]+)*m`)

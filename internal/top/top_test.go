@@ -174,7 +174,7 @@ func golden(t *testing.T, name, got string) {
 }
 
 // colourSGR matches an SGR sequence that sets a colour.
-var colourSGR = regexp.MustCompile(`\x1b\[[0-9;]*(3[0-9]|4[0-9]|9[0-7]|10[0-7])[0-9;]*m`)
+var colourSGR = regexp.MustCompile(`\x1b\[(?:[0-9]+;)*(?:3[0-8]|4[0-8]|9[0-7]|10[0-7])(?:;[0-9]+)*m`)
 
 // TestViewGolden draws every pane at 80x24 and 160x48, with colours and
 // with NO_COLOR, and checks the screen's size and the columns each width
