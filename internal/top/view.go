@@ -21,7 +21,6 @@ type column[T any] struct {
 	sorted   SortKey // the sort this column shows; -1 none
 	val      func(*T) string
 	style    func(*T, Styles) *lipgloss.Style // nil: plain
-	disabled bool
 }
 
 const noSort SortKey = -1
