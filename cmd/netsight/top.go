@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
+	"net/url"
 	"os"
 	"strconv"
 	"time"
@@ -16,6 +18,9 @@ import (
 	"github.com/charmbracelet/x/term"
 	"github.com/muesli/termenv"
 
+	"github.com/netsight/netsight/agent"
+	"github.com/netsight/netsight/config"
+	"github.com/netsight/netsight/internal/kernel"
 	"github.com/netsight/netsight/internal/top"
 )
 
@@ -121,12 +126,21 @@ retransmissions_per_second); "remotes" sums them per remote address;
 			defer ls.Close()
 			src = ls
 		}
-		names := &top.NetNSNames{Dir: *netnsDir}
+		names := localNames(*netnsDir, *cfgFile, sets)
+		if agentOpts.url != "" && !loopbackURL(agentOpts.url) {
+			// Another host's namespaces and cgroups: numbers only.
+			names = top.Names{NetNS: func(ino uint32) string {
+				if ino == 0 {
+					return ""
+				}
+				return strconv.FormatUint(uint64(ino), 10)
+			}}
+		}
 		if *once {
 			return topOnce(ctx, src, *interval, top.ReportOptions{Source: src.Name(), Sort: sortKey, Filter: filter,
-				Limit: *limit, NetNSName: names.Name}, *asJSON, stdout)
+				Limit: *limit, Names: names}, *asJSON, stdout)
 		}
-		return topLive(ctx, src, top.Options{Interval: *interval, Sort: sortKey, Filter: filter, NetNSName: names.Name}, stdout)
+		return topLive(ctx, src, top.Options{Interval: *interval, Sort: sortKey, Filter: filter, Names: names}, stdout)
 	}
 	register(c)
 }
@@ -179,4 +193,37 @@ func topOnce(ctx context.Context, src top.Source, interval time.Duration, o top.
 	}
 	fmt.Fprint(stdout, top.RenderReport(rep, width))
 	return nil
+}
+
+// localNames names namespaces (from netnsDir) and containers (from the
+// cgroup v2 tree under the config's paths.cgroupfs) on this host.
+func localNames(netnsDir, cfgFile string, sets []string) top.Names {
+	ns := &top.NetNSNames{Dir: netnsDir}
+	names := top.Names{NetNS: ns.Name}
+	paths := kernel.Paths{}
+	if overrides, err := agent.ParseSets(sets); err == nil {
+		if cfg, err := config.LoadFile(cfgFile, overrides); err == nil {
+			paths = agent.HostPaths(cfg)
+		}
+	}
+	if root, err := kernel.Cgroup2Root(paths); err == nil {
+		cg := &top.CgroupNames{Root: root}
+		names.Container = cg.Name
+	}
+	return names
+}
+
+// loopbackURL reports whether u names this host (a loopback address or
+// localhost).
+func loopbackURL(u string) bool {
+	p, err := url.Parse(u)
+	if err != nil {
+		return false
+	}
+	h := p.Hostname()
+	if h == "localhost" {
+		return true
+	}
+	a, err := netip.ParseAddr(h)
+	return err == nil && a.IsLoopback()
 }

@@ -223,3 +223,14 @@ func TestTopOnceJSONMatchesAgent(t *testing.T) {
 		t.Errorf("without credentials: exit %d, stderr %q", code, stderr)
 	}
 }
+
+func TestLoopbackURL(t *testing.T) {
+	for u, want := range map[string]bool{
+		"http://127.0.0.1:19977": true, "http://[::1]:19977/": true, "http://localhost:1": true,
+		"https://10.0.0.1:19977": false, "http://node1:19977": false, "::": false,
+	} {
+		if got := loopbackURL(u); got != want {
+			t.Errorf("%s: %v, want %v", u, got, want)
+		}
+	}
+}

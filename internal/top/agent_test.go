@@ -131,7 +131,7 @@ func TestHostFromMetrics(t *testing.T) {
 func TestReportJSON(t *testing.T) {
 	prev, cur := testSnapshots(t)
 	f, _ := ParseFilter("port:5201")
-	rep := BuildReport(prev, cur, ReportOptions{Source: "local", Sort: SortRetrans, Filter: f, NetNSName: testNames})
+	rep := BuildReport(prev, cur, ReportOptions{Source: "local", Sort: SortRetrans, Filter: f, Names: Names{NetNS: testNames, Container: testContainers}})
 	b, err := json.Marshal(rep)
 	if err != nil {
 		t.Fatal(err)

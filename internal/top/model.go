@@ -34,9 +34,9 @@ type Options struct {
 	Interval time.Duration
 	Sort     SortKey
 	Filter   Filter
-	// NetNSName names a namespace inode (nil: inode numbers).
-	NetNSName func(uint32) string
-	Styles    Styles
+	// Names name namespaces and containers.
+	Names  Names
+	Styles Styles
 }
 
 type keyMap struct {
@@ -213,7 +213,7 @@ func (m *Model) apply(snap *Snapshot) {
 		h := m.snap.Host
 		m.prevHost = &h
 	}
-	m.rows = rates(snap, m.prev, m.prevTime, m.opts.NetNSName)
+	m.rows = rates(snap, m.prev, m.prevTime, m.opts.Names)
 	m.prev, m.prevTime = countersOf(snap), snap.Time
 	m.snap = snap
 	m.refresh()

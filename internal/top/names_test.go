@@ -73,7 +73,7 @@ func BenchmarkRefresh(b *testing.B) {
 // BenchmarkAggregate is the per-remote view of 10000 connections.
 func BenchmarkAggregate(b *testing.B) {
 	prev, cur := benchSnapshots(10000)
-	rows := rates(cur, countersOf(prev), prev.Time, nil)
+	rows := rates(cur, countersOf(prev), prev.Time, Names{})
 	b.ReportAllocs()
 	for b.Loop() {
 		_ = Aggregate(rows, SortRetrans)

@@ -42,12 +42,13 @@ func (c Connection) MarshalJSON() ([]byte, error) {
 	}
 	extra, err := json.Marshal(struct {
 		NetNSName       string  `json:"netns_name"`
+		Container       string  `json:"container,omitempty"`
 		StateName       string  `json:"state_name"`
 		SendRate        float64 `json:"send_rate_bytes_per_second"`
 		RecvRate        float64 `json:"receive_rate_bytes_per_second"`
 		RetransRate     float64 `json:"retransmissions_per_second"`
 		ThroughputBytes float64 `json:"throughput_bytes_per_second"`
-	}{c.Row.NetNSName, stateName(&c.Row.Rec), c.Row.SendRate, c.Row.RecvRate, c.Row.RetransRate, c.Row.BytesRate()})
+	}{c.Row.NetNSName, c.Row.Container, stateName(&c.Row.Rec), c.Row.SendRate, c.Row.RecvRate, c.Row.RetransRate, c.Row.BytesRate()})
 	if err != nil {
 		return nil, err
 	}
@@ -81,8 +82,8 @@ type ReportOptions struct {
 	Sort   SortKey
 	Filter Filter
 	// Limit keeps the first connections and remotes (0: all).
-	Limit     int
-	NetNSName func(uint32) string
+	Limit int
+	Names Names
 }
 
 // BuildReport ranks cur's connections with rates since prev (nil: over
@@ -97,7 +98,7 @@ func BuildReport(prev, cur *Snapshot, o ReportOptions) Report {
 		pc, pt = countersOf(prev), prev.Time
 		rep.IntervalSeconds = cur.Time.Sub(prev.Time).Seconds()
 	}
-	all := rates(cur, pc, pt, o.NetNSName)
+	all := rates(cur, pc, pt, o.Names)
 	var rows []Row
 	for i := range all {
 		if o.Filter.Match(&all[i]) {

@@ -48,11 +48,22 @@ func ParseSortKey(s string) (SortKey, error) {
 	return 0, fmt.Errorf("sort %q: want retrans, rtt, throughput or failures", s)
 }
 
+// Names name what a record only numbers; nil funcs name nothing.
+type Names struct {
+	// NetNS names a network namespace inode (NetNSNames.Name).
+	NetNS func(uint32) string
+	// Container names the container or pod of a cgroup id
+	// (CgroupNames.Name).
+	Container func(uint64) string
+}
+
 // Row is one connection with its rates over the last refresh.
 type Row struct {
 	Rec flow.Record
-	// NetNSName is the namespace's name (ip netns, "host"), "" unknown.
-	NetNSName string
+	// NetNSName is the namespace's name (ip netns, "host", else its
+	// inode), "" unknown; Container the container or pod ("pod:1b2c3d4e"),
+	// "" none.
+	NetNSName, Container string
 	// Rates per second over the interval since the previous snapshot (or
 	// the connection's life when it is new or there is no previous one).
 	SendRate, RecvRate, RetransRate float64
@@ -61,6 +72,21 @@ type Row struct {
 // BytesRate is the throughput both ways.
 func (r *Row) BytesRate() float64 { return r.SendRate + r.RecvRate }
 
+// Place is where the connection lives: the namespace's name when it has
+// one ("host", an ip netns name), else the container or pod, else the
+// namespace inode.
+func (r *Row) Place() string {
+	if r.Container != "" && (r.NetNSName == "" || isNumber(r.NetNSName)) {
+		return r.Container
+	}
+	return r.NetNSName
+}
+
+func isNumber(s string) bool {
+	_, err := strconv.ParseUint(s, 10, 64)
+	return err == nil
+}
+
 // counters are the totals a rate is taken from.
 type counters struct {
 	sent, recv, retrans uint64
@@ -68,13 +94,16 @@ type counters struct {
 
 // rates derives rows from snap given the previous snapshot's counters
 // (nil when there is none).
-func rates(snap *Snapshot, prev map[uint64]counters, prevTime time.Time, names func(uint32) string) []Row {
+func rates(snap *Snapshot, prev map[uint64]counters, prevTime time.Time, names Names) []Row {
 	rows := make([]Row, len(snap.Flows))
 	for i := range snap.Flows {
 		r := &rows[i]
 		r.Rec = snap.Flows[i]
-		if names != nil {
-			r.NetNSName = names(r.Rec.NetNS)
+		if names.NetNS != nil {
+			r.NetNSName = names.NetNS(r.Rec.NetNS)
+		}
+		if names.Container != nil {
+			r.Container = names.Container(r.Rec.CgroupID)
 		}
 		p, seen := prev[r.Rec.ID]
 		start := r.Rec.Start
@@ -270,12 +299,14 @@ func (t term) match(r *Row) bool {
 	case "proc":
 		return strings.Contains(strings.ToLower(rec.Comm), t.word) || strconv.FormatUint(uint64(rec.PID), 10) == t.word
 	case "netns":
-		return strings.Contains(strings.ToLower(r.NetNSName), t.word) || strconv.FormatUint(uint64(rec.NetNS), 10) == t.word
+		return strings.Contains(strings.ToLower(r.NetNSName), t.word) || strings.Contains(r.Container, t.word) ||
+			strconv.FormatUint(uint64(rec.NetNS), 10) == t.word
 	}
 	w := t.word
 	return strings.Contains(addrString(rec.Remote.Addr()), w) ||
 		strconv.Itoa(int(rec.Remote.Port())) == w || strconv.Itoa(int(rec.Local.Port())) == w ||
-		strings.Contains(strings.ToLower(rec.Comm), w) || strings.Contains(strings.ToLower(r.NetNSName), w)
+		strings.Contains(strings.ToLower(rec.Comm), w) || strings.Contains(strings.ToLower(r.NetNSName), w) ||
+		strings.Contains(r.Container, w)
 }
 
 func parsePrefix(s string) (netip.Prefix, error) {

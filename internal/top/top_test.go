@@ -62,7 +62,7 @@ func testSnapshots(t *testing.T) (*Snapshot, *Snapshot) {
 			NetNS: 1, State: "close", Closed: true, Start: t0.Add(-2 * time.Second), End: t0.Add(-2 * time.Second),
 			ConnectFailed: true, ConnectResult: "refused", RSTReceived: 1},
 		{ID: 4, Local: ap("[2001:db8::10]:55000"), Remote: ap("[2001:db8::53]:443"), Direction: flow.DirClient, PID: 1234, Comm: "curl",
-			NetNS: 4026532999, State: "time_wait", Closed: true, Start: t0.Add(-5 * time.Second), End: t0.Add(-4 * time.Second),
+			NetNS: 4026532999, CgroupID: 99, State: "time_wait", Closed: true, Start: t0.Add(-5 * time.Second), End: t0.Add(-4 * time.Second),
 			BytesReceived: 20000, SRTT: 30 * time.Millisecond},
 		{ID: 5, Local: ap("10.1.0.1:40001"), Remote: ap("10.1.0.2:5201"), Direction: flow.DirClient, PID: 4242, Comm: "iperf3",
 			NetNS: 4026532001, State: "established", Start: t0.Add(-10 * time.Second), BytesSent: 300, SRTT: 900 * time.Microsecond},
@@ -77,6 +77,13 @@ func testSnapshots(t *testing.T) (*Snapshot, *Snapshot) {
 	next[1].Retransmits++
 	cur := &Snapshot{Time: t0.Add(time.Second), Backend: "ebpf", Host: host, Flows: next}
 	return prev, cur
+}
+
+func testContainers(id uint64) string {
+	if id == 99 {
+		return "pod:1b2c3d4e"
+	}
+	return ""
 }
 
 func testNames(ino uint32) string {
@@ -121,7 +128,7 @@ func testStyles(colour bool) Styles {
 func newTestModel(t *testing.T, w, h int, colour bool) Model {
 	t.Helper()
 	prev, cur := testSnapshots(t)
-	m := New(Options{Source: &fakeSource{snaps: []*Snapshot{prev, cur}}, NetNSName: testNames, Styles: testStyles(colour)})
+	m := New(Options{Source: &fakeSource{snaps: []*Snapshot{prev, cur}}, Names: Names{NetNS: testNames, Container: testContainers}, Styles: testStyles(colour)})
 	m = step(t, m, tea.WindowSizeMsg{Width: w, Height: h})
 	m = step(t, m, snapshotMsg{snap: prev})
 	m = step(t, m, snapshotMsg{snap: cur})
@@ -187,7 +194,7 @@ func TestViewGolden(t *testing.T) {
 				keys []string
 				want []string
 			}{
-				{"connections", nil, []string{"PROCESS", "NETNS", "REMOTE", "STATE", "BYTES/s", "RTT", "RETR/s▼", "blue", "REFUSED"}},
+				{"connections", nil, []string{"PROCESS", "NETNS/POD", "REMOTE", "STATE", "BYTES/s", "RTT", "RETR/s▼", "blue", "REFUSED"}},
 				{"remotes", []string{"a"}, []string{"REMOTE", "CONNS", "FAILED", "RETR/s▼", "10.1.0.2"}},
 				{"host", []string{"c"}, []string{"CONNTRACK", "entries 52000 / 65536 (79.3%)", "NIC ALLOWANCES", "ens5", "PROBES", "db:5432", "probe failed: stopped"}},
 				{"rtt-filter", []string{"t", "/", "p", "o", "r", "t", ":", "4", "4", "3", "enter"}, []string{"sort rtt", "filter port:443", "RTT▼", "nginx"}},
@@ -309,7 +316,7 @@ func TestRates(t *testing.T) {
 	}
 	// The first snapshot alone: rates over each connection's life.
 	prev, _ := testSnapshots(t)
-	rows := rates(prev, nil, time.Time{}, nil)
+	rows := rates(prev, nil, time.Time{}, Names{})
 	if got, want := rows[0].SendRate, float64(100<<20)/10; got != want {
 		t.Errorf("first snapshot: %v B/s, want %v (life average)", got, want)
 	}

@@ -159,11 +159,11 @@ func (m *Model) connColumns() []column[Row] {
 			}
 			return strconv.FormatUint(uint64(r.Rec.PID), 10)
 		}},
-		{title: "NETNS", min: 8, max: 22, prio: 4, sorted: noSort, val: func(r *Row) string {
-			if r.NetNSName == "" {
-				return "-"
+		{title: "NETNS/POD", min: 9, max: 22, prio: 4, sorted: noSort, val: func(r *Row) string {
+			if p := r.Place(); p != "" {
+				return p
 			}
-			return r.NetNSName
+			return "-"
 		}},
 		{title: "LOCAL", min: 21, max: 47, prio: 10, sorted: noSort, val: func(r *Row) string { return fmtAddrPort(r.Rec.Local) }},
 		{title: "REMOTE", min: 21, max: 47, prio: 0, sorted: noSort, val: func(r *Row) string { return fmtAddrPort(r.Rec.Remote) }},
