@@ -2,9 +2,11 @@ package collector
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"sync"
 	"time"
@@ -32,12 +34,37 @@ type Status struct {
 	State       State         `json:"state"`
 	Up          bool          `json:"up"`
 	Reason      string        `json:"reason,omitempty"`
-	Interval    time.Duration `json:"interval_ns"`
+	Interval    time.Duration `json:"-"` // JSON: interval_seconds
 	LastUpdate  time.Time     `json:"last_update,omitzero"`
 	LastSuccess time.Time     `json:"last_success,omitzero"`
 	Duration    float64       `json:"duration_seconds"`
 	Errors      uint64        `json:"errors_total"`
 	Series      int           `json:"series"`
+}
+
+type statusJSON Status
+
+// MarshalJSON writes Interval as interval_seconds (a float), like every
+// duration netsight prints.
+func (s Status) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct {
+		statusJSON
+		IntervalSeconds float64 `json:"interval_seconds"`
+	}{statusJSON(s), s.Interval.Seconds()})
+}
+
+// UnmarshalJSON reads what MarshalJSON writes.
+func (s *Status) UnmarshalJSON(b []byte) error {
+	var j struct {
+		statusJSON
+		IntervalSeconds float64 `json:"interval_seconds"`
+	}
+	if err := json.Unmarshal(b, &j); err != nil {
+		return err
+	}
+	*s = Status(j.statusJSON)
+	s.Interval = time.Duration(math.Round(j.IntervalSeconds * float64(time.Second)))
+	return nil
 }
 
 var (
