@@ -30,9 +30,12 @@ const (
 
 // Status is one collector's health, for the dashboard and logs.
 type Status struct {
-	Name        string        `json:"name"`
-	State       State         `json:"state"`
-	Up          bool          `json:"up"`
+	Name  string `json:"name"`
+	State State  `json:"state"`
+	Up    bool   `json:"up"`
+	// Idle is true for a running collector with nothing to do (a probe
+	// collector without targets); Reason says why.
+	Idle        bool          `json:"idle,omitempty"`
 	Reason      string        `json:"reason,omitempty"`
 	Interval    time.Duration `json:"-"` // JSON: interval_seconds
 	LastUpdate  time.Time     `json:"last_update,omitzero"`
@@ -133,7 +136,7 @@ func NewManager(cfgs config.Collectors, deps Deps) (*Manager, error) {
 		e.status = Status{Name: e.name, Interval: e.interval}
 		m.entries = append(m.entries, e)
 		if !common.IsEnabled() {
-			reason := "disabled (opt-in: set collectors." + e.name + ".enabled: true)"
+			reason := disabledReason(e.name, f.DefaultConfig().Common().IsEnabled())
 			e.status.State, e.status.Reason = StateDisabled, reason
 			e.logger.Info("collector disabled", "reason", reason)
 			continue
@@ -145,7 +148,16 @@ func NewManager(cfgs config.Collectors, deps Deps) (*Manager, error) {
 		case err == nil:
 			e.c = c
 			e.status.State = StateRunning
-			e.logger.Info("collector enabled", "interval", e.interval)
+			if i, ok := c.(Idler); ok {
+				if why := i.Idle(); why != "" {
+					e.status.Idle, e.status.Reason = true, why
+				}
+			}
+			if e.status.Idle {
+				e.logger.Info("collector idle", "reason", e.status.Reason)
+			} else {
+				e.logger.Info("collector enabled", "interval", e.interval)
+			}
 		case errors.Is(err, ErrNotSupported):
 			e.status.State, e.status.Reason = StateUnsupported, err.Error()
 			e.logger.Warn("collector not supported on this host", "reason", err.Error())
@@ -158,6 +170,22 @@ func NewManager(cfgs config.Collectors, deps Deps) (*Manager, error) {
 		}
 	}
 	return m, nil
+}
+
+// Idler is implemented by collectors that can run with nothing to do (a
+// probe collector without targets). Idle returns why, "" when busy; the
+// status then says idle instead of up.
+type Idler interface {
+	Idle() string
+}
+
+// disabledReason says how to turn a disabled collector on: an opt-in one
+// (off by default) needs enabled: true, a default-on one was switched off.
+func disabledReason(name string, onByDefault bool) string {
+	if onByDefault {
+		return "disabled in the config (collectors." + name + ".enabled: false)"
+	}
+	return "disabled (opt-in: set collectors." + name + ".enabled: true)"
 }
 
 // Start runs every built collector until ctx ends or Stop is called.
