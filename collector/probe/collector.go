@@ -140,8 +140,7 @@ func newCollector(cfg *Config, deps collector.Deps, opts options) (*Collector, e
 	c.socket = prometheus.NewDesc("netsight_probe_icmp_socket_info",
 		"Open shared ICMP sockets: family, mode (datagram or raw) and DF.", []string{"family", "mode", "df"}, nil)
 
-	if n == 0 {
-		c.log.Info("no probe targets configured")
+	if n == 0 { // idle (see Idle): the manager logs it once
 		return c, nil
 	}
 	if err := checkICMP(c.targets, probe.ICMPMode(cfg.ICMPMode), opts.Socket); err != nil {
