@@ -96,6 +96,9 @@ type entry struct {
 	// stays down (Update results notwithstanding) until a reload
 	// rebuilds it.
 	dead error
+	// idle is why a running collector has nothing to do ("" when busy):
+	// the Reason of its successful updates.
+	idle string
 }
 
 // Manager runs collectors and exposes their snapshots.
@@ -150,7 +153,7 @@ func NewManager(cfgs config.Collectors, deps Deps) (*Manager, error) {
 			e.status.State = StateRunning
 			if i, ok := c.(Idler); ok {
 				if why := i.Idle(); why != "" {
-					e.status.Idle, e.status.Reason = true, why
+					e.status.Idle, e.status.Reason, e.idle = true, why, why
 				}
 			}
 			if e.status.Idle {
@@ -378,7 +381,7 @@ func (e *entry) update(parent context.Context) {
 	}
 	if err == nil {
 		e.errlog.OK()
-		e.status.Up, e.status.State, e.status.Reason, e.status.LastSuccess = true, StateRunning, "", start
+		e.status.Up, e.status.State, e.status.Reason, e.status.LastSuccess = true, StateRunning, e.idle, start
 		return
 	}
 	e.status.Errors++

@@ -32,6 +32,9 @@ type Meta struct {
 	Revision       string  `json:"revision"`
 	StoreEnabled   bool    `json:"store_enabled"`
 	ScrapeInterval float64 `json:"scrape_interval_seconds"`
+	// PID is the agent's process: the flows table hides its own
+	// connections (scrapes, API calls) unless asked.
+	PID int `json:"pid"`
 }
 
 // Register adds the dashboard routes: "/" (index), "/ui/..." (assets) and
@@ -109,5 +112,6 @@ func NewMeta(storeEnabled bool, scrapeInterval float64) Meta {
 		Revision:       buildinfo.Revision(),
 		StoreEnabled:   storeEnabled,
 		ScrapeInterval: scrapeInterval,
+		PID:            os.Getpid(),
 	}
 }
