@@ -170,6 +170,9 @@ func newCollector(cfg *Config, deps collector.Deps, opts options) (*Collector, e
 // checkICMP fails with ErrNotSupported when every target is ICMP and no
 // ICMP socket can be opened; with TCP targets too it only warns later.
 func checkICMP(ts []probe.Target, mode probe.ICMPMode, sock probe.SocketFunc) error {
+	if len(ts) == 0 {
+		return nil // idle: nothing to probe, no socket needed
+	}
 	for _, t := range ts {
 		if t.Protocol != probe.ICMP {
 			return nil

@@ -1,6 +1,7 @@
 package probe
 
 import (
+	"syscall"
 	"testing"
 
 	"github.com/netsight/netsight/collector"
@@ -27,3 +28,17 @@ func TestIdleWithoutTargets(t *testing.T) {
 		t.Errorf("with a target: Idle() = %q", why)
 	}
 }
+
+// TestCheckWithoutTargets: without targets the collector needs no ICMP
+// socket, so `netsight check` does not call it unsupported.
+func TestCheckWithoutTargets(t *testing.T) {
+	deny := func(int, int, int) (int, error) { return -1, errPerm }
+	if err := checkICMP(nil, "auto", deny); err != nil {
+		t.Errorf("no targets: %v", err)
+	}
+	if err := checkICMP(DefaultConfig().engineTargets(), "auto", deny); err != nil {
+		t.Errorf("default config: %v", err)
+	}
+}
+
+var errPerm = syscall.EPERM
