@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/netip"
-	"net/url"
 	"os"
 	"strconv"
 	"time"
@@ -74,7 +72,7 @@ retransmissions_per_second); "remotes" sums them per remote address;
 		cfgFile := fs.String("config", "", "YAML config `file` for the local collectors (probe targets, paths, flows back end)")
 		var sets stringList
 		fs.Var(&sets, "set", "set a config field of the local collectors: `path=value` (repeatable), e.g. collectors.flows.backend=sockdiag")
-		netnsDir := fs.String("netns-dir", "/run/netns", "`dir` of named network namespaces (ip netns)")
+		netnsDir := fs.String("netns-dir", kernel.DefaultNetNSDir, "`dir` of named network namespaces (ip netns)")
 		if err := parseFlags(fs, args, stdout); err != nil {
 			return err
 		}
@@ -126,15 +124,10 @@ retransmissions_per_second); "remotes" sums them per remote address;
 			defer ls.Close()
 			src = ls
 		}
-		names := localNames(*netnsDir, *cfgFile, sets)
-		if agentOpts.url != "" && !loopbackURL(agentOpts.url) {
-			// Another host's namespaces and cgroups: numbers only.
-			names = top.Names{NetNS: func(ino uint32) string {
-				if ino == 0 {
-					return ""
-				}
-				return strconv.FormatUint(uint64(ino), 10)
-			}}
+		// An agent names the places of its connections itself.
+		var names top.Names
+		if agentOpts.url == "" {
+			names = localNames(*netnsDir, *cfgFile, sets)
 		}
 		if *once {
 			return topOnce(ctx, src, *interval, top.ReportOptions{Source: src.Name(), Sort: sortKey, Filter: filter,
@@ -195,35 +188,16 @@ func topOnce(ctx context.Context, src top.Source, interval time.Duration, o top.
 	return nil
 }
 
-// localNames names namespaces (from netnsDir) and containers (from the
+// localNames names namespaces (from netnsDir) and workloads (from the
 // cgroup v2 tree under the config's paths.cgroupfs) on this host.
-func localNames(netnsDir, cfgFile string, sets []string) top.Names {
-	ns := &top.NetNSNames{Dir: netnsDir}
-	names := top.Names{NetNS: ns.Name}
+func localNames(netnsDir, cfgFile string, sets []string) *kernel.Names {
 	paths := kernel.Paths{}
 	if overrides, err := agent.ParseSets(sets); err == nil {
 		if cfg, err := config.LoadFile(cfgFile, overrides); err == nil {
 			paths = agent.HostPaths(cfg)
 		}
 	}
-	if root, err := kernel.Cgroup2Root(paths); err == nil {
-		cg := &top.CgroupNames{Root: root}
-		names.Container = cg.Name
-	}
-	return names
-}
-
-// loopbackURL reports whether u names this host (a loopback address or
-// localhost).
-func loopbackURL(u string) bool {
-	p, err := url.Parse(u)
-	if err != nil {
-		return false
-	}
-	h := p.Hostname()
-	if h == "localhost" {
-		return true
-	}
-	a, err := netip.ParseAddr(h)
-	return err == nil && a.IsLoopback()
+	n := kernel.NewNames(paths)
+	n.NetNSDir = netnsDir
+	return n
 }

@@ -45,9 +45,9 @@ func (a *AgentSource) Snapshot(ctx context.Context, f flow.Filter) (*Snapshot, e
 	}
 	snap := &Snapshot{Time: time.Now()}
 	var flows struct {
-		Backend   string        `json:"backend"`
-		Truncated bool          `json:"truncated"`
-		Flows     []flow.Record `json:"flows"`
+		Backend   string            `json:"backend"`
+		Truncated bool              `json:"truncated"`
+		Flows     []json.RawMessage `json:"flows"`
 	}
 	q := url.Values{"limit": {strconv.Itoa(limit)}}
 	if f.Remote.IsValid() {
@@ -63,7 +63,25 @@ func (a *AgentSource) Snapshot(ctx context.Context, f flow.Filter) (*Snapshot, e
 	if err := json.Unmarshal(body, &flows); err != nil {
 		return nil, fmt.Errorf("agent /api/v1/flows: decode: %w", err)
 	}
-	snap.Backend, snap.Truncated, snap.Flows = flows.Backend, flows.Truncated, flows.Flows
+	snap.Backend, snap.Truncated = flows.Backend, flows.Truncated
+	snap.Flows = make([]flow.Record, len(flows.Flows))
+	snap.Labels = make(map[uint64]Label, len(flows.Flows))
+	for i, raw := range flows.Flows {
+		if err := json.Unmarshal(raw, &snap.Flows[i]); err != nil {
+			return nil, fmt.Errorf("agent /api/v1/flows: flows[%d]: %w", i, err)
+		}
+		// The agent names places as it sees them (its host's namespaces
+		// and cgroups).
+		var l struct {
+			NetNSName string `json:"netns_name"`
+			Workload  string `json:"workload"`
+			HostNetNS bool   `json:"host_netns"`
+		}
+		if err := json.Unmarshal(raw, &l); err != nil {
+			return nil, fmt.Errorf("agent /api/v1/flows: flows[%d]: %w", i, err)
+		}
+		snap.Labels[snap.Flows[i].ID] = Label{NetNSName: l.NetNSName, Workload: l.Workload, HostNetNS: l.HostNetNS}
+	}
 
 	body, err = a.get(ctx, "/metrics", "text/plain;version=0.0.4")
 	if err != nil {

@@ -29,7 +29,7 @@ func agentServer(t *testing.T, recs []flow.Record) (*httptest.Server, *flow.Tabl
 		t.Fatal(err)
 	}
 	mux := http.NewServeMux()
-	mux.Handle(web.FlowsPattern, web.FlowsHandler(table))
+	mux.Handle(web.FlowsPattern, web.FlowsHandlerWith(table, web.FlowsOptions{Names: testNamer{}}))
 	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write(prom) })
 	mux.HandleFunc("GET /api/v1/status/collectors", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = w.Write([]byte(`[{"name":"probe","state":"failed","up":false,"reason":"stopped: no socket","interval_ns":5000000000},
@@ -65,6 +65,24 @@ func TestAgentSource(t *testing.T) {
 	}
 	if snap.Host.Conntrack == nil || snap.Host.Conntrack.Entries != 52000 {
 		t.Errorf("conntrack %+v", snap.Host.Conntrack)
+	}
+	// The agent's names travel with the connections: a view without Names
+	// of its own shows them.
+	all, err := (&AgentSource{URL: u, Client: srv.Client()}).Snapshot(context.Background(), flow.Filter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l := all.Labels; l[1].NetNSName != "blue" || l[4].Workload != "pod 1b2c3d4e" || !l[2].HostNetNS || l[1].HostNetNS {
+		t.Errorf("labels %+v", l)
+	}
+	m := New(Options{Source: src, Styles: testStyles(false)})
+	m = step(t, m, tea160x48)
+	m = step(t, m, snapshotMsg{snap: all})
+	v := m.View()
+	for _, want := range []string{"blue", "pod 1b2c3d4e", "host"} {
+		if !strings.Contains(v, want) {
+			t.Errorf("view lacks the agent's name %q:\n%s", want, v)
+		}
 	}
 }
 
@@ -131,7 +149,7 @@ func TestHostFromMetrics(t *testing.T) {
 func TestReportJSON(t *testing.T) {
 	prev, cur := testSnapshots(t)
 	f, _ := ParseFilter("port:5201")
-	rep := BuildReport(prev, cur, ReportOptions{Source: "local", Sort: SortRetrans, Filter: f, Names: Names{NetNS: testNames, Container: testContainers}})
+	rep := BuildReport(prev, cur, ReportOptions{Source: "local", Sort: SortRetrans, Filter: f, Names: testNamer{}})
 	b, err := json.Marshal(rep)
 	if err != nil {
 		t.Fatal(err)

@@ -41,14 +41,15 @@ func (c Connection) MarshalJSON() ([]byte, error) {
 		return nil, err
 	}
 	extra, err := json.Marshal(struct {
-		NetNSName       string  `json:"netns_name"`
-		Container       string  `json:"container,omitempty"`
+		NetNSName       string  `json:"netns_name,omitempty"`
+		Workload        string  `json:"workload,omitempty"`
+		Place           string  `json:"place"`
 		StateName       string  `json:"state_name"`
 		SendRate        float64 `json:"send_rate_bytes_per_second"`
 		RecvRate        float64 `json:"receive_rate_bytes_per_second"`
 		RetransRate     float64 `json:"retransmissions_per_second"`
 		ThroughputBytes float64 `json:"throughput_bytes_per_second"`
-	}{c.Row.NetNSName, c.Row.Container, stateName(&c.Row.Rec), c.Row.SendRate, c.Row.RecvRate, c.Row.RetransRate, c.Row.BytesRate()})
+	}{c.Row.NetNSName, c.Row.Workload, c.Row.Place(), stateName(&c.Row.Rec), c.Row.SendRate, c.Row.RecvRate, c.Row.RetransRate, c.Row.BytesRate()})
 	if err != nil {
 		return nil, err
 	}

@@ -48,22 +48,29 @@ func ParseSortKey(s string) (SortKey, error) {
 	return 0, fmt.Errorf("sort %q: want retrans, rtt, throughput or failures", s)
 }
 
-// Names name what a record only numbers; nil funcs name nothing.
-type Names struct {
-	// NetNS names a network namespace inode (NetNSNames.Name).
-	NetNS func(uint32) string
-	// Container names the container or pod of a cgroup id
-	// (CgroupNames.Name).
-	Container func(uint64) string
+// Names name what a record only numbers (a *kernel.Names).
+type Names interface {
+	// NetNS is the `ip netns` name of a namespace inode, "" if none.
+	NetNS(inode uint32) string
+	// Workload is the container, pod or unit of a cgroup ID, "" if none.
+	Workload(cgroupID uint64) string
+}
+
+// Label is what a source already knows of a connection's place (an
+// agent's flow API: netns_name, workload, host_netns).
+type Label struct {
+	NetNSName, Workload string
+	HostNetNS           bool
 }
 
 // Row is one connection with its rates over the last refresh.
 type Row struct {
 	Rec flow.Record
-	// NetNSName is the namespace's name (ip netns, "host", else its
-	// inode), "" unknown; Container the container or pod ("pod:1b2c3d4e"),
-	// "" none.
-	NetNSName, Container string
+	// NetNSName is the namespace's `ip netns` name, Workload the
+	// container, pod or unit of its cgroup; "" when none.
+	NetNSName, Workload string
+	// HostNetNS is set when the connection is in the host's namespace.
+	HostNetNS bool
 	// Rates per second over the interval since the previous snapshot (or
 	// the connection's life when it is new or there is no previous one).
 	SendRate, RecvRate, RetransRate float64
@@ -72,19 +79,21 @@ type Row struct {
 // BytesRate is the throughput both ways.
 func (r *Row) BytesRate() float64 { return r.SendRate + r.RecvRate }
 
-// Place is where the connection lives: the namespace's name when it has
-// one ("host", an ip netns name), else the container or pod, else the
-// namespace inode.
+// Place is where the connection lives: "host" for the host's namespace,
+// else the namespace's `ip netns` name, else the workload (container or
+// pod), else the namespace inode; "" when unknown.
 func (r *Row) Place() string {
-	if r.Container != "" && (r.NetNSName == "" || isNumber(r.NetNSName)) {
-		return r.Container
+	switch {
+	case r.HostNetNS:
+		return "host"
+	case r.NetNSName != "":
+		return r.NetNSName
+	case r.Workload != "":
+		return r.Workload
+	case r.Rec.NetNS != 0:
+		return strconv.FormatUint(uint64(r.Rec.NetNS), 10)
 	}
-	return r.NetNSName
-}
-
-func isNumber(s string) bool {
-	_, err := strconv.ParseUint(s, 10, 64)
-	return err == nil
+	return ""
 }
 
 // counters are the totals a rate is taken from.
@@ -99,11 +108,16 @@ func rates(snap *Snapshot, prev map[uint64]counters, prevTime time.Time, names N
 	for i := range snap.Flows {
 		r := &rows[i]
 		r.Rec = snap.Flows[i]
-		if names.NetNS != nil {
-			r.NetNSName = names.NetNS(r.Rec.NetNS)
-		}
-		if names.Container != nil {
-			r.Container = names.Container(r.Rec.CgroupID)
+		if l, ok := snap.Labels[r.Rec.ID]; ok {
+			r.NetNSName, r.Workload, r.HostNetNS = l.NetNSName, l.Workload, l.HostNetNS
+		} else {
+			r.HostNetNS = r.Rec.IsHostNetNS()
+			if names != nil {
+				if !r.HostNetNS {
+					r.NetNSName = names.NetNS(r.Rec.NetNS)
+				}
+				r.Workload = names.Workload(r.Rec.CgroupID)
+			}
 		}
 		p, seen := prev[r.Rec.ID]
 		start := r.Rec.Start
@@ -299,14 +313,14 @@ func (t term) match(r *Row) bool {
 	case "proc":
 		return strings.Contains(strings.ToLower(rec.Comm), t.word) || strconv.FormatUint(uint64(rec.PID), 10) == t.word
 	case "netns":
-		return strings.Contains(strings.ToLower(r.NetNSName), t.word) || strings.Contains(r.Container, t.word) ||
+		return strings.Contains(strings.ToLower(r.Place()), t.word) || strings.Contains(strings.ToLower(r.Workload), t.word) ||
 			strconv.FormatUint(uint64(rec.NetNS), 10) == t.word
 	}
 	w := t.word
 	return strings.Contains(addrString(rec.Remote.Addr()), w) ||
 		strconv.Itoa(int(rec.Remote.Port())) == w || strconv.Itoa(int(rec.Local.Port())) == w ||
-		strings.Contains(strings.ToLower(rec.Comm), w) || strings.Contains(strings.ToLower(r.NetNSName), w) ||
-		strings.Contains(r.Container, w)
+		strings.Contains(strings.ToLower(rec.Comm), w) || strings.Contains(strings.ToLower(r.Place()), w) ||
+		strings.Contains(strings.ToLower(r.Workload), w)
 }
 
 func parsePrefix(s string) (netip.Prefix, error) {

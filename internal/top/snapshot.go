@@ -29,6 +29,9 @@ type Snapshot struct {
 	// "sockdiag"; "" when none runs).
 	Backend string
 	Flows   []flow.Record
+	// Labels name the places of connections by ID, when the source knows
+	// them (an agent); the Names of the view name the others.
+	Labels map[uint64]Label
 	// Truncated is set when the source held more connections than it sent.
 	Truncated bool
 	Host      Host

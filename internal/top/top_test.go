@@ -56,10 +56,10 @@ func testSnapshots(t *testing.T) (*Snapshot, *Snapshot) {
 			NetNS: 4026532001, State: "established", Start: t0.Add(-10 * time.Second), BytesSent: 100 << 20, Retransmits: 100,
 			SRTT: 2500 * time.Microsecond},
 		{ID: 2, Local: ap("192.168.1.10:443"), Remote: ap("203.0.113.7:51000"), Direction: flow.DirServer, PID: 900, Comm: "nginx",
-			NetNS: 1, State: "established", Start: t0.Add(-time.Hour), BytesSent: 5 << 30, BytesReceived: 1 << 20, Retransmits: 7,
+			NetNS: flow.InitNetNSInode, State: "established", Start: t0.Add(-time.Hour), BytesSent: 5 << 30, BytesReceived: 1 << 20, Retransmits: 7,
 			SRTT: 180 * time.Millisecond},
 		{ID: 3, Local: ap("192.168.1.10:51234"), Remote: ap("10.9.9.9:5432"), Direction: flow.DirClient, PID: 77, Comm: "app-with-a-long-name",
-			NetNS: 1, State: "close", Closed: true, Start: t0.Add(-2 * time.Second), End: t0.Add(-2 * time.Second),
+			NetNS: flow.InitNetNSInode, State: "close", Closed: true, Start: t0.Add(-2 * time.Second), End: t0.Add(-2 * time.Second),
 			ConnectFailed: true, ConnectResult: "refused", RSTReceived: 1},
 		{ID: 4, Local: ap("[2001:db8::10]:55000"), Remote: ap("[2001:db8::53]:443"), Direction: flow.DirClient, PID: 1234, Comm: "curl",
 			NetNS: 4026532999, CgroupID: 99, State: "time_wait", Closed: true, Start: t0.Add(-5 * time.Second), End: t0.Add(-4 * time.Second),
@@ -79,23 +79,21 @@ func testSnapshots(t *testing.T) (*Snapshot, *Snapshot) {
 	return prev, cur
 }
 
-func testContainers(id uint64) string {
-	if id == 99 {
-		return "pod:1b2c3d4e"
+// testNamer names namespace 4026532001 "blue" and cgroup 99 a pod.
+type testNamer struct{}
+
+func (testNamer) NetNS(ino uint32) string {
+	if ino == 4026532001 {
+		return "blue"
 	}
 	return ""
 }
 
-func testNames(ino uint32) string {
-	switch ino {
-	case 0:
-		return ""
-	case 1:
-		return "host"
-	case 4026532001:
-		return "blue"
+func (testNamer) Workload(id uint64) string {
+	if id == 99 {
+		return "pod 1b2c3d4e"
 	}
-	return "4026532999"
+	return ""
 }
 
 // fakeSource returns its snapshots in turn, then the last one again.
@@ -128,7 +126,7 @@ func testStyles(colour bool) Styles {
 func newTestModel(t *testing.T, w, h int, colour bool) Model {
 	t.Helper()
 	prev, cur := testSnapshots(t)
-	m := New(Options{Source: &fakeSource{snaps: []*Snapshot{prev, cur}}, Names: Names{NetNS: testNames, Container: testContainers}, Styles: testStyles(colour)})
+	m := New(Options{Source: &fakeSource{snaps: []*Snapshot{prev, cur}}, Names: testNamer{}, Styles: testStyles(colour)})
 	m = step(t, m, tea.WindowSizeMsg{Width: w, Height: h})
 	m = step(t, m, snapshotMsg{snap: prev})
 	m = step(t, m, snapshotMsg{snap: cur})
@@ -316,7 +314,7 @@ func TestRates(t *testing.T) {
 	}
 	// The first snapshot alone: rates over each connection's life.
 	prev, _ := testSnapshots(t)
-	rows := rates(prev, nil, time.Time{}, Names{})
+	rows := rates(prev, nil, time.Time{}, nil)
 	if got, want := rows[0].SendRate, float64(100<<20)/10; got != want {
 		t.Errorf("first snapshot: %v B/s, want %v (life average)", got, want)
 	}

@@ -3,34 +3,11 @@ package top
 import (
 	"fmt"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/netsight/netsight/flow"
 )
-
-func TestNetNSNames(t *testing.T) {
-	dir := t.TempDir()
-	p := filepath.Join(dir, "blue")
-	if err := os.WriteFile(p, nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	ino := flow.NetNSInode(p) // a plain file stands in for a bind mount
-	n := &NetNSNames{Dir: dir, Host: 7}
-	for _, tc := range []struct {
-		ino  uint32
-		want string
-	}{{0, ""}, {7, "host"}, {flow.InitNetNSInode, "host"}, {ino, "blue"}, {ino + 1, fmt.Sprint(ino + 1)}} {
-		if got := n.Name(tc.ino); got != tc.want {
-			t.Errorf("Name(%d) = %q, want %q", tc.ino, got, tc.want)
-		}
-	}
-	if got := (&NetNSNames{Dir: filepath.Join(dir, "missing"), Host: 7}).Name(ino); got != fmt.Sprint(ino) {
-		t.Errorf("missing dir: %q", got)
-	}
-}
 
 // benchSnapshots are two snapshots of n connections one second apart.
 func benchSnapshots(n int) (*Snapshot, *Snapshot) {
@@ -73,7 +50,7 @@ func BenchmarkRefresh(b *testing.B) {
 // BenchmarkAggregate is the per-remote view of 10000 connections.
 func BenchmarkAggregate(b *testing.B) {
 	prev, cur := benchSnapshots(10000)
-	rows := rates(cur, countersOf(prev), prev.Time, Names{})
+	rows := rates(cur, countersOf(prev), prev.Time, nil)
 	b.ReportAllocs()
 	for b.Loop() {
 		_ = Aggregate(rows, SortRetrans)
