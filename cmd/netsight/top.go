@@ -13,12 +13,12 @@ import (
 
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/charmbracelet/lipgloss"
-	"github.com/charmbracelet/x/term"
 	"github.com/muesli/termenv"
 
 	"github.com/netsight/netsight/agent"
 	"github.com/netsight/netsight/config"
 	"github.com/netsight/netsight/internal/kernel"
+	"github.com/netsight/netsight/internal/termcolor"
 	"github.com/netsight/netsight/internal/top"
 )
 
@@ -99,7 +99,7 @@ retransmissions_per_second); "remotes" sums them per remote address;
 			return fmt.Errorf("%w: --config and --set configure local collectors; not with --agent", errUsage)
 		}
 		if !*once {
-			if f, ok := stdout.(*os.File); !ok || !term.IsTerminal(f.Fd()) {
+			if !termcolor.IsTerminal(stdout) {
 				return fmt.Errorf("%w: standard output is not a terminal; use --once (and --json) in scripts", errUsage)
 			}
 		}
@@ -141,8 +141,12 @@ retransmissions_per_second); "remotes" sums them per remote address;
 // topLive runs the terminal view until q or ctx ends.
 func topLive(ctx context.Context, src top.Source, opts top.Options, stdout io.Writer) error {
 	r := lipgloss.NewRenderer(stdout)
-	colour := os.Getenv("NO_COLOR") == ""
-	if !colour && r.ColorProfile() == termenv.Ascii {
+	// The commands' colour rule (NO_COLOR, CLICOLOR_FORCE, TERM=dumb).
+	colour := termcolor.Enabled(stdout, os.Getenv)
+	switch {
+	case colour && r.ColorProfile() == termenv.Ascii:
+		r.SetColorProfile(termenv.ANSI) // CLICOLOR_FORCE
+	case !colour && os.Getenv("TERM") != "dumb":
 		// NO_COLOR forbids colour, not bold or reverse video.
 		r.SetColorProfile(termenv.ANSI)
 	}
