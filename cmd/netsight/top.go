@@ -37,7 +37,9 @@ Without --agent it runs its own collectors, as the agent would (flows:
 eBPF, else sock_diag; conntrack; nic; probe with the targets of --config),
 so no agent is needed; eBPF and the per-state conntrack dump need root or
 CAP_BPF/CAP_PERFMON/CAP_NET_ADMIN (without them it falls back and says so in
-the host pane). With --agent it reads a running agent's /api/v1/flows,
+the host pane). The eBPF back end sees every namespace but only connections
+opened after top started; --set collectors.flows.backend=sockdiag shows the
+ones already open in this namespace. With --agent it reads a running agent's /api/v1/flows,
 /metrics and /api/v1/status/collectors.
 
 Keys: r t b f sort by retransmissions, RTT, bytes/s, failures (s cycles);
