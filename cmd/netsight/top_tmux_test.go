@@ -27,7 +27,8 @@ type tmuxSession struct {
 
 func newTmux(t *testing.T, width, height int, command string) *tmuxSession {
 	t.Helper()
-	s := &tmuxSession{t: t, bin: testlab.RequireBinary(t, "tmux"), socket: fmt.Sprintf("netsight-top-%d-%d", os.Getpid(), rand.IntN(1<<30))}
+	// The socket lives in the test's temporary directory: removed with it.
+	s := &tmuxSession{t: t, bin: testlab.RequireBinary(t, "tmux"), socket: filepath.Join(t.TempDir(), "tmux")}
 	t.Cleanup(func() { _, _ = s.run("kill-server") })
 	if out, err := s.run("-u", "new-session", "-d", "-s", "top", "-x", strconv.Itoa(width), "-y", strconv.Itoa(height), command); err != nil {
 		t.Fatalf("tmux new-session: %v: %s", err, out)
@@ -38,7 +39,7 @@ func newTmux(t *testing.T, width, height int, command string) *tmuxSession {
 func (s *tmuxSession) run(args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, s.bin, append([]string{"-L", s.socket, "-f", "/dev/null"}, args...)...)
+	cmd := exec.CommandContext(ctx, s.bin, append([]string{"-S", s.socket, "-f", "/dev/null"}, args...)...)
 	cmd.Env = append(os.Environ(), "LANG=C.UTF-8", "LC_ALL=C.UTF-8")
 	out, err := cmd.CombinedOutput()
 	return string(out), err
