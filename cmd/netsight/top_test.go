@@ -225,3 +225,59 @@ func TestTopOnceJSONMatchesAgent(t *testing.T) {
 		t.Errorf("without credentials: exit %d, stderr %q", code, stderr)
 	}
 }
+
+// TestTopOnceLocal runs `netsight top --once --json` with its own
+// collectors (the sock_diag back end, which lists connections already
+// open) while the test holds loopback connections open: it reports them
+// with the test's pid, their bytes, the host namespace and the collectors.
+func TestTopOnceLocal(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the collectors: runs without -short")
+	}
+	port := loopbackConns(t, 3)
+	var out, errb bytes.Buffer
+	code := runMain(context.Background(), []string{"top", "--once", "--json", "--interval", "500ms",
+		"--set", "collectors.flows.backend=sockdiag", "--filter", "port:" + strconv.Itoa(port)}, &out, &errb)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	var rep struct {
+		Source      string `json:"source"`
+		Backend     string `json:"backend"`
+		Connections []struct {
+			apiFlow
+			Place string `json:"place"`
+		} `json:"connections"`
+		Host struct {
+			Collectors []struct {
+				Name string `json:"name"`
+				Up   bool   `json:"up"`
+			} `json:"collectors"`
+		} `json:"host"`
+	}
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+		t.Fatalf("decode: %v\n%s", err, out.String())
+	}
+	if rep.Source != "local" || rep.Backend != "sockdiag" || len(rep.Connections) != 6 {
+		t.Fatalf("source %q backend %q, %d connections, want local, sockdiag, 6:\n%s", rep.Source, rep.Backend, len(rep.Connections), out.String())
+	}
+	var sent uint64
+	for _, c := range rep.Connections {
+		if c.PID != uint32(os.Getpid()) || c.Place != "host" || c.State != "established" {
+			t.Errorf("connection %+v: want pid %d, place host, established", c, os.Getpid())
+		}
+		if c.Direction == "client" {
+			sent += c.BytesSent
+		}
+	}
+	if sent < 6000 {
+		t.Errorf("clients sent %d bytes, want at least 6000", sent)
+	}
+	up := map[string]bool{}
+	for _, c := range rep.Host.Collectors {
+		up[c.Name] = c.Up
+	}
+	if !up["flows"] || len(up) != 4 {
+		t.Errorf("collectors %v: want flows up among conntrack, flows, nic, probe", up)
+	}
+}
