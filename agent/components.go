@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/netsight/netsight/collector"
 	"github.com/netsight/netsight/collector/flows"
@@ -71,6 +72,14 @@ func (v flowView) Flows(f flow.Filter) []flow.Record {
 	return nil
 }
 
+// NotableClosed is the closed connections that mattered (web.NotableReader).
+func (v flowView) NotableClosed(since time.Time) []flow.NotableRecord {
+	if t := v.a.table.Load(); t != nil {
+		return t.NotableClosed(since)
+	}
+	return nil
+}
+
 func (v flowView) Source() string {
 	if t := v.a.table.Load(); t != nil {
 		return t.Source()
@@ -97,7 +106,7 @@ func (a *Agent) startOutputs(ctx context.Context) error {
 // /healthz and /readyz, which web.New mounts).
 func (a *Agent) mountRoutes() {
 	a.server.Handle("GET /api/v1/status/collectors", jsonHandler(func() any { return a.Status() }))
-	a.server.Handle(web.FlowsPattern, web.FlowsHandler(flowView{a}))
+	a.server.Handle(web.FlowsPattern, web.FlowsHandlerWith(flowView{a}, web.FlowsOptions{Names: kernel.NewNames(HostPaths(a.cfg))}))
 	a.store.Register(a.server.Handle)
 	a.mountMonitors()
 	dashboard.Register(a.server.Handle, dashboard.NewMeta(a.cfg.Store.StoreEnabled(), a.cfg.Store.ScrapeInterval.Seconds()))

@@ -2,9 +2,11 @@ package collector
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"sync"
 	"time"
@@ -28,16 +30,44 @@ const (
 
 // Status is one collector's health, for the dashboard and logs.
 type Status struct {
-	Name        string        `json:"name"`
-	State       State         `json:"state"`
-	Up          bool          `json:"up"`
+	Name  string `json:"name"`
+	State State  `json:"state"`
+	Up    bool   `json:"up"`
+	// Idle is true for a running collector with nothing to do (a probe
+	// collector without targets); Reason says why.
+	Idle        bool          `json:"idle,omitempty"`
 	Reason      string        `json:"reason,omitempty"`
-	Interval    time.Duration `json:"interval_ns"`
+	Interval    time.Duration `json:"-"` // JSON: interval_seconds
 	LastUpdate  time.Time     `json:"last_update,omitzero"`
 	LastSuccess time.Time     `json:"last_success,omitzero"`
 	Duration    float64       `json:"duration_seconds"`
 	Errors      uint64        `json:"errors_total"`
 	Series      int           `json:"series"`
+}
+
+type statusJSON Status
+
+// MarshalJSON writes Interval as interval_seconds (a float), like every
+// duration netsight prints.
+func (s Status) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct {
+		statusJSON
+		IntervalSeconds float64 `json:"interval_seconds"`
+	}{statusJSON(s), s.Interval.Seconds()})
+}
+
+// UnmarshalJSON reads what MarshalJSON writes.
+func (s *Status) UnmarshalJSON(b []byte) error {
+	var j struct {
+		statusJSON
+		IntervalSeconds float64 `json:"interval_seconds"`
+	}
+	if err := json.Unmarshal(b, &j); err != nil {
+		return err
+	}
+	*s = Status(j.statusJSON)
+	s.Interval = time.Duration(math.Round(j.IntervalSeconds * float64(time.Second)))
+	return nil
 }
 
 var (
@@ -66,6 +96,9 @@ type entry struct {
 	// stays down (Update results notwithstanding) until a reload
 	// rebuilds it.
 	dead error
+	// idle is why a running collector has nothing to do ("" when busy):
+	// the Reason of its successful updates.
+	idle string
 }
 
 // Manager runs collectors and exposes their snapshots.
@@ -106,7 +139,7 @@ func NewManager(cfgs config.Collectors, deps Deps) (*Manager, error) {
 		e.status = Status{Name: e.name, Interval: e.interval}
 		m.entries = append(m.entries, e)
 		if !common.IsEnabled() {
-			reason := "disabled (opt-in: set collectors." + e.name + ".enabled: true)"
+			reason := disabledReason(e.name, f.DefaultConfig().Common().IsEnabled())
 			e.status.State, e.status.Reason = StateDisabled, reason
 			e.logger.Info("collector disabled", "reason", reason)
 			continue
@@ -118,7 +151,16 @@ func NewManager(cfgs config.Collectors, deps Deps) (*Manager, error) {
 		case err == nil:
 			e.c = c
 			e.status.State = StateRunning
-			e.logger.Info("collector enabled", "interval", e.interval)
+			if i, ok := c.(Idler); ok {
+				if why := i.Idle(); why != "" {
+					e.status.Idle, e.status.Reason, e.idle = true, why, why
+				}
+			}
+			if e.status.Idle {
+				e.logger.Info("collector idle", "reason", e.status.Reason)
+			} else {
+				e.logger.Info("collector enabled", "interval", e.interval)
+			}
 		case errors.Is(err, ErrNotSupported):
 			e.status.State, e.status.Reason = StateUnsupported, err.Error()
 			e.logger.Warn("collector not supported on this host", "reason", err.Error())
@@ -131,6 +173,22 @@ func NewManager(cfgs config.Collectors, deps Deps) (*Manager, error) {
 		}
 	}
 	return m, nil
+}
+
+// Idler is implemented by collectors that can run with nothing to do (a
+// probe collector without targets). Idle returns why, "" when busy; the
+// status then says idle instead of up.
+type Idler interface {
+	Idle() string
+}
+
+// disabledReason says how to turn a disabled collector on: an opt-in one
+// (off by default) needs enabled: true, a default-on one was switched off.
+func disabledReason(name string, onByDefault bool) string {
+	if onByDefault {
+		return "disabled in the config (collectors." + name + ".enabled: false)"
+	}
+	return "disabled (opt-in: set collectors." + name + ".enabled: true)"
 }
 
 // Start runs every built collector until ctx ends or Stop is called.
@@ -323,7 +381,7 @@ func (e *entry) update(parent context.Context) {
 	}
 	if err == nil {
 		e.errlog.OK()
-		e.status.Up, e.status.State, e.status.Reason, e.status.LastSuccess = true, StateRunning, "", start
+		e.status.Up, e.status.State, e.status.Reason, e.status.LastSuccess = true, StateRunning, e.idle, start
 		return
 	}
 	e.status.Errors++

@@ -239,6 +239,12 @@ func TestManagerDisabled(t *testing.T) {
 	if out := gather(t, m, "netsight_collector_up"); strings.Contains(out, "zfake") {
 		t.Errorf("disabled collector exported: %q", out)
 	}
+	// zfake is on by default: switching it off is no "opt-in".
+	for _, s := range m.Status() {
+		if s.Name == "zfake" && (s.Reason != "disabled in the config (collectors.zfake.enabled: false)" || s.State != collector.StateDisabled) {
+			t.Errorf("status %+v", s)
+		}
+	}
 }
 
 func TestManagerTimeoutAndErrors(t *testing.T) {

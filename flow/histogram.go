@@ -79,16 +79,21 @@ func (h Hist[T]) Clone() Hist[T] {
 }
 
 // MarshalJSON writes {"bounds", "counts", "sum", "count"}; a duration
-// histogram writes its bounds and sum in nanoseconds as "bounds_ns" and
-// "sum_ns" (the `netsight analyze --json` format).
+// histogram writes its bounds and sum in seconds (floats) as
+// "bounds_seconds" and "sum_seconds" (the `netsight analyze --json` format:
+// seconds as *_seconds floats, never nanoseconds).
 func (h Hist[T]) MarshalJSON() ([]byte, error) {
 	if _, ok := any(h.Sum).(time.Duration); ok {
+		bounds := make([]float64, len(h.Bounds))
+		for i, b := range h.Bounds {
+			bounds[i] = toFloat(b)
+		}
 		return json.Marshal(struct {
-			Bounds []T      `json:"bounds_ns"`
-			Counts []uint64 `json:"counts"`
-			Sum    T        `json:"sum_ns"`
-			Count  uint64   `json:"count"`
-		}{h.Bounds, h.Counts, h.Sum, h.Count})
+			Bounds []float64 `json:"bounds_seconds"`
+			Counts []uint64  `json:"counts"`
+			Sum    float64   `json:"sum_seconds"`
+			Count  uint64    `json:"count"`
+		}{bounds, h.Counts, toFloat(h.Sum), h.Count})
 	}
 	return json.Marshal(struct {
 		Bounds []T      `json:"bounds"`

@@ -63,7 +63,7 @@ func TestHistJSON(t *testing.T) {
 		want string
 	}{
 		{"sizes", sizes, `{"bounds":[64,1500],"counts":[0,1,0],"sum":100,"count":1}`},
-		{"durations in ns", rtt, `{"bounds_ns":[1000000],"counts":[0,1],"sum_ns":2000000,"count":1}`},
+		{"durations in seconds", rtt, `{"bounds_seconds":[0.001],"counts":[0,1],"sum_seconds":0.002,"count":1}`},
 	} {
 		got, err := json.Marshal(tc.v)
 		if err != nil || string(got) != tc.want {

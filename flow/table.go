@@ -24,6 +24,9 @@ type Config struct {
 	// MaxGroups bounds the folded groups tracked within one interval;
 	// connections beyond it go straight to Other.
 	MaxGroups int
+	// NotablePerReason bounds the closed connections kept after Retention
+	// because they mattered (NotableClosed), per reason.
+	NotablePerReason int
 }
 
 // DefaultConfig returns the bounds used by the flows collector.
@@ -128,6 +131,7 @@ type Table struct {
 	touched         []*entry
 	touchedOverflow bool
 	source          string // the source feeding the table (SetSource)
+	notable         *Notable
 	totals          Totals
 	groups          map[GroupKey]*Group
 	overflow        Group
@@ -154,7 +158,7 @@ func NewTable(cfg Config) *Table {
 	if cfg.MaxGroups <= 0 {
 		cfg.MaxGroups = def.MaxGroups
 	}
-	t := &Table{cfg: cfg, groups: map[GroupKey]*Group{}, lastRoll: time.Now(), gen: 1}
+	t := &Table{cfg: cfg, groups: map[GroupKey]*Group{}, lastRoll: time.Now(), gen: 1, notable: NewNotable(cfg.NotablePerReason)}
 	for i := range t.totals.RTT {
 		t.totals.RTT[i] = NewHistogram(RTTBuckets)
 	}
@@ -353,6 +357,13 @@ func (t *Table) evictOldest() {
 }
 
 func (t *Table) remove(e *entry) {
+	if e.rec.Closed {
+		// Leaving the table: keep it if it mattered.
+		if e.rec.End.IsZero() {
+			e.rec.End = e.updated
+		}
+		t.notable.Offer(&e.rec)
+	}
 	e.gen = 0 // stale in touched
 	t.lru.remove(e)
 	t.entries.del(e.rec.ID)
@@ -587,4 +598,10 @@ func (t *Table) Flows(f Filter) []Record {
 		out = out[:f.Limit]
 	}
 	return out
+}
+
+// NotableClosed returns the closed connections that mattered and have left
+// the table (see Notable), closed at or after since.
+func (t *Table) NotableClosed(since time.Time) []NotableRecord {
+	return t.notable.Since(since, time.Now())
 }

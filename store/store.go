@@ -133,7 +133,7 @@ func Open(opts Options) (*Store, error) {
 	start := time.Now()
 	// The TSDB logs every WAL segment and compaction at info; keep those at
 	// debug so `netsight run` starts with one line per component.
-	db, err := tsdb.Open(opts.Dir, slog.New(demote{opts.Logger.Handler()}).With("component", "tsdb"), nil, to, nil)
+	db, err := tsdb.Open(opts.Dir, slog.New(demote{opts.Logger.Handler()}).With("subsystem", "tsdb"), nil, to, nil)
 	if err != nil {
 		return nil, fmt.Errorf("open tsdb in %s: %w", opts.Dir, err)
 	}
@@ -143,7 +143,7 @@ func Open(opts Options) (*Store, error) {
 		cache:     newAppendCache(),
 		ingestLog: logutil.New(opts.Logger, "store ingest failed", logutil.WithClock(opts.Now)),
 		engine: promql.NewEngine(promql.EngineOpts{
-			Logger:               opts.Logger.With("component", "promql"),
+			Logger:               opts.Logger.With("subsystem", "promql"),
 			MaxSamples:           opts.Query.MaxSamples,
 			Timeout:              opts.Query.Timeout,
 			LookbackDelta:        opts.LookbackDelta,

@@ -1,6 +1,8 @@
 package tcpanalysis
 
 import (
+	"encoding/json"
+	"math"
 	"sort"
 	"time"
 )
@@ -158,12 +160,37 @@ type DirStats struct {
 	RTT RTTStats `json:"rtt"`
 }
 
-// RTTStats summarises RTT samples without keeping them.
+// RTTStats summarises RTT samples without keeping them. JSON gives seconds
+// as floats: count, sum_seconds, min_seconds, max_seconds, mean_seconds.
 type RTTStats struct {
-	Count uint64        `json:"count"`
-	Sum   time.Duration `json:"sum_ns"`
-	Min   time.Duration `json:"min_ns"`
-	Max   time.Duration `json:"max_ns"`
+	Count uint64
+	Sum   time.Duration
+	Min   time.Duration
+	Max   time.Duration
+}
+
+type rttStatsJSON struct {
+	Count uint64  `json:"count"`
+	Sum   float64 `json:"sum_seconds"`
+	Min   float64 `json:"min_seconds"`
+	Max   float64 `json:"max_seconds"`
+	Mean  float64 `json:"mean_seconds"`
+}
+
+// MarshalJSON writes the durations in seconds.
+func (r RTTStats) MarshalJSON() ([]byte, error) {
+	return json.Marshal(rttStatsJSON{Count: r.Count, Sum: r.Sum.Seconds(), Min: r.Min.Seconds(), Max: r.Max.Seconds(), Mean: r.Mean().Seconds()})
+}
+
+// UnmarshalJSON reads what MarshalJSON writes.
+func (r *RTTStats) UnmarshalJSON(b []byte) error {
+	var j rttStatsJSON
+	if err := json.Unmarshal(b, &j); err != nil {
+		return err
+	}
+	sec := func(f float64) time.Duration { return time.Duration(math.Round(f * 1e9)) }
+	*r = RTTStats{Count: j.Count, Sum: sec(j.Sum), Min: sec(j.Min), Max: sec(j.Max)}
+	return nil
 }
 
 // Add records one sample.

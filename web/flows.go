@@ -4,10 +4,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"net/netip"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/netsight/netsight/flow"
 )
@@ -24,14 +26,48 @@ type FlowReader interface {
 	Source() string
 }
 
+// NotableReader is implemented by a FlowReader that keeps the closed
+// connections that mattered after they leave the table (a *flow.Table).
+type NotableReader interface {
+	NotableClosed(since time.Time) []flow.NotableRecord
+}
+
+// Namer names network namespaces and workloads (a *kernel.Names).
+type Namer interface {
+	// NetNS is the `ip netns` name of a namespace inode, "" if none.
+	NetNS(inode uint32) string
+	// Workload is the container, pod or unit of a cgroup ID, "" if none.
+	Workload(cgroupID uint64) string
+}
+
+// FlowsOptions are the optional parts of the flow API.
+type FlowsOptions struct {
+	// Names adds netns_name and workload to each connection (nil: none).
+	Names Namer
+}
+
 // FlowsHandler serves GET /api/v1/flows from the table t.
 //
 // Query parameters: remote (address or CIDR), port (local or remote),
 // min_retransmissions, direction (client|server), netns (network namespace
-// inode), limit (default 1000, at most 10000).
-func FlowsHandler(t FlowReader) http.Handler {
+// inode), limit (default 1000, at most 10000), closed_since (Unix seconds:
+// also list, in notable_closed, the closed connections that mattered and
+// have left the table since then).
+func FlowsHandler(t FlowReader) http.Handler { return FlowsHandlerWith(t, FlowsOptions{}) }
+
+// FlowsHandlerWith is FlowsHandler with options.
+func FlowsHandlerWith(t FlowReader, o FlowsOptions) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		f, err := ParseFilter(r.URL.Query())
+		q := r.URL.Query()
+		f, err := ParseFilter(q)
+		var since time.Time
+		if v := q.Get("closed_since"); v != "" {
+			sec, perr := strconv.ParseFloat(v, 64)
+			if perr != nil || sec < 0 || math.IsInf(sec, 0) || math.IsNaN(sec) {
+				err = errors.Join(err, fmt.Errorf("closed_since: want Unix seconds, got %q", v))
+			}
+			since = time.Unix(0, int64(sec*1e9))
+		}
 		if err != nil {
 			writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
 			return
@@ -43,14 +79,63 @@ func FlowsHandler(t FlowReader) http.Handler {
 		if truncated {
 			flows = flows[:limit]
 		}
-		writeJSON(w, http.StatusOK, apiResponse{Backend: t.Source(), Flows: flows, Truncated: truncated})
+		resp := apiResponse{Backend: t.Source(), Flows: make([]json.RawMessage, 0, len(flows)), Truncated: truncated}
+		for i := range flows {
+			resp.Flows = append(resp.Flows, decorate(&flows[i], o.Names, nil))
+		}
+		if nr, ok := t.(NotableReader); ok && !since.IsZero() {
+			resp.NotableClosed = []json.RawMessage{}
+			for _, n := range nr.NotableClosed(since) {
+				if len(resp.NotableClosed) == limit {
+					break
+				}
+				if f.Match(&n.Record) {
+					resp.NotableClosed = append(resp.NotableClosed, decorate(&n.Record, o.Names, n.Reasons))
+				}
+			}
+		}
+		writeJSON(w, http.StatusOK, resp)
 	})
 }
 
+// decorate is the JSON of r with netns_name, workload and notable added
+// when known.
+func decorate(r *flow.Record, names Namer, notable []string) json.RawMessage {
+	b, err := json.Marshal(r)
+	if err != nil || len(b) < 2 {
+		return json.RawMessage("null")
+	}
+	var extra struct {
+		NetNSName string   `json:"netns_name,omitempty"`
+		Workload  string   `json:"workload,omitempty"`
+		Notable   []string `json:"notable,omitempty"`
+	}
+	if names != nil {
+		if r.NetNS != 0 && r.NetNS != flow.InitNetNSInode {
+			extra.NetNSName = names.NetNS(r.NetNS)
+		}
+		extra.Workload = names.Workload(r.CgroupID)
+	}
+	extra.Notable = notable
+	if extra.NetNSName == "" && extra.Workload == "" && len(extra.Notable) == 0 {
+		return b
+	}
+	x, err := json.Marshal(extra)
+	if err != nil {
+		return b
+	}
+	// {...record...} + {...extra...} -> {...record..., ...extra...}
+	out := make([]byte, 0, len(b)+len(x))
+	out = append(out, b[:len(b)-1]...)
+	out = append(out, ',')
+	return append(out, x[1:]...)
+}
+
 type apiResponse struct {
-	Backend   string        `json:"backend"`
-	Truncated bool          `json:"truncated"`
-	Flows     []flow.Record `json:"flows"`
+	Backend       string            `json:"backend"`
+	Truncated     bool              `json:"truncated"`
+	Flows         []json.RawMessage `json:"flows"`
+	NotableClosed []json.RawMessage `json:"notable_closed,omitzero"`
 }
 
 // MaxLimit caps the limit parameter of the flow API.

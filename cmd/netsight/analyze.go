@@ -138,7 +138,7 @@ type analyzeFile struct {
 	Format     string `json:"format,omitempty"`
 	Compressed bool   `json:"compressed"`
 	Packets    uint64 `json:"packets"`
-	Bytes      int64  `json:"bytes_read"`
+	Bytes      int64  `json:"read_bytes"`
 	Error      string `json:"error,omitempty"`
 	// ErrorOffset is the byte offset of the damage, -1 without error.
 	ErrorOffset int64 `json:"error_offset"`
@@ -417,21 +417,30 @@ func writeAnalyzeText(w io.Writer, r *analyzeReport) {
 	if r.FlowTable.EvictedCapacity > 0 {
 		fmt.Fprintf(w, "  flow table full: %d flows evicted early (raise --max-flows above %d)\n", r.FlowTable.EvictedCapacity, r.FlowTable.Capacity)
 	}
-	if len(r.TopFlows) == 0 {
+	var troubled []tcpanalysis.FlowReport
+	for _, f := range r.TopFlows {
+		if flowTroubled(f) {
+			troubled = append(troubled, f)
+		}
+	}
+	if len(troubled) == 0 {
+		if r.Flows > 0 && len(r.TopFlows) > 0 {
+			fmt.Fprintln(w, "\nNo flow had retransmissions, zero windows, resets, duplicate ACKs or out-of-order segments.")
+		}
 		return
 	}
-	fmt.Fprintf(w, "\nWorst flows (client -> server):\n")
+	fmt.Fprintf(w, "\nWorst flows (client -> server; ack rtt: mean of both directions' ACK RTT samples):\n")
 	fmt.Fprintf(w, "  %-44s %9s %8s %6s %6s %7s %7s %4s %10s %10s\n",
 		"flow", "packets", "retrans", "fast", "ooo", "dupack", "zerowin", "rst", "handshake", "ack rtt")
-	for _, f := range r.TopFlows {
+	for _, f := range troubled {
 		cs, sc := f.ClientToServer, f.ServerToClient
 		hs := "-"
 		if f.HandshakeSYNToSYNACK > 0 || f.HandshakeSYNACKToACK > 0 {
 			hs = time.Duration((f.HandshakeSYNToSYNACK + f.HandshakeSYNACKToACK) * 1e9).Round(time.Microsecond).String()
 		}
 		rtt := "-"
-		if n := cs.RTT.Count + sc.RTT.Count; n > 0 {
-			rtt = ((cs.RTT.Sum + sc.RTT.Sum) / time.Duration(n)).Round(time.Microsecond).String()
+		if mean, n := ackRTT(f); n > 0 {
+			rtt = mean.Round(time.Microsecond).String()
 		}
 		rst := strconv.FormatUint(cs.Resets+sc.Resets, 10)
 		if f.ResetBy != "" {
@@ -449,7 +458,7 @@ var flowCSVHeader = []string{
 	"retransmissions", "fast_retransmissions", "spurious_retransmissions", "out_of_order", "duplicate_acks",
 	"zero_windows", "window_full", "keep_alives", "lost_segments", "resets", "reset_by",
 	"client_window_scale", "server_window_scale", "handshake_syn_to_synack_seconds", "handshake_synack_to_ack_seconds",
-	"client_rtt_mean_seconds", "client_rtt_samples", "client_to_server_packets", "server_to_client_packets",
+	"ack_rtt_mean_seconds", "ack_rtt_samples", "client_to_server_packets", "server_to_client_packets",
 }
 
 func writeFlowsCSV(w io.Writer, flows []tcpanalysis.FlowReport) error {
@@ -461,6 +470,7 @@ func writeFlowsCSV(w io.Writer, flows []tcpanalysis.FlowReport) error {
 	fl := func(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
 	for _, f := range flows {
 		cs, sc := f.ClientToServer, f.ServerToClient
+		rttMean, rttN := ackRTT(f)
 		rec := []string{
 			f.Client, f.Server, strconv.Itoa(int(f.IPVersion)), f.FirstSeen.Format(time.RFC3339Nano), f.LastSeen.Format(time.RFC3339Nano),
 			fl(f.Duration), u(f.Packets), u(f.Bytes),
@@ -469,7 +479,7 @@ func writeFlowsCSV(w io.Writer, flows []tcpanalysis.FlowReport) error {
 			u(cs.WindowFull + sc.WindowFull), u(cs.KeepAlives + sc.KeepAlives), u(cs.LostSegments + sc.LostSegments),
 			u(cs.Resets + sc.Resets), f.ResetBy, strconv.Itoa(int(cs.WScale)), strconv.Itoa(int(sc.WScale)),
 			fl(f.HandshakeSYNToSYNACK), fl(f.HandshakeSYNACKToACK),
-			fl(cs.RTT.Mean().Seconds()), u(cs.RTT.Count), u(cs.Packets), u(sc.Packets),
+			fl(rttMean.Seconds()), u(rttN), u(cs.Packets), u(sc.Packets),
 		}
 		if err := cw.Write(rec); err != nil {
 			return err
@@ -477,4 +487,22 @@ func writeFlowsCSV(w io.Writer, flows []tcpanalysis.FlowReport) error {
 	}
 	cw.Flush()
 	return cw.Error()
+}
+
+// ackRTT is the RTT the text report and the CSV both give for a flow: the
+// mean of its ACK RTT samples in both directions, and their number.
+func ackRTT(f tcpanalysis.FlowReport) (time.Duration, uint64) {
+	n := f.ClientToServer.RTT.Count + f.ServerToClient.RTT.Count
+	if n == 0 {
+		return 0, 0
+	}
+	return (f.ClientToServer.RTT.Sum + f.ServerToClient.RTT.Sum) / time.Duration(n), n
+}
+
+// flowTroubled reports whether a flow shows any of the problems the worst
+// flows are ranked by (a clean flow is not "worst" of anything).
+func flowTroubled(f tcpanalysis.FlowReport) bool {
+	cs, sc := f.ClientToServer, f.ServerToClient
+	return f.Retransmissions+cs.ZeroWindows+sc.ZeroWindows+cs.Resets+sc.Resets+
+		cs.DuplicateAcks+sc.DuplicateAcks+cs.OutOfOrder+sc.OutOfOrder > 0
 }

@@ -5,9 +5,11 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -273,5 +275,97 @@ func TestAnalyzeEncapsulatedFlow(t *testing.T) {
 	if m.Retransmissions != 1 || m.Encapsulations["vxlan"] != 11 || len(m.TopFlows) != 1 ||
 		m.TopFlows[0].Client != "10.9.0.1:50000" || m.TopFlows[0].Encapsulation != "vxlan" {
 		t.Errorf("report = %+v", m)
+	}
+}
+
+// TestAnalyzeUnits: --json has no nanosecond fields (every duration is a
+// *_seconds float), and the text report and the CSV give one flow the same
+// ACK RTT (the mean over both directions' samples).
+func TestAnalyzeUnits(t *testing.T) {
+	file, _ := writeFixture(t)
+	code, out, stderr := runCmd("analyze", "--json", file)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	var m any
+	if err := json.Unmarshal([]byte(out), &m); err != nil {
+		t.Fatal(err)
+	}
+	var walk func(path string, v any)
+	walk = func(path string, v any) {
+		switch v := v.(type) {
+		case map[string]any:
+			for k, x := range v {
+				if strings.HasSuffix(k, "_ns") || strings.HasSuffix(k, "_ms") {
+					t.Errorf("%s.%s: want *_seconds floats, not %s", path, k, k[strings.LastIndex(k, "_"):])
+				}
+				walk(path+"."+k, x)
+			}
+		case []any:
+			for i, x := range v {
+				walk(fmt.Sprintf("%s[%d]", path, i), x)
+			}
+		}
+	}
+	walk("", m)
+	for _, want := range []string{`"bounds_seconds"`, `"sum_seconds"`, `"mean_seconds"`, `"read_bytes"`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("JSON lacks %s", want)
+		}
+	}
+
+	_, text, _ := runCmd("analyze", file)
+	_, csvOut, _ := runCmd("analyze", "--csv", file)
+	recs, err := csv.NewReader(strings.NewReader(csvOut)).ReadAll()
+	if err != nil || len(recs) != 2 {
+		t.Fatalf("csv: %v %v", recs, err)
+	}
+	col := map[string]string{}
+	for i, h := range recs[0] {
+		col[h] = recs[1][i]
+	}
+	secs, err := strconv.ParseFloat(col["ack_rtt_mean_seconds"], 64)
+	if err != nil || col["ack_rtt_samples"] == "0" {
+		t.Fatalf("csv ack_rtt_mean_seconds %q samples %q", col["ack_rtt_mean_seconds"], col["ack_rtt_samples"])
+	}
+	var line string
+	for _, l := range strings.Split(text, "\n") {
+		if strings.Contains(l, "10.9.0.1:50000 -> 10.9.0.2:80") {
+			line = l
+		}
+	}
+	fields := strings.Fields(line)
+	if len(fields) == 0 {
+		t.Fatalf("no flow line in:\n%s", text)
+	}
+	textRTT, err := time.ParseDuration(fields[len(fields)-1])
+	if err != nil {
+		t.Fatalf("ack rtt column of %q: %v", line, err)
+	}
+	if csvRTT := time.Duration(secs * 1e9).Round(time.Microsecond); csvRTT != textRTT {
+		t.Errorf("text ack rtt %s, csv %s: want one definition", textRTT, csvRTT)
+	}
+}
+
+// TestAnalyzeCleanCaptureNoWorstFlows: a capture whose only flow has no
+// retransmission, zero window, reset or duplicate ACK lists no "worst
+// flows" and says so.
+func TestAnalyzeCleanCaptureNoWorstFlows(t *testing.T) {
+	file, offsets := writeFixture(t)
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The handshake and two data segments: nothing wrong yet.
+	clean := filepath.Join(t.TempDir(), "clean.pcap")
+	if err := os.WriteFile(clean, data[:offsets[5]], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, stderr := runCmd("analyze", clean)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if strings.Contains(out, "Worst flows") || !strings.Contains(out, "No flow had retransmissions") {
+		t.Errorf("clean capture:\n%s", out)
 	}
 }

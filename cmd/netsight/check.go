@@ -5,11 +5,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/netsight/netsight/agent"
 	"github.com/netsight/netsight/collector"
 	"github.com/netsight/netsight/config"
 	"github.com/netsight/netsight/internal/hostcheck"
+	"github.com/netsight/netsight/internal/termcolor"
 )
 
 // collectorChecks asks every collector's factory whether it can run here
@@ -73,16 +75,7 @@ means the agent can run (possibly degraded).`,
 				return err
 			}
 		} else {
-			for _, r := range rep.Results {
-				line := fmt.Sprintf("%-5s %-22s %s", r.Verdict, r.Check, r.Detail)
-				if r.Affects != "" && r.Verdict != hostcheck.OK {
-					line += "  [affects: " + r.Affects + "]"
-				}
-				fmt.Fprintln(stdout, line)
-			}
-			if rep.CanRun {
-				fmt.Fprintln(stdout, "\nnetsight can run here; features marked fail are off and exported as netsight_collector_up 0.")
-			}
+			writeCheckText(stdout, termcolor.For(stdout), rep)
 		}
 		if !rep.CanRun {
 			return &exitError{code: 1, err: fmt.Errorf("netsight cannot run on this host")}
@@ -90,4 +83,29 @@ means the agent can run (possibly degraded).`,
 		return nil
 	}
 	register(c)
+}
+
+// writeCheckText prints one line per result, the verdict word coloured on a
+// terminal, and a closing sentence that says whether anything is degraded.
+func writeCheckText(w io.Writer, p termcolor.Painter, rep hostcheck.Report) {
+	var notOK int
+	for _, r := range rep.Results {
+		// Pad before colouring: escape codes would break %-5s.
+		v := string(r.Verdict)
+		line := p.Verdict(v) + strings.Repeat(" ", max(0, 5-len(v))) + " " + fmt.Sprintf("%-22s %s", r.Check, r.Detail)
+		if r.Verdict != hostcheck.OK {
+			notOK++
+			if r.Affects != "" {
+				line += "  [affects: " + r.Affects + "]"
+			}
+		}
+		fmt.Fprintln(w, line)
+	}
+	switch {
+	case !rep.CanRun:
+	case notOK == 0:
+		fmt.Fprintln(w, "\n"+p.Paint(termcolor.OK, "All features available.")+" netsight can run here with every collector.")
+	default:
+		fmt.Fprintf(w, "\nnetsight can run here; %d check(s) not ok: the features they affect are off and exported as netsight_collector_up 0.\n", notOK)
+	}
 }

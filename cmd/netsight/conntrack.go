@@ -18,6 +18,7 @@ import (
 	ctcollector "github.com/netsight/netsight/collector/conntrack"
 	"github.com/netsight/netsight/collector/nic"
 	"github.com/netsight/netsight/internal/kernel"
+	"github.com/netsight/netsight/internal/termcolor"
 	"github.com/netsight/netsight/monitor"
 )
 
@@ -30,12 +31,17 @@ type conntrackReport struct {
 	Usage   float64 `json:"usage_ratio"`
 	// GrowthPerSecond and ExhaustionSeconds come from two readings --sample
 	// apart; ExhaustionSeconds is null when the table is not growing.
-	GrowthPerSecond   *float64                 `json:"growth_per_second,omitempty"`
-	ExhaustionSeconds *float64                 `json:"exhaustion_seconds"`
-	Dump              ctcollector.DumpResult   `json:"dump"`
-	Stats             map[string]uint64        `json:"stats,omitempty"`
-	Tracked           uint64                   `json:"tracked_connections"`
-	Interfaces        []conntrackNICAllowances `json:"interfaces,omitempty"`
+	GrowthPerSecond   *float64 `json:"growth_per_second,omitempty"`
+	ExhaustionSeconds *float64 `json:"exhaustion_seconds"`
+	// ForecastBasis says what grew: "non_time_wait_entries" (TIME_WAIT
+	// entries, churn that expires by itself, left out: needs the per-state
+	// dump at both readings) or "all_entries" (no dump; ForecastNote says why).
+	ForecastBasis string                   `json:"forecast_basis,omitempty"`
+	ForecastNote  string                   `json:"forecast_note,omitempty"`
+	Dump          ctcollector.DumpResult   `json:"dump"`
+	Stats         map[string]uint64        `json:"stats,omitempty"`
+	Tracked       uint64                   `json:"tracked_connections"`
+	Interfaces    []conntrackNICAllowances `json:"interfaces,omitempty"`
 	// Present only when some interface reports conntrack_allowance_available (ENA).
 	AllowanceAvailable *uint64  `json:"allowance_available,omitempty"`
 	SupportedTotal     *uint64  `json:"supported_total,omitempty"`
@@ -98,7 +104,7 @@ works unprivileged. Run it inside a namespace with 'ip netns exec NS'.`,
 			enc.SetIndent("", "  ")
 			return enc.Encode(rep)
 		}
-		renderConntrack(stdout, rep)
+		renderConntrack(stdout, termcolor.For(stdout), rep)
 		return nil
 	}
 	register(c)
@@ -120,10 +126,19 @@ func buildConntrackReport(ctx context.Context, sample time.Duration, maxDump int
 		return nil, err
 	}
 	if rep.Loaded {
+		dump := func(count uint64) (ctcollector.DumpResult, error) {
+			dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			defer cancel()
+			return r.DumpStates(dctx, count)
+		}
+		var first ctcollector.DumpResult
+		var firstErr error
+		t0 := time.Now()
+		if sample > 0 && maxDump > 0 {
+			first, firstErr = dump(count)
+		}
+		count0 := count
 		if sample > 0 {
-			f := monitor.Forecast{Window: 2 * sample}
-			t0 := time.Now()
-			f.Add(t0, count)
 			select {
 			case <-ctx.Done():
 				return nil, ctx.Err()
@@ -131,13 +146,6 @@ func buildConntrackReport(ctx context.Context, sample time.Duration, maxDump int
 			}
 			if count, max, err = r.CountAndMax(); err != nil {
 				return nil, err
-			}
-			f.Add(time.Now(), count)
-			if rate, ok := f.Rate(); ok {
-				rep.GrowthPerSecond = &rate
-			}
-			if ex := f.Exhaustion(count, max); !math.IsInf(ex, 0) {
-				rep.ExhaustionSeconds = &ex
 			}
 		}
 		rep.Entries, rep.Max = count, max
@@ -154,9 +162,7 @@ func buildConntrackReport(ctx context.Context, sample time.Duration, maxDump int
 				rep.Stats[k] = totals[k]
 			}
 		}
-		dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		res, err := r.DumpStates(dctx, count)
-		cancel()
+		res, err := dump(count)
 		if err != nil {
 			res = ctcollector.DumpResult{Mode: "unavailable"}
 			msg := err.Error()
@@ -164,6 +170,9 @@ func buildConntrackReport(ctx context.Context, sample time.Duration, maxDump int
 				msg = "per-state dump needs CAP_NET_ADMIN: " + msg
 			}
 			rep.Errors = append(rep.Errors, msg)
+		}
+		if sample > 0 {
+			conntrackForecast(rep, t0, count0, first, firstErr, time.Now(), count, res, err)
 		}
 		sort.Slice(res.States, func(i, j int) bool { return res.States[i].Entries > res.States[j].Entries })
 		rep.Dump = res
@@ -212,20 +221,93 @@ func buildConntrackReport(ctx context.Context, sample time.Duration, maxDump int
 	return rep, nil
 }
 
-func renderConntrack(w io.Writer, r *conntrackReport) {
+// conntrackForecast fills the growth rate and time to full from two
+// readings. TIME_WAIT entries are churn that expires by itself, not a leak:
+// with a usable per-state dump at both readings the growth is that of the
+// other entries, else of all entries (and ForecastNote says why).
+func conntrackForecast(rep *conntrackReport, t0 time.Time, count0 uint64, d0 ctcollector.DumpResult, err0 error,
+	t1 time.Time, count1 uint64, d1 ctcollector.DumpResult, err1 error) {
+	f := monitor.Forecast{Window: 2 * t1.Sub(t0)}
+	usable := func(d ctcollector.DumpResult, err error) bool {
+		return err == nil && (d.Mode == "full" || d.Mode == "sampled")
+	}
+	if usable(d0, err0) && usable(d1, err1) {
+		rep.ForecastBasis = "non_time_wait_entries"
+		f.Add(t0, nonTimeWait(count0, d0))
+		f.Add(t1, nonTimeWait(count1, d1))
+	} else {
+		rep.ForecastBasis = "all_entries"
+		switch {
+		case d1.Mode == "disabled":
+			rep.ForecastNote = "per-state dump disabled (--max-dump-entries 0): TIME_WAIT entries not excluded"
+		case d1.Mode == "skipped":
+			rep.ForecastNote = "per-state dump skipped (more entries than --max-dump-entries): TIME_WAIT entries not excluded"
+		default:
+			rep.ForecastNote = "per-state dump unavailable: TIME_WAIT entries not excluded"
+		}
+		f.Add(t0, count0)
+		f.Add(t1, count1)
+	}
+	if rate, ok := f.Rate(); ok {
+		rep.GrowthPerSecond = &rate
+	}
+	if ex := f.Exhaustion(count1, rep.Max); !math.IsInf(ex, 0) {
+		rep.ExhaustionSeconds = &ex
+	}
+}
+
+// nonTimeWait is count less the TCP TIME_WAIT entries of the dump.
+func nonTimeWait(count uint64, d ctcollector.DumpResult) uint64 {
+	var tw float64
+	for _, s := range d.States {
+		if s.Protocol == "tcp" && s.State == "time_wait" {
+			tw += s.Entries
+		}
+	}
+	if tw >= float64(count) {
+		return 0
+	}
+	return count - uint64(math.Round(tw))
+}
+
+func renderConntrack(w io.Writer, p termcolor.Painter, r *conntrackReport) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "Connection tracking table (this network namespace)")
 	if !r.Loaded {
 		fmt.Fprintln(tw, "  nf_conntrack is not loaded: nothing is tracked here.")
 	} else {
-		fmt.Fprintf(tw, "  entries\t%d of %d (%.1f%% used)\n", r.Entries, r.Max, 100*r.Usage)
+		usage := termcolor.None
+		switch {
+		case r.Usage >= 0.9:
+			usage = termcolor.Fail
+		case r.Usage >= 0.7:
+			usage = termcolor.Warn
+		}
+		// Colour only a line's last cell: escape codes in an aligned
+		// cell would count as width.
+		fmt.Fprintf(tw, "  entries\t%s\n", p.Paint(usage, fmt.Sprintf("%d of %d (%.1f%% used)", r.Entries, r.Max, 100*r.Usage)))
+		what := "entries/s"
+		if r.ForecastBasis == "non_time_wait_entries" {
+			what = "non-TIME_WAIT entries/s"
+		}
 		switch {
 		case r.ExhaustionSeconds != nil && *r.ExhaustionSeconds == 0:
-			fmt.Fprintln(tw, "  forecast\tFULL: new connections are being dropped")
+			fmt.Fprintf(tw, "  forecast\t%s\n", p.Paint(termcolor.Fail, "FULL: new connections are being dropped"))
 		case r.ExhaustionSeconds != nil:
-			fmt.Fprintf(tw, "  forecast\tfull in %s at +%.1f entries/s\n", humanDuration(*r.ExhaustionSeconds), *r.GrowthPerSecond)
+			l := termcolor.Warn
+			if *r.ExhaustionSeconds < 3600 {
+				l = termcolor.Fail
+			}
+			fmt.Fprintf(tw, "  forecast\t%s\n", p.Paint(l, fmt.Sprintf("full in %s at +%.1f %s", humanDuration(*r.ExhaustionSeconds), *r.GrowthPerSecond, what)))
 		case r.GrowthPerSecond != nil:
-			fmt.Fprintf(tw, "  forecast\tnot growing (%+.1f entries/s)\n", *r.GrowthPerSecond)
+			fmt.Fprintf(tw, "  forecast\tnot growing (%+.1f %s)\n", *r.GrowthPerSecond, what)
+		}
+		switch {
+		case r.GrowthPerSecond == nil:
+		case r.ForecastBasis == "non_time_wait_entries":
+			fmt.Fprintln(tw, "  \tTIME_WAIT entries excluded: they expire by themselves (churn, not a leak)")
+		case r.ForecastNote != "":
+			fmt.Fprintf(tw, "  \tfrom all entries: %s\n", r.ForecastNote)
 		}
 		switch r.Dump.Mode {
 		case "skipped":
@@ -288,7 +370,7 @@ func renderConntrack(w io.Writer, r *conntrackReport) {
 		}
 	}
 	for _, e := range r.Errors {
-		fmt.Fprintf(tw, "warning: %s\n", e)
+		fmt.Fprintf(tw, "%s: %s\n", p.Paint(termcolor.Warn, "warning"), e)
 	}
 	tw.Flush()
 }

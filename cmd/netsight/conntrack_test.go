@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -14,6 +16,7 @@ import (
 
 	ctcollector "github.com/netsight/netsight/collector/conntrack"
 	"github.com/netsight/netsight/internal/kernel"
+	"github.com/netsight/netsight/internal/termcolor"
 	"github.com/netsight/netsight/internal/testlab"
 )
 
@@ -109,7 +112,7 @@ func TestConntrackRender(t *testing.T) {
 	f := func(v float64) *float64 { return &v }
 	rep := &conntrackReport{
 		Loaded: true, Entries: 1200, Max: 262144, Usage: 1200.0 / 262144,
-		GrowthPerSecond: f(2.5), ExhaustionSeconds: f((262144 - 1200) / 2.5),
+		GrowthPerSecond: f(2.5), ExhaustionSeconds: f((262144 - 1200) / 2.5), ForecastBasis: "non_time_wait_entries",
 		Dump: ctcollector.DumpResult{Mode: "full", Seen: 1200, States: []ctcollector.StateCount{
 			{Family: "ipv4", Protocol: "tcp", State: "established", Entries: 1100},
 			{Family: "ipv4", Protocol: "udp", State: "assured", Entries: 60},
@@ -126,7 +129,7 @@ func TestConntrackRender(t *testing.T) {
 		AllowanceAvailable: u(307829), SupportedTotal: u(309000), Utilisation: f(1171.0 / 309000),
 	}
 	var human, js bytes.Buffer
-	renderConntrack(&human, rep)
+	renderConntrack(&human, termcolor.Painter{}, rep)
 	enc := json.NewEncoder(&js)
 	enc.SetIndent("", "  ")
 	if err := enc.Encode(rep); err != nil {
@@ -207,5 +210,52 @@ func TestConntrackReportENA(t *testing.T) {
 	}
 	if len(rep.Interfaces) != 2 || rep.Interfaces[0].Exceeded["conntrack_allowance_exceeded"] != 12 || rep.Interfaces[1].Available != nil {
 		t.Errorf("interfaces = %+v", rep.Interfaces)
+	}
+}
+
+// TestConntrackForecastExcludesTimeWait: a table that grows only by
+// TIME_WAIT entries (connection churn) is not forecast to fill; growth of
+// the other entries is; without a dump the forecast uses all entries and
+// says so.
+func TestConntrackForecastExcludesTimeWait(t *testing.T) {
+	dump := func(est, tw float64) ctcollector.DumpResult {
+		return ctcollector.DumpResult{Mode: "full", States: []ctcollector.StateCount{
+			{Family: "ipv4", Protocol: "tcp", State: "established", Entries: est},
+			{Family: "ipv4", Protocol: "tcp", State: "time_wait", Entries: tw},
+		}}
+	}
+	t0 := time.Unix(1000, 0)
+	t1 := t0.Add(10 * time.Second)
+	tests := []struct {
+		name      string
+		d0, d1    ctcollector.DumpResult
+		err1      error
+		c0, c1    uint64
+		basis     string
+		rate      float64
+		exhausted bool
+	}{
+		{"TIME_WAIT churn", dump(100, 1000), dump(100, 6000), nil, 1100, 6100, "non_time_wait_entries", 0, false},
+		{"leak", dump(100, 1000), dump(600, 1000), nil, 1100, 1600, "non_time_wait_entries", 50, true},
+		{"no dump", ctcollector.DumpResult{Mode: "unavailable"}, ctcollector.DumpResult{Mode: "unavailable"}, errors.New("EPERM"), 1100, 6100, "all_entries", 500, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rep := &conntrackReport{Loaded: true, Max: 262144}
+			conntrackForecast(rep, t0, tt.c0, tt.d0, nil, t1, tt.c1, tt.d1, tt.err1)
+			if rep.ForecastBasis != tt.basis || rep.GrowthPerSecond == nil || math.Abs(*rep.GrowthPerSecond-tt.rate) > 1e-9 ||
+				(rep.ExhaustionSeconds != nil) != tt.exhausted {
+				t.Errorf("basis %q rate %v exhaustion %v", rep.ForecastBasis, rep.GrowthPerSecond, rep.ExhaustionSeconds)
+			}
+			if tt.basis == "all_entries" && !strings.Contains(rep.ForecastNote, "TIME_WAIT entries not excluded") {
+				t.Errorf("note %q", rep.ForecastNote)
+			}
+			var out bytes.Buffer
+			renderConntrack(&out, termcolor.Painter{}, rep)
+			want := map[string]string{"non_time_wait_entries": "TIME_WAIT entries excluded", "all_entries": "from all entries: per-state dump unavailable"}[tt.basis]
+			if !strings.Contains(out.String(), want) {
+				t.Errorf("text lacks %q:\n%s", want, out.String())
+			}
+		})
 	}
 }

@@ -131,8 +131,13 @@ func newFlagSet(c *command, stderr io.Writer) *flag.FlagSet {
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
 		out := fs.Output()
-		fmt.Fprintf(out, "%s\n\nFlags:\n", strings.TrimSpace(c.usage))
-		fs.PrintDefaults()
+		fmt.Fprintf(out, "%s\n", strings.TrimSpace(c.usage))
+		hasFlags := false
+		fs.VisitAll(func(*flag.Flag) { hasFlags = true })
+		if hasFlags { // no empty "Flags:" header for a command without any
+			fmt.Fprint(out, "\nFlags:\n")
+			fs.PrintDefaults()
+		}
 		if c.examples != "" {
 			fmt.Fprintf(out, "\nExamples:\n%s\n", strings.TrimRight(c.examples, "\n"))
 		}

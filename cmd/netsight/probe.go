@@ -14,6 +14,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/netsight/netsight/internal/termcolor"
 	"github.com/netsight/netsight/probe"
 )
 
@@ -141,8 +142,9 @@ func runProbe(ctx context.Context, targets []probe.Target, count int, mode probe
 		sums[i] = &probe.Summary{}
 	}
 	var mu sync.Mutex
-	single := len(targets) == 1 && !jsonOut
-	seq := 0
+	lines := !jsonOut // one line per probe, ping style
+	paint := termcolor.For(stdout)
+	seq := make([]int, len(targets))
 	eng, err := probe.New(targets, probe.Options{
 		ICMPMode: mode, Count: count, NoSpread: true,
 		OnResult: func(r probe.Result) {
@@ -152,16 +154,9 @@ func runProbe(ctx context.Context, targets []probe.Target, count int, mode probe
 			if r.Err != nil && firstErr[r.Target] == nil && r.Outcome != probe.Timeout {
 				firstErr[r.Target] = r.Err
 			}
-			if single {
-				seq++
-				switch {
-				case r.HasRTT:
-					fmt.Fprintf(stdout, "%s %s: probe %d %s rtt=%.3f ms\n", targets[0].Name, r.Addr, seq, r.Outcome, r.RTT.Seconds()*1e3)
-				case r.Err != nil:
-					fmt.Fprintf(stdout, "%s: probe %d %s: %v\n", targets[0].Name, seq, r.Outcome, r.Err)
-				default:
-					fmt.Fprintf(stdout, "%s %s: probe %d %s\n", targets[0].Name, r.Addr, seq, r.Outcome)
-				}
+			if lines {
+				seq[r.Target]++
+				fmt.Fprintln(stdout, probeLine(paint, targets[r.Target], r, seq[r.Target]))
 			}
 		},
 	})
@@ -192,7 +187,8 @@ func runProbe(ctx context.Context, targets []probe.Target, count int, mode probe
 			return err
 		}
 	} else {
-		printProbeTable(stdout, out)
+		fmt.Fprintln(stdout)
+		printProbeTable(stdout, paint, out)
 	}
 	if ctx.Err() != nil {
 		return &exitError{code: 130, err: errors.New("interrupted")}
@@ -226,8 +222,36 @@ func summaryJSON(t probe.Target, addr netip.Addr, s *probe.Summary, firstErr err
 	return j
 }
 
-func printProbeTable(w io.Writer, rows []probeJSON) {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+// probeLine is one probe's line: "127.0.0.1: probe 1 ok rtt=0.119 ms", the
+// name and the address it resolved to when they differ
+// ("db.internal:5432 (10.0.0.7): probe 3 refused").
+func probeLine(p termcolor.Painter, t probe.Target, r probe.Result, seq int) string {
+	who := t.Name
+	if r.Addr.IsValid() && r.Addr.String() != t.Host {
+		who += " (" + r.Addr.String() + ")"
+	}
+	outcome := r.Outcome.String()
+	if r.Outcome == probe.OK {
+		outcome = p.Paint(termcolor.OK, outcome)
+	} else {
+		outcome = p.Paint(termcolor.Fail, outcome)
+	}
+	line := fmt.Sprintf("%s: probe %d %s", who, seq, outcome)
+	if r.HasRTT {
+		line += fmt.Sprintf(" rtt=%.3f ms", r.RTT.Seconds()*1e3)
+	}
+	if r.Err != nil && r.Outcome != probe.OK {
+		line += ": " + r.Err.Error()
+	}
+	return line
+}
+
+// printProbeTable prints the summary table; on a terminal a target that
+// never succeeded is red (a refused port too: it answers, so its loss is 0%,
+// but the probe failed) and one with loss yellow.
+func printProbeTable(w io.Writer, p termcolor.Painter, rows []probeJSON) {
+	var buf strings.Builder
+	tw := tabwriter.NewWriter(&buf, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "TARGET\tPROTO\tSENT\tRECV\tLOSS\tOK\tREFUSED\tTIMEOUT\tMIN ms\tP50 ms\tAVG ms\tP90 ms\tP99 ms\tMAX ms\t")
 	ms := func(v float64) string { return strconv.FormatFloat(v*1e3, 'f', 3, 64) }
 	for _, r := range rows {
@@ -238,9 +262,22 @@ func printProbeTable(w io.Writer, rows []probeJSON) {
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%.1f%%\t%d\t%d\t%d\t%s\t\n", r.Target, r.Protocol, r.Sent, r.Received, r.LossRatio*100, r.OK, r.Refused, r.Timeouts, rtt)
 	}
 	_ = tw.Flush()
+	// Colour whole lines after alignment: escape codes inside cells would
+	// count as width.
+	for i, line := range strings.Split(strings.TrimSuffix(buf.String(), "\n"), "\n") {
+		if i > 0 {
+			switch r := rows[i-1]; {
+			case r.OK == 0:
+				line = p.Paint(termcolor.Fail, line)
+			case r.OK < r.Sent || r.LossRatio > 0:
+				line = p.Paint(termcolor.Warn, line)
+			}
+		}
+		fmt.Fprintln(w, line)
+	}
 	for _, r := range rows {
 		if r.Error != "" {
-			fmt.Fprintf(w, "%s: %s\n", r.Target, r.Error)
+			fmt.Fprintf(w, "%s: %s\n", r.Target, p.Paint(termcolor.Fail, r.Error))
 		}
 	}
 }

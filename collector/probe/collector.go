@@ -140,8 +140,7 @@ func newCollector(cfg *Config, deps collector.Deps, opts options) (*Collector, e
 	c.socket = prometheus.NewDesc("netsight_probe_icmp_socket_info",
 		"Open shared ICMP sockets: family, mode (datagram or raw) and DF.", []string{"family", "mode", "df"}, nil)
 
-	if n == 0 {
-		c.log.Info("no probe targets configured")
+	if n == 0 { // idle (see Idle): the manager logs it once
 		return c, nil
 	}
 	if err := checkICMP(c.targets, probe.ICMPMode(cfg.ICMPMode), opts.Socket); err != nil {
@@ -171,6 +170,9 @@ func newCollector(cfg *Config, deps collector.Deps, opts options) (*Collector, e
 // checkICMP fails with ErrNotSupported when every target is ICMP and no
 // ICMP socket can be opened; with TCP targets too it only warns later.
 func checkICMP(ts []probe.Target, mode probe.ICMPMode, sock probe.SocketFunc) error {
+	if len(ts) == 0 {
+		return nil // idle: nothing to probe, no socket needed
+	}
 	for _, t := range ts {
 		if t.Protocol != probe.ICMP {
 			return nil

@@ -152,6 +152,13 @@ func iterProgram(o sockCommonOffsets) asm.Instructions {
 // ErrNoSockIter) on kernels or privileges that do not allow them; callers
 // then use SockDiag.
 func NewSockIter() (*SockIter, error) {
+	// Name the missing capabilities, not the first symptom (an EPERM that
+	// cilium/ebpf words as "MEMLOCK may be too low").
+	if !HasCap(CapSysAdmin) {
+		if err := RequireCaps(CapBPF, CapPerfmon); err != nil {
+			return nil, fmt.Errorf("%w: needs CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN): %w", ErrNoSockIter, err)
+		}
+	}
 	o, err := loadOffsets()
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrNoSockIter, err)

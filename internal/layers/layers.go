@@ -12,7 +12,7 @@ const Module = "github.com/netsight/netsight"
 // Layer ranks: a package may import packages of a lower rank only, with the
 // exceptions Check lists.
 const (
-	rankBottom  = 0 // config, internal/buildinfo, internal/logutil, internal/memlimit
+	rankBottom  = 0 // config, internal/buildinfo, internal/logutil, internal/memlimit, internal/termcolor
 	rankKernel  = 1 // internal/kernel
 	rankCore    = 2 // flow, tcpanalysis, probe
 	rankParts   = 3 // web, export, store, monitor, collector
@@ -25,7 +25,8 @@ const (
 func rank(p string) (int, bool) {
 	top, _, _ := strings.Cut(p, "/")
 	switch {
-	case p == "config" || p == "internal/buildinfo" || p == "internal/logutil" || p == "internal/memlimit":
+	case p == "config" || p == "internal/buildinfo" || p == "internal/logutil" || p == "internal/memlimit" ||
+		p == "internal/termcolor":
 		return rankBottom, true
 	case p == "internal/kernel":
 		return rankKernel, true
@@ -33,7 +34,7 @@ func rank(p string) (int, bool) {
 		return rankCore, true
 	case p == "agent" || p == "collector/all":
 		return rankAgent, true
-	case top == "web" || top == "export" || top == "store" || top == "monitor" || top == "collector" || p == "internal/hostcheck":
+	case top == "web" || top == "export" || top == "store" || top == "monitor" || top == "collector" || p == "internal/hostcheck" || p == "internal/top":
 		return rankParts, true
 	case top == "cmd" || top == "bench" || top == "deploy":
 		return rankCommand, true

@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"image/png"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -156,16 +158,27 @@ func TestDashboardInChromium(t *testing.T) {
 	// so the probe panels have data.
 	cfg := filepath.Join(t.TempDir(), "netsight.yaml")
 	_, port, _ := net.SplitHostPort(srv)
+	// refused-tcp probes a closed port: every connect is refused (an RST
+	// comes back, so packet loss is 0%), which must read as failing.
+	// Closed flows leave the table after 1s, so the flows table shows them
+	// from the notable closed flows.
 	if err := os.WriteFile(cfg, []byte(`collectors:
+  flows:
+    retention: 1s
+    interval: 1s
   probe:
     targets:
       - {name: loopback-tcp, address: 127.0.0.1, protocol: tcp, port: `+port+`, interval: 500ms, period: 2s}
       - {name: loopback-icmp, address: 127.0.0.1, protocol: icmp, interval: 500ms, period: 2s}
+      - {name: refused-tcp, address: 127.0.0.1, protocol: tcp, port: `+closedPort(t)+`, interval: 500ms, period: 2s}
 `), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	base := startAgent(t, cfg)
 	loopbackConns(t, srv, 6) // after start: the eBPF flow back end sees new connections
+	nsName := netnsConns(t)  // connections in a named network namespace
+	closedConns(t, srv, 3)   // closed with bytes: notable after they leave the table
+	time.Sleep(3 * time.Second)
 	dir := artifactDir(t)
 
 	for _, theme := range []string{"light", "dark"} {
@@ -203,8 +216,13 @@ func TestDashboardInChromium(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			checkProbes(t, tctx)
+			checkLayout(t, tctx)
 			if strings.HasPrefix(st.Flows, "shown") {
+				checkFlows(t, tctx, nsName)
 				checkFlowSort(t, tctx)
+			} else if theme == "light" {
+				t.Logf("flows table not shown: %s", st.Flows)
 			}
 			// Let uPlot finish its rAF-batched draw before the screenshot.
 			if err := chromedp.Do(tctx, chromedp.Sleep(300*time.Millisecond)); err != nil {
@@ -229,10 +247,11 @@ func TestDashboardInChromium(t *testing.T) {
 			if theme2, err := chromedp.Run(tctx, chromedp.Evaluate[string](`document.documentElement.dataset.theme`)); err != nil || theme2 != theme {
 				t.Errorf("theme = %q (%v), want %s", theme2, err, theme)
 			}
-			// Interaction: switch to the 1h range and toggle the theme; the
-			// page re-renders without errors.
+			// Interaction: switch to the 1h range, to UTC and toggle the
+			// theme; the page re-renders without errors.
 			if _, err := chromedp.Run(tctx, chromedp.Evaluate[bool](`(() => {
 				Array.from(document.querySelectorAll("#ranges button")).find(b => b.textContent === "1h").click();
+				document.getElementById("tz").click();
 				document.getElementById("theme").click();
 				return true;
 			})()`)); err != nil {
@@ -249,9 +268,18 @@ func TestDashboardInChromium(t *testing.T) {
 			if after.Fetches.Failed != 0 || after.ChartsWithData == 0 {
 				t.Errorf("after range/theme change: %+v", after)
 			}
-			if u, err := chromedp.Run(tctx, chromedp.Evaluate[string](`location.search`)); err != nil || !strings.Contains(u, "range=1h") {
-				t.Errorf("URL after range change: %q %v", u, err)
+			if u, err := chromedp.Run(tctx, chromedp.Evaluate[string](`location.search`)); err != nil || !strings.Contains(u, "range=1h") || !strings.Contains(u, "tz=utc") {
+				t.Errorf("URL after range and time zone change: %q %v", u, err)
 			}
+			// UTC: the header says so and times carry "UTC".
+			if tz, err := chromedp.Run(tctx, chromedp.Evaluate[string](`document.getElementById("tz").textContent + "|" + document.getElementById("tz").getAttribute("aria-pressed") + "|" + document.getElementById("updated").textContent`)); err != nil ||
+				!strings.HasPrefix(tz, "UTC|true|updated ") || !strings.HasSuffix(tz, " UTC") {
+				t.Errorf("after the UTC toggle: %q %v", tz, err)
+			}
+			if utcShot, err := chromedp.Run(tctx, chromedp.FullScreenshot(100)); err == nil {
+				_ = os.WriteFile(filepath.Join(dir, "dashboard-"+theme+"-utc-1h.png"), utcShot, 0o644)
+			}
+			checkLegendsAndTicks(t, tctx)
 			for _, p := range problems() {
 				t.Errorf("browser: %s", p)
 			}
@@ -437,6 +465,15 @@ func TestDashboardStoreDisabled(t *testing.T) {
 	if err != nil || n < 1001 {
 		t.Errorf("want collector rows and hidden charts, got %d (%v)", n, err)
 	}
+	// The default config has no probe targets: the probe collector is idle,
+	// not up, and says why; intervals are shown (interval_seconds).
+	probeRow, err := chromedp.Run(tctx, chromedp.Evaluate[string](`(() => {
+		const tr = Array.from(document.querySelectorAll("#collectors tbody tr")).find(tr => tr.children[0].innerText === "probe");
+		return tr ? Array.from(tr.children).map(td => td.innerText).join("|") : "";
+	})()`))
+	if err != nil || !strings.HasPrefix(probeRow, "probe|idle|") || !strings.Contains(probeRow, "no targets configured") || strings.HasPrefix(probeRow, "probe|idle|–|") {
+		t.Errorf("probe collector row %q (%v): want idle with its reason and interval", probeRow, err)
+	}
 	shot, err := chromedp.Run(tctx, chromedp.FullScreenshot(100))
 	if err == nil {
 		path := filepath.Join(artifactDir(t), "dashboard-store-disabled.png")
@@ -506,4 +543,237 @@ func TestDashboardStoreDown(t *testing.T) {
 	for _, p := range problems() {
 		t.Errorf("browser: %s", p)
 	}
+}
+
+// closedPort is a loopback TCP port nothing listens on.
+func closedPort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	ln.Close()
+	return port
+}
+
+// netnsConns holds two connections inside a named network namespace (an
+// echo server there) for the test and returns the namespace's name.
+func netnsConns(t *testing.T) string {
+	t.Helper()
+	testlab.RequireRoot(t)
+	ns := testlab.NewNetNS(t)
+	srv := ns.StartEchoServer(t, "127.0.0.1:0")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for range 2 {
+		c, err := ns.Dial(ctx, "tcp", srv.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		_, _ = c.Write(bytes.Repeat([]byte{'n'}, 500))
+	}
+	return ns.String()
+}
+
+// closedConns opens n connections to addr, sends data and closes them.
+func closedConns(t *testing.T, addr string, n int) {
+	t.Helper()
+	for range n {
+		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = c.Write(bytes.Repeat([]byte{'c'}, 20000))
+		buf := make([]byte, 20000)
+		_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
+		_, _ = io.ReadFull(c, buf)
+		c.Close()
+	}
+}
+
+// checkProbes: the probe card names its worst target, and a refused TCP
+// target is a failing row in the per-target table (never a healthy 0%).
+func checkProbes(t *testing.T, ctx context.Context) {
+	t.Helper()
+	type row struct {
+		Target, Status, Refused, OK, Failed, Loss string
+	}
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`document.querySelectorAll("#probe-targets tbody tr[data-status]").length >= 3`,
+		chromedp.WithPollingTimeout(30*time.Second))); err != nil {
+		t.Errorf("probe targets table not filled: %v", err)
+		return
+	}
+	rows, err := chromedp.Run(ctx, chromedp.Evaluate[[]row](`Array.from(document.querySelectorAll("#probe-targets tbody tr")).map(tr => {
+		const c = tr.children;
+		return {Target: c[0].innerText, Status: c[2].innerText, OK: c[3].innerText, Refused: c[4].innerText, Failed: c[8].innerText, Loss: c[9].innerText};
+	})`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	byName := map[string]row{}
+	for _, r := range rows {
+		byName[r.Target] = r
+	}
+	t.Logf("probe targets: %+v", rows)
+	if r := byName["refused-tcp"]; r.Status != "failing" || r.OK != "0" || r.Refused == "0" || r.Failed != "100%" {
+		t.Errorf("refused-tcp row %+v: want failing, 0 ok, refused > 0, 100%% failed", r)
+	}
+	if r := byName["loopback-icmp"]; r.Status != "ok" || r.Failed != "0%" {
+		t.Errorf("loopback-icmp row %+v: want ok", r)
+	}
+	card, err := chromedp.Run(ctx, chromedp.Evaluate[string](`(() => { const c = document.querySelector('.card[data-card="probes"]'); return c.dataset.status + "|" + c.innerText; })()`))
+	if err != nil || !strings.HasPrefix(card, "crit|") || !strings.Contains(card, "worst target") || !strings.Contains(card, "refused-tcp") || !strings.Contains(card, "100%") {
+		t.Errorf("probe card %q (%v): want critical, 100%%, naming refused-tcp", card, err)
+	}
+}
+
+// checkLayout: the card row has no empty slot (each row's last card ends
+// at the row's right edge) and the flows table says Duration, not Age.
+func checkLayout(t *testing.T, ctx context.Context) {
+	t.Helper()
+	gaps, err := chromedp.Run(ctx, chromedp.Evaluate[[]float64](`(() => {
+		const root = document.getElementById("cards"), right = root.getBoundingClientRect().right;
+		const rows = {};
+		for (const c of root.children) { const r = c.getBoundingClientRect(); rows[Math.round(r.top)] = Math.max(rows[Math.round(r.top)] || 0, r.right); }
+		return Object.values(rows).map(r => right - r);
+	})()`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, g := range gaps {
+		if g > 2 {
+			t.Errorf("card row %d ends %.0fpx before the edge: an empty slot", i, g)
+		}
+	}
+}
+
+// checkFlows: Duration column; the agent's own connections are hidden by
+// default and shown by the toggle; closed connections that mattered are
+// listed after they left the table; a named netns shows its name.
+func checkFlows(t *testing.T, ctx context.Context, nsName string) {
+	t.Helper()
+	heads, err := chromedp.Run(ctx, chromedp.Evaluate[string](`Array.from(document.querySelectorAll("#flows-table th")).map(th => th.innerText).join("|")`))
+	if err != nil || !strings.Contains(heads, "Duration") || strings.Contains(heads, "Age") {
+		t.Errorf("flows columns %q (%v): want Duration, not Age", heads, err)
+	}
+	type counts struct{ Self, Rows, Closed int }
+	count := `(() => ({Self: document.querySelectorAll("#flows-table tbody tr.self").length,
+		Rows: document.querySelectorAll("#flows-table tbody tr").length,
+		Closed: document.querySelectorAll("#flows-table tbody tr.closed").length}))()`
+	before, err := chromedp.Run(ctx, chromedp.Evaluate[counts](count))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if before.Self != 0 {
+		t.Errorf("%d of the agent's own connections shown by default", before.Self)
+	}
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`(() => { const c = document.getElementById("flows-self"); c.click(); return c.checked; })()`)); err != nil {
+		t.Fatal(err)
+	}
+	after, err := chromedp.Run(ctx, chromedp.Evaluate[counts](count))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("flows table: %+v by default, %+v with the agent's own traffic", before, after)
+	// The agent runs in this test's process: the test's own connections,
+	// the probes and the closed ones count as the agent's.
+	// The table shows at most 500 rows, the most retransmitting first: on a
+	// busy host (other lab tests) closed rows may all rank below them.
+	if after.Self == 0 || (after.Closed == 0 && after.Rows < 500) {
+		t.Errorf("with the toggle: %+v, want the agent's own and closed connections", after)
+	}
+	if notable, err := chromedp.Run(ctx, chromedp.Evaluate[int](`(window.netsight.notableClosed || 0)`)); err != nil || notable == 0 {
+		t.Errorf("no closed connections that mattered listed (%d, %v)", notable, err)
+	}
+	if after.Closed > 0 {
+		closedState, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.querySelector("#flows-table tbody tr.closed td:nth-child(6)").innerText`))
+		if err != nil || !strings.HasPrefix(closedState, "closed: ") {
+			t.Errorf("closed row state %q (%v)", closedState, err)
+		}
+	}
+	// Every loaded flow's label (the table shows 500 rows at most; on a busy
+	// host other tests' flows fill them), and the rows shown.
+	netns, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`window.netsight.netnsLabels().concat(Array.from(document.querySelectorAll("#flows-table tbody tr td:nth-child(5)")).map(td => td.innerText))`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, n := range netns {
+		if n == nsName {
+			found = true
+		}
+		if _, err := strconv.ParseUint(n, 10, 32); err == nil {
+			t.Errorf("netns shown as a bare inode %q", n)
+		}
+	}
+	if !found {
+		t.Errorf("no flow shows netns %q (got %d rows)", nsName, len(netns))
+	}
+}
+
+// checkLegendsAndTicks: a series that ended is not shown with a current
+// value, and every chart's y-axis ticks are round (1-2-5 steps; binary
+// multiples for bytes).
+func checkLegendsAndTicks(t *testing.T, ctx context.Context) {
+	t.Helper()
+	legends, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`(() => {
+		const xs = [0, 60, 120, 180, 240];
+		return [window.netsight.legendValue("count", [1, 2, 3, 4, 5], xs, null),
+			window.netsight.legendValue("count", [1, 2, null, null, null], xs, null),
+			window.netsight.legendValue("count", [1, 2, null, null, null], xs, 1)];
+	})()`))
+	if err != nil || len(legends) != 3 || legends[0] != "5" || !strings.HasPrefix(legends[1], "ended 00:01 UTC") || legends[2] != "2" {
+		t.Errorf("legend values %q (%v): want 5, ended 00:01 UTC, 2", legends, err)
+	}
+	type axis struct {
+		Title, Unit string
+		Splits      []float64
+	}
+	axes, err := chromedp.Run(ctx, chromedp.Evaluate[[]axis](`window.netsight.axisSplits()`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(axes) == 0 {
+		t.Error("no chart axes")
+	}
+	for _, a := range axes {
+		if len(a.Splits) < 2 {
+			continue
+		}
+		step := a.Splits[1] - a.Splits[0]
+		if !roundStep(step, a.Unit) {
+			t.Errorf("%s (%s): ticks %v, step %g is not round", a.Title, a.Unit, a.Splits, step)
+		}
+		for _, v := range a.Splits {
+			if r := math.Mod(math.Abs(v), step); r > step*1e-6 && step-r > step*1e-6 {
+				t.Errorf("%s (%s): tick %g is not a multiple of the step %g", a.Title, a.Unit, v, step)
+				break
+			}
+		}
+	}
+}
+
+// roundStep: 1, 2 or 5 times a power of ten; for bytes 1, 2 or 5 times a
+// power of ten times a power of 1024; for bps the bits (x8) are round.
+func roundStep(step float64, unit string) bool {
+	if unit == "bps" {
+		step *= 8
+	}
+	bases := []float64{1}
+	if unit == "bytes" {
+		bases = []float64{1, 1024, 1 << 20, 1 << 30, 1 << 40}
+	}
+	for _, b := range bases {
+		m := step / b
+		e := math.Floor(math.Log10(m) + 1e-9)
+		lead := m / math.Pow(10, e)
+		for _, w := range []float64{1, 2, 5} {
+			if math.Abs(lead-w) < 1e-6 {
+				return true
+			}
+		}
+	}
+	return false
 }

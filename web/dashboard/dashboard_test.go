@@ -42,12 +42,26 @@ func TestRoutes(t *testing.T) {
 		{"/ui/meta.json", "application/json", `"hostname":"host-a"`, 200},
 		{"/nope", "", "", 404},
 		{"/ui/nope.js", "", "", 404},
+		// Overlong UTF-8 dots: not a path, a 400 (never a 500 or a file).
+		{"/ui/%c0%ae%c0%ae/%c0%ae%c0%ae/etc/passwd", "", "", 400},
+		{"/ui/%2e%2e%5cetc", "", "", 400},
+		// No directory listings.
+		{"/ui/vendor/", "", "", 404},
+		{"/ui/vendor", "", "", 404},
+		{"/ui/vendor/uplot/", "", "", 404},
+		// /ui/ itself is the dashboard.
+		{"/ui/", "", "", 301},
 	}
 	for _, tc := range tests {
 		t.Run(tc.path, func(t *testing.T) {
 			resp, body := get(t, mux, tc.path)
 			if resp.StatusCode != tc.code {
 				t.Fatalf("status %d, want %d", resp.StatusCode, tc.code)
+			}
+			if tc.code == 301 {
+				if loc := resp.Header.Get("Location"); loc != "../" {
+					t.Errorf("Location %q, want ../ (the dashboard)", loc)
+				}
 			}
 			if tc.code != 200 {
 				return

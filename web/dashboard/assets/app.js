@@ -22,11 +22,27 @@
     loading: false,
     flowsSort: { key: "retransmissions", dir: -1 },
     flows: [],
+    showSelf: false, // the agent's own scrape and API connections
+    utc: tzFromURL(),
+    pid: 0, // the agent's pid (meta.json)
   };
 
   // window.netsight is what the browser test inspects.
   var status = { flows: "", fetches: { ok: 0, failed: 0 }, errors: [], rendered: 0, lastRefresh: null, charts: 0, chartsWithData: 0 };
   window.netsight = status;
+
+  function tzFromURL() {
+    var q = new URLSearchParams(location.search).get("tz");
+    if (q) return q === "utc";
+    try { return localStorage.getItem("netsight-tz") === "utc"; } catch (e) { return false; }
+  }
+
+  // Times are shown in UTC or in the browser's zone (the header toggle).
+  function pad2(n) { return (n < 10 ? "0" : "") + n; }
+  function clock(d, withSecs) {
+    var h = state.utc ? d.getUTCHours() : d.getHours(), m = state.utc ? d.getUTCMinutes() : d.getMinutes(), s = state.utc ? d.getUTCSeconds() : d.getSeconds();
+    return pad2(h) + ":" + pad2(m) + (withSecs ? ":" + pad2(s) : "") + (state.utc ? " UTC" : "");
+  }
 
   function rangeFromURL() {
     var k = new URLSearchParams(location.search).get("range");
@@ -162,10 +178,14 @@
   }
 
   function instant(expr) {
+    return instantSample(expr).then(function (s) { return s ? s.v : null; });
+  }
+  // instantSample is the first sample of an instant query with its labels.
+  function instantSample(expr) {
     return api("api/v1/query", { query: expr }).then(function (d) {
-      if (d.resultType === "scalar") return pv(d.result[1]);
+      if (d.resultType === "scalar") return { v: pv(d.result[1]), metric: {} };
       if (d.result.length === 0) return null;
-      return pv(d.result[0].value[1]);
+      return { v: pv(d.result[0].value[1]), metric: d.result[0].metric || {} };
     });
   }
 
@@ -194,11 +214,17 @@
         paintCard(card, c, "nodata", "no data", [], c.absent || "metrics absent");
         return Promise.resolve("nodata");
       }
-      var ps = [instant(c.value.expr)].concat((c.details || []).map(function (d) { return instant(d.expr).catch(function () { return null; }); }));
+      var first = null;
+      var ps = [instantSample(c.value.expr).then(function (s) { first = s; return s ? s.v : null; })].concat((c.details || []).map(function (d) { return instant(d.expr).catch(function () { return null; }); }));
       return Promise.all(ps).then(function (vs) {
         var v = vs[0];
         var st = cardStatus(c, c.status && c.status.expr ? vs[0] : v);
         var details = (c.details || []).map(function (d, i) { return { label: d.label, value: fmt(d.unit, vs[i + 1]) }; });
+        // value.label names the series the value comes from (the worst
+        // probe target), shown first.
+        if (c.value.label && first && first.metric[c.value.label]) {
+          details.unshift({ label: c.value.labelTitle || c.value.label, value: first.metric[c.value.label] });
+        }
         if (v === null) { paintCard(card, c, c.status ? "nodata" : "info", "no data", details, "no samples in the last 5 minutes"); return c.status ? "nodata" : "info"; }
         paintCard(card, c, st, fmt(c.value.unit, v) + (c.value.suffix ? '<span class="suffix">' + esc(c.value.suffix) + "</span>" : ""), details);
         return st;
@@ -224,15 +250,17 @@
   function collectorsCard(card, c, list) {
     if (!list) { paintCard(card, c, "nodata", "–", [], "status unavailable"); return "nodata"; }
     var running = list.filter(function (s) { return s.state === "running"; });
-    var up = running.filter(function (s) { return s.up; }).length;
+    var idle = running.filter(function (s) { return s.idle; }).length;
+    var up = running.filter(function (s) { return s.up && !s.idle; }).length;
     var failed = list.filter(function (s) { return s.state === "failed" || (s.state === "running" && !s.up); });
     var st = failed.length ? "crit" : running.length ? "ok" : "warn";
     var details = [
-      { label: "running", value: String(running.length) },
+      { label: "running", value: String(running.length - idle) },
+      { label: "idle", value: String(idle) },
       { label: "not supported", value: String(list.filter(function (s) { return s.state === "unsupported"; }).length) },
       { label: "disabled", value: String(list.filter(function (s) { return s.state === "disabled"; }).length) },
     ];
-    paintCard(card, c, st, up + '<span class="suffix"> / ' + running.length + " up</span>", details,
+    paintCard(card, c, st, up + '<span class="suffix"> / ' + (running.length - idle) + " up</span>", details,
       failed.length ? "down: " + failed.map(function (s) { return s.name; }).join(", ") : null);
     return st;
   }
@@ -243,10 +271,12 @@
     var order = { failed: 0, running: 1, unsupported: 2, disabled: 3 };
     list = list.slice().sort(function (a, b) { return (order[a.state] - order[b.state]) || a.name.localeCompare(b.name); });
     tb.innerHTML = list.map(function (s) {
-      var cls = s.state === "running" ? (s.up ? "up" : "failed") : s.state;
-      var label = s.state === "running" ? (s.up ? "up" : "down") : s.state.replace("unsupported", "not supported");
+      // A running collector with nothing to do (a probe collector without
+      // targets) is idle, not up.
+      var cls = s.state === "running" ? (!s.up ? "failed" : s.idle ? "idle" : "up") : s.state;
+      var label = s.state === "running" ? (!s.up ? "down" : s.idle ? "idle" : "up") : s.state.replace("unsupported", "not supported");
       return "<tr><td><b>" + esc(s.name) + '</b></td><td><span class="state ' + cls + '">' + esc(label) + "</span></td>" +
-        '<td class="num">' + (s.interval_ns ? duration(s.interval_ns / 1e9) : "–") + "</td>" +
+        '<td class="num">' + (s.interval_seconds ? duration(s.interval_seconds) : "–") + "</td>" +
         "<td>" + (s.last_update ? esc(ago(s.last_update)) : "–") + "</td>" +
         '<td class="num">' + (s.state === "running" ? secs(s.duration_seconds) : "–") + "</td>" +
         '<td class="num">' + (s.state === "running" ? num(s.series) : "–") + "</td>" +
@@ -268,7 +298,7 @@
     else { st = "ok"; text = "Network healthy"; }
     var running = collectors ? collectors.filter(function (s) { return s.state === "running"; }).length : 0;
     sub = running + " collector" + (running === 1 ? "" : "s") + " running · last " + state.range.key +
-      (state.historySince ? " (history since " + new Date(state.historySince * 1000).toLocaleTimeString() + ")" : "");
+      (state.historySince ? " (history since " + clock(new Date(state.historySince * 1000)) + ")" : "");
     if (crit.length && warn.length) sub = "also: " + warn.join(", ") + " · " + sub;
     v.dataset.status = st;
     document.getElementById("verdict-text").textContent = text;
@@ -299,6 +329,11 @@
         state.charts.push({ panel: p, section: s, box: box, body: body, plot: null });
       });
       sec.appendChild(grid);
+      if (s.table && TABLES[s.table]) {
+        var tw = el("div", "table-wrap section-table");
+        tw.innerHTML = '<table class="grid" id="' + s.table + '"><thead></thead><tbody></tbody></table>';
+        sec.appendChild(tw);
+      }
       root.appendChild(sec);
     });
   }
@@ -396,11 +431,14 @@
           },
         },
       },
+      // Round ticks: 1-2-5 steps (binary multiples for bytes, so 0/20/40
+      // MiB; bits for bps), whole numbers for counts.
       axes: [
-        axis(), Object.assign(axis(), { size: 62, values: function (u, vals) { return vals.map(function (v) { return fmt(unit, v); }); } }),
+        axis(), Object.assign(axis(), { size: 62, incrs: tickIncrs(unit), values: function (u, vals) { return vals.map(function (v) { return fmt(unit, v); }); } }),
       ],
-      series: [{ value: function (u, v) { return v === null ? "–" : new Date(v * 1000).toLocaleTimeString(); } }],
+      series: [{ value: function (u, v) { return v === null ? "–" : clock(new Date(v * 1000), true); } }],
     };
+    if (state.utc) opts.tzDate = function (ts) { return uPlot.tzDate(new Date(ts * 1e3), "Etc/UTC"); };
     var stackAcc = c.panel.stack ? new Array(n).fill(0) : null;
     series.forEach(function (s, i) {
       var ys = s.ys;
@@ -409,13 +447,11 @@
       }
       data.push(ys);
       var color = s.def.color || PALETTE[i % PALETTE.length];
-      var raw = s.ys, last = null;
-      for (var k = raw.length - 1; k >= 0; k--) if (raw[k] !== null) { last = raw[k]; break; }
+      var raw = s.ys;
       opts.series.push({
         label: s.label, stroke: color, width: 1.6, dash: s.def.dash, spanGaps: false,
         fill: c.panel.stack ? color + "55" : (series.length === 1 ? color + "1f" : undefined),
-        // With the cursor away the legend shows each series' latest value.
-        value: function (u, v, si, idx) { return fmt(unit, idx === null || idx === undefined ? last : raw[idx]); },
+        value: function (u, v, si, idx) { return legendValue(unit, raw, xs, idx); },
       });
     });
     if (c.panel.stack) {
@@ -436,10 +472,97 @@
     status.chartsWithData++;
   }
 
+  // tickIncrs are the y-axis steps uPlot may choose from.
+  var DEC = [], BIN = [];
+  (function () {
+    for (var e = -9; e <= 15; e++) [1, 2, 5].forEach(function (m) { DEC.push(+(m * Math.pow(10, e)).toPrecision(1)); });
+    for (var p = 0; p <= 5; p++) [1, 2, 5, 10, 20, 50, 100, 200, 500].forEach(function (m) { BIN.push(m * Math.pow(1024, p)); });
+  })();
+  function tickIncrs(unit) {
+    switch (unit) {
+      case "bytes": return BIN;
+      case "bps": return DEC.map(function (v) { return v / 8; }); // shown as bits
+      case "count": return DEC.filter(function (v) { return v >= 1; });
+      default: return DEC;
+    }
+  }
+
+  // legendValue is a series' legend text: the value under the cursor, else
+  // the latest value, but a series without a sample in its last two steps
+  // has ended (a closed connection, a removed target): its last value is
+  // not current, so the legend says when it ended instead.
+  function legendValue(unit, raw, xs, idx) {
+    if (idx !== null && idx !== undefined) return fmt(unit, raw[idx]);
+    for (var k = raw.length - 1; k >= 0; k--) {
+      if (raw[k] === null) continue;
+      return k < raw.length - 2 ? "ended " + clock(new Date(xs[k] * 1000)) : fmt(unit, raw[k]);
+    }
+    return "–";
+  }
+  status.legendValue = legendValue;
+  // axisSplits: the y-axis ticks of every drawn chart (the browser test
+  // checks they are round).
+  status.axisSplits = function () {
+    return state.charts.filter(function (c) { return c.plot; }).map(function (c) {
+      return { title: c.panel.title, unit: c.panel.unit, splits: (c.plot.axes[1]._splits || []).slice() };
+    });
+  };
+
   function axis() {
     var cs = getComputedStyle(document.documentElement);
     var grid = cs.getPropertyValue("--grid").trim(), ax = cs.getPropertyValue("--axis").trim();
     return { stroke: ax, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid, width: 1 }, font: "11px system-ui, sans-serif" };
+  }
+
+  // ---------- section tables ----------
+  // TABLES: a section's `table` (panels.js) names one of these; it is
+  // filled on every refresh while the section's family is present.
+  var TABLES = {
+    // Per probe target over the chosen range: every outcome, the share of
+    // probes that failed (a refused TCP connect is a failure even though
+    // the RST came back, so its packet loss is 0%), loss and RTT now.
+    "probe-targets": function (w) {
+      var r = Math.max(60, w.end - w.start) + "s";
+      var q = function (e) { return api("api/v1/query", { query: e, time: w.end }).then(function (d) { return d.result; }); };
+      return Promise.all([
+        q("sum by (target, protocol, outcome) (increase(netsight_probe_results_total[" + r + "]))"),
+        q("max by (target, protocol) (netsight_probe_period_loss_ratio)"),
+        q("max by (target, protocol) (netsight_probe_period_rtt_avg_seconds)"),
+      ]).then(function (rs) {
+        var rows = {};
+        var row = function (m) {
+          var k = m.target + "\u0000" + m.protocol;
+          return rows[k] || (rows[k] = { target: m.target, protocol: m.protocol, out: {}, total: 0, loss: null, rtt: null });
+        };
+        rs[0].forEach(function (x) { var o = row(x.metric), v = Math.round(pv(x.value[1])); o.out[x.metric.outcome] = v; o.total += v; });
+        rs[1].forEach(function (x) { row(x.metric).loss = pv(x.value[1]); });
+        rs[2].forEach(function (x) { row(x.metric).rtt = pv(x.value[1]); });
+        var list = Object.keys(rows).map(function (k) {
+          var o = rows[k];
+          o.failed = o.total ? 1 - (o.out.ok || 0) / o.total : null;
+          return o;
+        }).sort(function (a, b) { return (b.failed || 0) - (a.failed || 0) || (b.loss || 0) - (a.loss || 0) || a.target.localeCompare(b.target); });
+        var t = document.getElementById("probe-targets");
+        t.querySelector("thead").innerHTML = "<tr><th>Target</th><th>Protocol</th><th>Status</th>" +
+          '<th class="num">OK</th><th class="num">Refused</th><th class="num">Timeout</th><th class="num">Unreachable</th><th class="num">Error</th>' +
+          '<th class="num">Failed (' + esc(state.range.key) + ')</th><th class="num">Loss now</th><th class="num">RTT now</th></tr>';
+        t.querySelector("tbody").innerHTML = list.map(function (o) {
+          var st = o.failed === null ? "nodata" : o.failed >= 0.05 || (o.loss || 0) >= 0.05 ? "crit" : o.failed > 0 || (o.loss || 0) >= 0.01 ? "warn" : "ok";
+          var word = { ok: "ok", warn: "degraded", crit: o.total && !o.out.ok ? "failing" : "degraded", nodata: "no probes yet" }[st];
+          var n = function (k) { return '<td class="num' + (k !== "ok" && o.out[k] ? " bad" : "") + '">' + num(o.out[k] || 0) + "</td>"; };
+          return '<tr data-status="' + st + '"><td><b>' + esc(o.target) + "</b></td><td>" + esc(o.protocol) + '</td><td><span class="state ' + st + '">' + word + "</span></td>" +
+            n("ok") + n("refused") + n("timeout") + n("unreachable") + n("error") +
+            '<td class="num">' + fmt("percent", o.failed) + '</td><td class="num">' + fmt("percent", o.loss) + '</td><td class="num">' + secs(o.rtt) + "</td></tr>";
+        }).join("") || '<tr><td colspan="11" class="reason">no probe results in the last ' + esc(state.range.key) + "</td></tr>";
+        status.probeTargets = list.length;
+      });
+    },
+  };
+
+  function loadTables(w) {
+    return Promise.all(P.sections.filter(function (s) { return s.table && TABLES[s.table] && (!s.family || familyPresent(s.family)); }).map(function (s) {
+      return TABLES[s.table](w).catch(function (e) { status.errors.push(s.table + ": " + e.message); });
+    }));
   }
 
   // ---------- flows ----------
@@ -448,26 +571,43 @@
     { key: "local", label: "Local", get: function (f) { return addr(f.local_addr, f.local_port); } },
     { key: "remote", label: "Remote", get: function (f) { return addr(f.remote_addr, f.remote_port); } },
     { key: "direction", label: "Dir" },
-    // Network namespace: "host" or its inode (0/absent: unknown).
-    { key: "netns", label: "Netns", get: function (f) { return f.host_netns ? "host" : f.netns ? String(f.netns) : ""; } },
-    { key: "state", label: "State" },
+    // Network namespace: "host", its `ip netns` name, the container or pod
+    // of the process (from its cgroup), else the inode.
+    { key: "netns", label: "Netns / pod", get: netnsLabel },
+    { key: "state", label: "State", get: function (f) { return f.notable ? "closed: " + f.notable.join(", ") : f.connect_failed ? "failed" : f.state; } },
     { key: "srtt_seconds", label: "RTT", num: true, fmt: secs },
     { key: "retransmissions", label: "Retrans", num: true, fmt: num },
     { key: "bytes_sent", label: "Sent", num: true, fmt: bytes },
     { key: "bytes_received", label: "Received", num: true, fmt: bytes },
-    { key: "duration_seconds", label: "Age", num: true, fmt: duration },
+    { key: "duration_seconds", label: "Duration", num: true, fmt: duration },
   ];
+  status.netnsLabels = function () { return state.flows.map(netnsLabel); };
+  function netnsLabel(f) {
+    if (f.host_netns) return f.workload ? "host · " + f.workload : "host";
+    return f.netns_name || f.workload || (f.netns ? "netns " + f.netns : "");
+  }
+  // isSelf: a connection of the agent itself (its pid, or to its port: a
+  // scrape, this dashboard's API calls).
+  function isSelf(f) {
+    var port = parseInt(location.port || (location.protocol === "https:" ? "443" : "80"), 10);
+    return (state.pid > 0 && f.pid === state.pid) || (f.direction === "server" && f.local_port === port);
+  }
   function addr(a, p) { if (!a) return ""; return (a.indexOf(":") >= 0 ? "[" + a + "]" : a) + ":" + p; }
 
   function loadFlows(collectors) {
     var block = document.getElementById("flows-block");
     var hasFlows = collectors && collectors.some(function (s) { return /flow/.test(s.name) && s.state === "running"; });
     if (!hasFlows) { block.hidden = true; status.flows = "hidden: no flows collector running"; return Promise.resolve(); }
-    return getJSON("api/v1/flows?limit=2000").then(function (d) {
+    // closed_since: closed connections that mattered in the chosen range,
+    // which have left the live table.
+    var since = Math.floor(Date.now() / 1000) - state.range.secs;
+    return getJSON("api/v1/flows?limit=2000&closed_since=" + since).then(function (d) {
       var rows = Array.isArray(d) ? d : (d && (d.flows || d.data || d.items)) || [];
-      state.flows = rows;
+      state.notable = (d && d.notable_closed) || [];
+      state.flows = rows.concat(state.notable);
       block.hidden = false;
-      status.flows = "shown: " + rows.length + " flows";
+      status.flows = "shown: " + rows.length + " flows, " + state.notable.length + " closed that mattered";
+      status.notableClosed = state.notable.length;
       return true;
     }, function (e) {
       // 404: no flow API on this agent; hide the table, it is not an error.
@@ -499,14 +639,21 @@
     });
     var col = FLOW_COLS.filter(function (c) { return c.key === state.flowsSort.key; })[0] || FLOW_COLS[0];
     var val = function (f) { return col.get ? col.get(f) : f[col.key]; };
-    var rows = state.flows.slice().sort(function (a, b) {
+    var all = state.flows, selfN = 0;
+    var shown = all.filter(function (f) { var s = isSelf(f); if (s) selfN++; return state.showSelf || !s; });
+    var rows = shown.slice().sort(function (a, b) {
       var x = val(a), y = val(b);
       if (typeof x === "number" && typeof y === "number") return (x - y) * state.flowsSort.dir;
       return String(x === undefined ? "" : x).localeCompare(String(y === undefined ? "" : y)) * state.flowsSort.dir;
     }).slice(0, 500);
-    document.getElementById("flows-count").textContent = state.flows.length + (state.flows.length > 500 ? " (showing 500)" : "");
+    var closedN = shown.filter(function (f) { return f.notable; }).length;
+    document.getElementById("flows-count").textContent = (shown.length - closedN) + " live" + (closedN ? ", " + closedN + " closed that mattered in the last " + state.range.key : "") +
+      (shown.length > 500 ? " (showing 500)" : "");
+    var tog = document.getElementById("flows-self");
+    tog.checked = state.showSelf;
+    document.getElementById("flows-self-n").textContent = selfN ? " (" + selfN + ")" : "";
     t.querySelector("tbody").innerHTML = rows.map(function (f) {
-      return "<tr>" + FLOW_COLS.map(function (c) {
+      return '<tr class="' + (f.notable ? "closed" : "") + (isSelf(f) ? " self" : "") + '">' + FLOW_COLS.map(function (c) {
         var v = c.get ? c.get(f) : f[c.key];
         var txt = v === undefined || v === null ? "" : c.fmt ? c.fmt(v) : v;
         return '<td class="' + (c.num ? "num" : c.key === "local" || c.key === "remote" ? "mono" : "") + '"' +
@@ -537,8 +684,9 @@
     // Charts start where the store's history starts (a fresh agent has
     // minutes, not the whole range).
     var oldest = instant("min(netsight_store_oldest_sample_timestamp_seconds > 0)").catch(function () { return null; });
+    var collectors = null;
     return Promise.all([names, coll, oldest]).then(function (r) {
-      var collectors = r[1];
+      collectors = r[1];
       if (r[2] && isFinite(r[2]) && r[2] > w.start) {
         // Keep the grid anchored at end (start + k*step = end).
         w.start = w.end - Math.max(1, Math.ceil((w.end - r[2]) / w.step)) * w.step;
@@ -548,12 +696,13 @@
       renderCollectors(collectors);
       var cards = renderCards(collectors).then(function (states) { renderVerdict(states, collectors); });
       var charts = Promise.all(state.charts.map(function (c) { return loadChart(c, w); }));
-      return Promise.all([cards, charts, loadFlows(collectors)]);
+      return Promise.all([cards, charts, loadTables(w), loadFlows(collectors)]);
     }).then(function () {
       status.rendered++;
       status.charts = state.charts.length;
       status.lastRefresh = new Date().toISOString();
-      document.getElementById("updated").textContent = "updated " + new Date().toLocaleTimeString();
+      document.getElementById("updated").textContent = "updated " + clock(new Date(), true);
+      runHooks(w, collectors);
     }).catch(function (e) {
       status.errors.push("refresh: " + e.message);
     }).then(function () {
@@ -593,8 +742,11 @@
         '<span class="sub">history and charts are unavailable; collectors and /metrics keep running; the agent retries opening it' +
         (s.open_failures ? " (" + s.open_failures + (s.open_failures === 1 ? " failed attempt)" : " failed attempts)") : "") + "</span>";
     } else {
-      a.dataset.status = "warn";
-      a.innerHTML = "<b>Store writes failing</b> " + esc(s.ingest_error || "") +
+      // A full disk is the usual cause: say so in the headline.
+      var full = /no space left|ENOSPC|disk quota|quota exceeded/i.test(s.ingest_error || "");
+      a.dataset.status = full ? "crit" : "warn";
+      a.dataset.kind = full ? "disk-full" : "ingest";
+      a.innerHTML = "<b>" + (full ? "Disk full: store writes failing" : "Store writes failing") + "</b> " + esc(s.ingest_error || "") +
         '<span class="sub">' + s.ingest_failures + " ingest rounds failed in a row; new samples are not stored</span>";
     }
     a.hidden = false;
@@ -624,7 +776,18 @@
     }).then(function () {
       state.loading = false;
       btn.classList.remove("spin");
-      document.getElementById("updated").textContent = "updated " + new Date().toLocaleTimeString();
+      document.getElementById("updated").textContent = "updated " + clock(new Date(), true);
+    });
+  }
+
+  // Hooks for views kept in their own files (monitors.js, health.js): each
+  // function in window.netsightHooks runs after every refresh with what the
+  // page loaded. It may fill #banners (above the cards) or its own section.
+  function runHooks(w, collectors) {
+    (window.netsightHooks || []).forEach(function (fn) {
+      try {
+        fn({ range: state.range, window: w, utc: state.utc, collectors: collectors, api: api, getJSON: getJSON, fmt: fmt, clock: clock, esc: esc });
+      } catch (e) { status.errors.push("hook: " + e.message); }
     });
   }
 
@@ -650,6 +813,23 @@
       nav.appendChild(b);
     });
     document.getElementById("refresh").addEventListener("click", refresh);
+    var tz = document.getElementById("tz");
+    var paintTZ = function () { tz.textContent = state.utc ? "UTC" : "local"; tz.setAttribute("aria-pressed", String(state.utc)); };
+    paintTZ();
+    tz.addEventListener("click", function () {
+      state.utc = !state.utc;
+      try { localStorage.setItem("netsight-tz", state.utc ? "utc" : "local"); } catch (e) { /* storage disabled */ }
+      var u = new URL(location.href);
+      u.searchParams.set("tz", state.utc ? "utc" : "local");
+      history.replaceState(null, "", u);
+      paintTZ();
+      state.charts.forEach(destroyPlot);
+      refresh();
+    });
+    document.getElementById("flows-self").addEventListener("change", function (e) {
+      state.showSelf = e.target.checked;
+      renderFlows();
+    });
     document.getElementById("theme").addEventListener("click", function () {
       var t = document.documentElement.dataset.theme === "dark" ? "light" : "dark";
       document.documentElement.dataset.theme = t;
@@ -664,6 +844,7 @@
     buildSections();
     getJSON("ui/meta.json").then(function (m) {
       if (m.scrape_interval_seconds) state.interval = m.scrape_interval_seconds;
+      state.pid = m.pid || 0;
       document.getElementById("host").textContent = m.hostname || "";
       document.title = (m.hostname ? m.hostname + " · " : "") + "netsight";
       document.getElementById("version").textContent = "netsight " + m.version + (m.revision && m.revision !== "unknown" ? " (" + m.revision + ")" : "");

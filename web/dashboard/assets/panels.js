@@ -6,13 +6,17 @@
 //   family:  metric name prefix (or a list: any of them); when no series name
 //            starts with it the card says "no data" with `absent` as the
 //            reason (collector not running, hardware without the counters).
-//   value:   { expr, unit }  instant PromQL; the first sample is shown.
+//   value:   { expr, unit, label?, labelTitle? }  instant PromQL; the first
+//            sample is shown; label names one of its labels to show too
+//            (e.g. the worst probe target).
 //   status:  { expr?, warn, crit, below? }  thresholds on value (or on expr);
 //            below: true means low values are bad.
 //   details: [{ label, expr, unit }]  small lines under the value.
 //
 // sections[]: a titled group of charts.
 //   id, title, family (as above), absent (text when the family is missing)
+//   table:   optional name of a table app.js fills under the charts
+//            ("probe-targets": outcomes, failures, loss and RTT per target)
 //   panels[]: { title, unit, stack?, max?, series: [{ expr, legend?, dash?, color? }] }
 //     expr   PromQL range query; the step follows the chosen time range.
 //     legend "{{label}}" templates; default: the labels that differ.
@@ -62,11 +66,18 @@ window.NETSIGHT_PANELS = {
       ],
     },
     {
-      id: "probes", title: "Probe loss", section: "probes", family: "netsight_probe_period_",
+      // The worst target by packet loss or by failed probes, whichever is
+      // higher: a refused TCP connect is a failed probe even though its
+      // packet loss is 0%.
+      id: "probes", title: "Probe failures", section: "probes", family: "netsight_probe_period_",
       absent: "no probes configured",
-      value: { expr: "max(netsight_probe_period_loss_ratio)", unit: "percent" },
+      value: {
+        expr: 'topk(1, max by (target) (label_replace(netsight_probe_period_loss_ratio, "k", "loss", "", "") or label_replace(1 - sum by (target) (rate(netsight_probe_results_total{outcome="ok"}[5m])) / sum by (target) (rate(netsight_probe_results_total[5m])), "k", "failed", "", "")))',
+        unit: "percent", label: "target", labelTitle: "worst target",
+      },
       status: { warn: 0.01, crit: 0.05 },
       details: [
+        { label: "failed probes 5m", expr: 'sum(increase(netsight_probe_results_total{outcome!="ok"}[5m]))', unit: "count" },
         { label: "worst avg RTT", expr: "max(netsight_probe_period_rtt_avg_seconds)", unit: "seconds" },
         { label: "worst jitter", expr: "max(netsight_probe_period_jitter_seconds)", unit: "seconds" },
         { label: "targets", expr: "count(netsight_probe_target_info)", unit: "count" },
@@ -144,7 +155,13 @@ window.NETSIGHT_PANELS = {
     },
     {
       id: "probes", title: "Probes", family: "netsight_probe_period_", absent: "No probes are configured (collectors.probe.targets).",
+      table: "probe-targets", // per target: outcomes, failed share, loss, RTT
       panels: [
+        {
+          title: "Failed probes by target", unit: "ops", series: [
+            { expr: 'sum by (target, outcome) (rate(netsight_probe_results_total{outcome!="ok"}[$__rate_interval])) > 0', legend: "{{target}} {{outcome}}" },
+          ],
+        },
         { title: "Loss", unit: "percent", series: [{ expr: "netsight_probe_period_loss_ratio", legend: "{{target}} {{protocol}}" }] },
         { title: "Round-trip time (period average)", unit: "seconds", series: [{ expr: "netsight_probe_period_rtt_avg_seconds", legend: "{{target}} {{protocol}}" }] },
         { title: "Jitter", unit: "seconds", series: [{ expr: "netsight_probe_period_jitter_seconds", legend: "{{target}} {{protocol}}" }] },
@@ -218,6 +235,7 @@ window.NETSIGHT_PANELS = {
           title: "Store", unit: "count", series: [
             { expr: "sum(netsight_store_head_series)", legend: "series" },
             { expr: "sum(rate(netsight_store_samples_appended_total[$__rate_interval]))", legend: "samples/s" },
+            { expr: "sum(increase(netsight_store_ingest_failures_total[$__rate_interval]))", legend: "failed ingest rounds", color: "#e5484d" },
           ],
         },
         { title: "Store on disk", unit: "bytes", series: [{ expr: "sum(netsight_store_disk_bytes)", legend: "disk" }] },
