@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -776,4 +777,83 @@ func roundStep(step float64, unit string) bool {
 		}
 	}
 	return false
+}
+
+// TestDashboardDiskFull: with the data dir on a full tmpfs every ingest
+// round fails with ENOSPC; the page says "Disk full" in red with the error
+// and keeps working.
+func TestDashboardDiskFull(t *testing.T) {
+	if testing.Short() {
+		t.Skip("browser test: skipped with -short")
+	}
+	chromium := testlab.RequireBinary(t, "chromium")
+	testlab.RequireRoot(t)
+	mnt := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", mnt).CombinedOutput(); err != nil {
+		t.Fatalf("mount tmpfs: %v %s", err, out)
+	}
+	// Registered first, so it runs after the agent stopped.
+	t.Cleanup(func() { _ = exec.Command("umount", "-l", mnt).Run() })
+	base := startAgentWith(t, "", map[string]string{"data_dir": mnt})
+	waitStore := func(cond string) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			resp, err := http.Get(base + "/api/v1/status/store")
+			if err == nil {
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if strings.Contains(string(b), cond) {
+					return
+				}
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("store status never matched %q", cond)
+			}
+			time.Sleep(300 * time.Millisecond)
+		}
+	}
+	waitStore(`"state":"up"`)
+	filler := filepath.Join(mnt, "filler")
+	f, err := os.Create(filler)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Free the space before the agent stops (cleanups run last-in first):
+	// closing the TSDB writes to the WAL.
+	t.Cleanup(func() { _ = os.Remove(filler) })
+	chunk := make([]byte, 1<<20)
+	for {
+		if _, err := f.Write(chunk); err != nil {
+			break // ENOSPC: full
+		}
+	}
+	f.Close()
+	waitStore("no space left on device")
+
+	ctx, problems := openBrowser(t, chromium)
+	tctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	if err := chromedp.Do(tctx, chromedp.Navigate(base+"/")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := chromedp.Run(tctx, chromedp.Poll[bool](`window.netsight && window.netsight.rendered >= 1`,
+		chromedp.WithPollingTimeout(30*time.Second))); err != nil {
+		t.Fatalf("dashboard did not render: %v", err)
+	}
+	alert, err := chromedp.Run(tctx, chromedp.Evaluate[string](`(function(){var a=document.getElementById("store-alert"); return a.hidden ? "" : a.dataset.status + "|" + a.innerText})()`))
+	if err != nil || !strings.HasPrefix(alert, "crit|Disk full: store writes failing") || !strings.Contains(alert, "no space left on device") ||
+		!strings.Contains(alert, "new samples are not stored") {
+		t.Errorf("store alert %q (%v)", alert, err)
+	}
+	shot, err := chromedp.Run(tctx, chromedp.FullScreenshot(100))
+	if err == nil {
+		path := filepath.Join(artifactDir(t), "dashboard-disk-full.png")
+		if err := os.WriteFile(path, shot, 0o644); err == nil {
+			t.Logf("screenshot: %s", path)
+		}
+	}
+	for _, p := range problems() {
+		t.Errorf("browser: %s", p)
+	}
 }
