@@ -618,6 +618,7 @@
       block.hidden = false;
       status.flows = "shown: " + rows.length + " flows, " + state.notable.length + " closed that mattered";
       status.notableClosed = state.notable.length;
+      status.flowsTruncated = !!(d && d.truncated);
       return true;
     }, function (e) {
       // 404: no flow API on this agent; hide the table, it is not an error.
@@ -657,7 +658,7 @@
       return String(x === undefined ? "" : x).localeCompare(String(y === undefined ? "" : y)) * state.flowsSort.dir;
     }).slice(0, 500);
     var closedN = shown.filter(function (f) { return f.notable; }).length;
-    document.getElementById("flows-count").textContent = (shown.length - closedN) + " live" + (closedN ? ", " + closedN + " closed that mattered in the last " + state.range.key : "") +
+    document.getElementById("flows-count").textContent = (shown.length - closedN) + (status.flowsTruncated ? "+" : "") + " live" + (closedN ? ", " + closedN + " closed that mattered in the last " + state.range.key : "") +
       (shown.length > 500 ? " (showing 500)" : "");
     var tog = document.getElementById("flows-self");
     tog.checked = state.showSelf;
