@@ -36,8 +36,9 @@ type NotableReader interface {
 type Namer interface {
 	// NetNS is the `ip netns` name of a namespace inode, "" if none.
 	NetNS(inode uint32) string
-	// Workload is the container, pod or unit of a cgroup ID, "" if none.
-	Workload(cgroupID uint64) string
+	// Workload is the container, pod or unit of a process (pid, and the
+	// connection's cgroup ID), "" if none.
+	Workload(pid uint32, cgroupID uint64) string
 }
 
 // FlowsOptions are the optional parts of the flow API.
@@ -114,7 +115,7 @@ func decorate(r *flow.Record, names Namer, notable []string) json.RawMessage {
 		if r.NetNS != 0 && r.NetNS != flow.InitNetNSInode {
 			extra.NetNSName = names.NetNS(r.NetNS)
 		}
-		extra.Workload = names.Workload(r.CgroupID)
+		extra.Workload = names.Workload(r.PID, r.CgroupID)
 	}
 	extra.Notable = notable
 	if extra.NetNSName == "" && extra.Workload == "" && len(extra.Notable) == 0 {

@@ -20,12 +20,14 @@ import (
 // closed connections that mattered after they left the table (with why),
 // and each connection carries its netns name and workload when known.
 func TestFlowsNotableClosedAndNames(t *testing.T) {
-	nsDir, cg := t.TempDir(), t.TempDir()
+	nsDir, proc := t.TempDir(), t.TempDir()
 	if err := os.WriteFile(filepath.Join(nsDir, "blue"), nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	svc := filepath.Join(cg, "system.slice", "api.service")
-	if err := os.MkdirAll(svc, 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Join(proc, "4242"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(proc, "4242", "cgroup"), []byte("0::/system.slice/api.service\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	ino := func(p string) uint64 {
@@ -35,12 +37,12 @@ func TestFlowsNotableClosedAndNames(t *testing.T) {
 		}
 		return st.Ino
 	}
-	names := &kernel.Names{NetNSDir: nsDir, CgroupRoot: cg}
+	names := &kernel.Names{NetNSDir: nsDir, ProcFS: proc}
 
 	now := time.Now()
 	tab := flow.NewTable(flow.Config{Retention: time.Second})
 	open := flow.Record{ID: 1, Local: netip.MustParseAddrPort("10.0.0.1:40000"), Remote: netip.MustParseAddrPort("10.0.0.2:443"),
-		Direction: flow.DirClient, State: "established", Start: now.Add(-time.Minute), NetNS: uint32(ino(filepath.Join(nsDir, "blue"))), CgroupID: ino(svc)}
+		Direction: flow.DirClient, State: "established", Start: now.Add(-time.Minute), NetNS: uint32(ino(filepath.Join(nsDir, "blue"))), PID: 4242, CgroupID: 9}
 	closed := open
 	closed.ID, closed.Local, closed.Retransmits, closed.Closed, closed.End = 2, netip.MustParseAddrPort("10.0.0.1:40001"), 9, true, now.Add(-30*time.Second)
 	tab.Upsert(closed, now.Add(-30*time.Second))

@@ -259,3 +259,72 @@ func TestConntrackForecastExcludesTimeWait(t *testing.T) {
 		})
 	}
 }
+
+// TestConntrackSampleTimeWaitChurn: short connections in a lab namespace
+// fill the conntrack table with TIME_WAIT entries (they expire by
+// themselves after 2 minutes). `conntrack --sample` forecasts from the
+// other entries and says so: its growth stays near zero while the growth of
+// all entries (the same command without the per-state dump) is large.
+func TestConntrackSampleTimeWaitChurn(t *testing.T) {
+	if testing.Short() {
+		t.Skip("lab test: runs in the full (non -short) pass")
+	}
+	testlab.RequireRoot(t)
+	testlab.RequireBinary(t, "nft")
+	ns := testlab.NewNetNS(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	for _, cmd := range [][]string{
+		{"nft", "add table inet t; add chain inet t c { type filter hook output priority 0; }; add rule inet t c ct state established accept"},
+		{"ip", "addr", "add", "10.78.0.1/32", "dev", "lo"},
+	} {
+		if out, err := ns.Run(ctx, cmd[0], cmd[1:]...); err != nil {
+			t.Fatalf("%v %s", err, out)
+		}
+	}
+	srv := ns.StartEchoServer(t, "10.78.0.1:0")
+	churnCtx, stopChurn := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_, _ = ns.ShortConns(churnCtx, testlab.ShortConnsConfig{Target: srv.Addr(), Count: 20000, Bytes: 10, Concurrency: 4, Timeout: 25 * time.Second})
+	}()
+	defer func() { stopChurn(); <-done }()
+	time.Sleep(time.Second) // churn under way
+
+	sample := func(args ...string) conntrackReport {
+		t.Helper()
+		var stdout, stderr bytes.Buffer
+		var code int
+		if err := ns.Do(func() error {
+			code = runMain(ctx, append([]string{"conntrack", "--json", "--sample", "2s"}, args...), &stdout, &stderr)
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, stderr.String())
+		}
+		var rep conntrackReport
+		if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
+			t.Fatalf("%v: %s", err, stdout.String())
+		}
+		if rep.GrowthPerSecond == nil {
+			t.Fatalf("no growth measured: %s", stdout.String())
+		}
+		return rep
+	}
+	nonTW := sample()
+	all := sample("--max-dump-entries", "0")
+	t.Logf("growth: %.1f non-TIME_WAIT entries/s (%s), %.1f entries/s (%s: %s); %d entries",
+		*nonTW.GrowthPerSecond, nonTW.ForecastBasis, *all.GrowthPerSecond, all.ForecastBasis, all.ForecastNote, all.Entries)
+	if nonTW.ForecastBasis != "non_time_wait_entries" || all.ForecastBasis != "all_entries" {
+		t.Errorf("bases %q and %q", nonTW.ForecastBasis, all.ForecastBasis)
+	}
+	if *all.GrowthPerSecond < 20 {
+		t.Fatalf("churn too slow to tell (%.1f entries/s)", *all.GrowthPerSecond)
+	}
+	if g := *nonTW.GrowthPerSecond; math.Abs(g) > 0.1**all.GrowthPerSecond {
+		t.Errorf("non-TIME_WAIT growth %.1f/s, want near 0 (all entries grow %.1f/s)", g, *all.GrowthPerSecond)
+	}
+}

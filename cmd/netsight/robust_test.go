@@ -82,7 +82,9 @@ func TestAgentCorruptWALStoreDown(t *testing.T) {
 		if code != 200 {
 			t.Fatalf("/metrics: %d", code)
 		}
-		if strings.Contains(body, "netsight_collector_up{") && strings.Contains(body, "} 1\n") || time.Now().After(deadline) {
+		// Wait for a collector_up line that says 1 (the first updates may
+		// still be running: every collector reads 0 before its first).
+		if collectorUp(body) > 0 || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(200 * time.Millisecond)
@@ -90,13 +92,7 @@ func TestAgentCorruptWALStoreDown(t *testing.T) {
 	if !strings.Contains(body, "\nnetsight_store_up 0\n") {
 		t.Errorf("/metrics lacks netsight_store_up 0")
 	}
-	up := 0
-	for _, l := range strings.Split(body, "\n") {
-		if strings.HasPrefix(l, "netsight_collector_up{") && strings.HasSuffix(l, " 1") {
-			up++
-		}
-	}
-	if up == 0 {
+	if collectorUp(body) == 0 {
 		t.Errorf("no collector up while the store is down:\n%s", body)
 	}
 	code, _, sbody := get(t, base+"/api/v1/status/store", nil)
@@ -255,4 +251,15 @@ func TestAgentUnprivilegedUsesStateDir(t *testing.T) {
 			}
 		})
 	}
+}
+
+// collectorUp counts the netsight_collector_up series at 1 in a /metrics body.
+func collectorUp(body string) int {
+	up := 0
+	for _, l := range strings.Split(body, "\n") {
+		if strings.HasPrefix(l, "netsight_collector_up{") && strings.HasSuffix(l, " 1") {
+			up++
+		}
+	}
+	return up
 }

@@ -61,3 +61,23 @@ func TestProbeLine(t *testing.T) {
 		}
 	}
 }
+
+// TestColourHonoursNoColor: colour only when forced (a terminal in real
+// use), never with NO_COLOR, never into a pipe.
+func TestColourHonoursNoColor(t *testing.T) {
+	run := func() string {
+		_, out, _ := runCmd("probe", "--count", "1", "--interval", "10ms", "--tcp", "127.0.0.1:1")
+		return out
+	}
+	if out := run(); strings.Contains(out, "\x1b[") {
+		t.Errorf("colour into a pipe:\n%q", out)
+	}
+	t.Setenv("CLICOLOR_FORCE", "1")
+	if out := run(); !strings.Contains(out, "\x1b[1;31mrefused\x1b[0m") {
+		t.Errorf("forced colour: refused not red:\n%q", out)
+	}
+	t.Setenv("NO_COLOR", "1")
+	if out := run(); strings.Contains(out, "\x1b[") {
+		t.Errorf("colour despite NO_COLOR:\n%q", out)
+	}
+}

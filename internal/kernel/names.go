@@ -1,10 +1,10 @@
 package kernel
 
 import (
-	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -14,36 +14,37 @@ import (
 // DefaultNetNSDir is where `ip netns add` pins named network namespaces.
 const DefaultNetNSDir = "/run/netns"
 
-// Names turns the network namespace inodes and cgroup IDs of connections
+// Names turns the network namespace inodes and processes of connections
 // into names people know: the `ip netns` name of a namespace (a bind mount
-// in NetNSDir) and the container, pod or systemd unit of a cgroup (from its
-// path under the cgroup v2 hierarchy). Lookups are cached; a miss rereads
-// the directory at most once per refresh interval, and the cgroup walk is
-// bounded, so a flood of unknown IDs costs nothing extra. Safe for
-// concurrent use.
+// in NetNSDir) and the container, pod or systemd unit of a process (from
+// its cgroup v2 path in <procfs>/PID/cgroup). Lookups are cached and
+// bounded: the netns directory is reread at most once per Refresh on a
+// miss, a process's cgroup is read once (one small file) and kept while the
+// cache has room. Safe for concurrent use.
 type Names struct {
-	NetNSDir   string // default DefaultNetNSDir
-	CgroupRoot string // cgroup v2 mount; "" disables workload names
-	// MaxCgroups bounds the cgroup directories walked (default 65536).
-	MaxCgroups int
-	// Refresh is the shortest time between two rereads (default 10s).
+	NetNSDir string // default DefaultNetNSDir
+	ProcFS   string // default /proc
+	// Refresh is the shortest time between two rereads of NetNSDir
+	// (default 10s).
 	Refresh time.Duration
 
-	mu         sync.Mutex
-	netns      map[uint32]string
-	netnsRead  time.Time
-	cgroups    map[uint64]string
-	cgroupRead time.Time
+	mu        sync.Mutex
+	netns     map[uint32]string
+	netnsRead time.Time
+	procs     map[procKey]string
 }
 
-// NewNames reads names below the paths of p (the cgroup v2 root found as
-// Cgroup2Root does; none when there is no cgroup v2 mount).
+type procKey struct {
+	pid      uint32
+	cgroupID uint64
+}
+
+// maxProcs bounds the process cache; past it the cache starts over.
+const maxProcs = 8192
+
+// NewNames reads names below the paths of p.
 func NewNames(p Paths) *Names {
-	n := &Names{NetNSDir: DefaultNetNSDir}
-	if root, err := Cgroup2Root(p); err == nil {
-		n.CgroupRoot = root
-	}
-	return n
+	return &Names{NetNSDir: DefaultNetNSDir, ProcFS: p.WithDefaults().ProcFS}
 }
 
 func (n *Names) refresh() time.Duration {
@@ -93,46 +94,43 @@ func readNetNSNames(dir string) map[uint32]string {
 	return out
 }
 
-// Workload returns the container, pod or systemd unit of the cgroup with
-// this ID ("pod 3f2a…", "docker 0123456789ab", "nginx.service"), "" when
-// unknown or not one of those.
-func (n *Names) Workload(cgroupID uint64) string {
-	if n == nil || cgroupID == 0 || n.CgroupRoot == "" {
+// Workload returns the container, pod or systemd unit of process pid
+// ("pod 3f2a…", "docker 0123456789ab", "nginx.service"), "" when unknown,
+// gone, or not one of those. cgroupID (the connection's) tells a reused
+// pid apart.
+func (n *Names) Workload(pid uint32, cgroupID uint64) string {
+	if n == nil || pid == 0 {
 		return ""
 	}
+	k := procKey{pid, cgroupID}
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	p, ok := n.cgroups[cgroupID]
-	if !ok && time.Since(n.cgroupRead) >= n.refresh() {
-		n.cgroups = walkCgroups(n.CgroupRoot, n.MaxCgroups)
-		n.cgroupRead = time.Now()
-		p = n.cgroups[cgroupID]
+	if w, ok := n.procs[k]; ok {
+		return w
 	}
-	return WorkloadFromCgroupPath(p)
+	if n.procs == nil || len(n.procs) >= maxProcs {
+		n.procs = map[procKey]string{}
+	}
+	proc := n.ProcFS
+	if proc == "" {
+		proc = "/proc"
+	}
+	w := ""
+	if b, err := os.ReadFile(filepath.Join(proc, strconv.FormatUint(uint64(pid), 10), "cgroup")); err == nil {
+		w = WorkloadFromCgroupPath(cgroupV2Path(string(b)))
+	}
+	n.procs[k] = w
+	return w
 }
 
-// walkCgroups maps the inode of each cgroup directory (its cgroup ID on
-// 64-bit kernels) to its path below root.
-func walkCgroups(root string, limit int) map[uint64]string {
-	if limit <= 0 {
-		limit = 65536
+// cgroupV2Path is the path of the "0::PATH" line of a /proc/PID/cgroup file.
+func cgroupV2Path(s string) string {
+	for line := range strings.SplitSeq(s, "\n") {
+		if p, ok := strings.CutPrefix(line, "0::"); ok {
+			return p
+		}
 	}
-	out := map[uint64]string{}
-	_ = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || !d.IsDir() {
-			return nil
-		}
-		if len(out) >= limit {
-			return filepath.SkipAll
-		}
-		var st syscall.Stat_t
-		if syscall.Stat(path, &st) == nil {
-			rel, _ := filepath.Rel(root, path)
-			out[st.Ino] = "/" + strings.TrimPrefix(rel, ".")
-		}
-		return nil
-	})
-	return out
+	return ""
 }
 
 var (

@@ -29,36 +29,37 @@ func TestWorkloadFromCgroupPath(t *testing.T) {
 }
 
 // TestNames resolves a netns name from a directory of files (their inodes
-// stand in for nsfs bind mounts) and a cgroup ID from a directory tree
-// (cgroup IDs are the directories' inodes).
+// stand in for nsfs bind mounts) and a workload from a procfs fixture.
 func TestNames(t *testing.T) {
-	nsDir, cg := t.TempDir(), t.TempDir()
+	nsDir, proc := t.TempDir(), t.TempDir()
 	if err := os.WriteFile(filepath.Join(nsDir, "blue"), nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	svc := filepath.Join(cg, "system.slice", "nginx.service")
-	if err := os.MkdirAll(svc, 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Join(proc, "42"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	ino := func(p string) uint64 {
-		var st syscall.Stat_t
-		if err := syscall.Stat(p, &st); err != nil {
-			t.Fatal(err)
-		}
-		return st.Ino
+	if err := os.WriteFile(filepath.Join(proc, "42", "cgroup"), []byte("12:cpu:/x\n0::/system.slice/nginx.service\n"), 0o644); err != nil {
+		t.Fatal(err)
 	}
-	n := &Names{NetNSDir: nsDir, CgroupRoot: cg}
-	if got := n.NetNS(uint32(ino(filepath.Join(nsDir, "blue")))); got != "blue" {
+	var st syscall.Stat_t
+	if err := syscall.Stat(filepath.Join(nsDir, "blue"), &st); err != nil {
+		t.Fatal(err)
+	}
+	n := &Names{NetNSDir: nsDir, ProcFS: proc}
+	if got := n.NetNS(uint32(st.Ino)); got != "blue" {
 		t.Errorf("NetNS = %q, want blue", got)
 	}
 	if got := n.NetNS(12345); got != "" {
 		t.Errorf("unknown netns = %q", got)
 	}
-	if got := n.Workload(ino(svc)); got != "nginx.service" {
+	if got := n.Workload(42, 7); got != "nginx.service" {
 		t.Errorf("Workload = %q", got)
 	}
+	if got := n.Workload(43, 7); got != "" {
+		t.Errorf("gone process: %q", got)
+	}
 	var nilNames *Names
-	if nilNames.NetNS(1) != "" || nilNames.Workload(1) != "" {
+	if nilNames.NetNS(1) != "" || nilNames.Workload(1, 1) != "" {
 		t.Error("nil Names names something")
 	}
 }

@@ -434,7 +434,7 @@
       // Round ticks: 1-2-5 steps (binary multiples for bytes, so 0/20/40
       // MiB; bits for bps), whole numbers for counts.
       axes: [
-        axis(), Object.assign(axis(), { size: 62, incrs: tickIncrs(unit), values: function (u, vals) { return vals.map(function (v) { return fmt(unit, v); }); } }),
+        Object.assign(axis(), { values: timeTicks }), Object.assign(axis(), { size: 62, incrs: tickIncrs(unit), values: function (u, vals) { return vals.map(function (v) { return fmt(unit, v); }); } }),
       ],
       series: [{ value: function (u, v) { return v === null ? "–" : clock(new Date(v * 1000), true); } }],
     };
@@ -485,6 +485,16 @@
       case "count": return DEC.filter(function (v) { return v >= 1; });
       default: return DEC;
     }
+  }
+
+  // timeTicks labels the time axis in 24 h time, UTC or local as the header
+  // toggle says (dates for day-sized steps).
+  function timeTicks(u, vals, axisIdx, space, incr) {
+    return vals.map(function (v) {
+      var d = new Date(v * 1000);
+      if (incr >= 86400) return (state.utc ? d.getUTCMonth() : d.getMonth()) + 1 + "/" + (state.utc ? d.getUTCDate() : d.getDate());
+      return clock(d, incr < 60).replace(" UTC", "");
+    });
   }
 
   // legendValue is a series' legend text: the value under the cursor, else
@@ -608,6 +618,7 @@
       block.hidden = false;
       status.flows = "shown: " + rows.length + " flows, " + state.notable.length + " closed that mattered";
       status.notableClosed = state.notable.length;
+      status.flowsTruncated = !!(d && d.truncated);
       return true;
     }, function (e) {
       // 404: no flow API on this agent; hide the table, it is not an error.
@@ -647,7 +658,7 @@
       return String(x === undefined ? "" : x).localeCompare(String(y === undefined ? "" : y)) * state.flowsSort.dir;
     }).slice(0, 500);
     var closedN = shown.filter(function (f) { return f.notable; }).length;
-    document.getElementById("flows-count").textContent = (shown.length - closedN) + " live" + (closedN ? ", " + closedN + " closed that mattered in the last " + state.range.key : "") +
+    document.getElementById("flows-count").textContent = (shown.length - closedN) + (status.flowsTruncated ? "+" : "") + " live" + (closedN ? ", " + closedN + " closed that mattered in the last " + state.range.key : "") +
       (shown.length > 500 ? " (showing 500)" : "");
     var tog = document.getElementById("flows-self");
     tog.checked = state.showSelf;
