@@ -52,8 +52,9 @@ func ParseSortKey(s string) (SortKey, error) {
 type Names interface {
 	// NetNS is the `ip netns` name of a namespace inode, "" if none.
 	NetNS(inode uint32) string
-	// Workload is the container, pod or unit of a cgroup ID, "" if none.
-	Workload(cgroupID uint64) string
+	// Workload is the container, pod or unit of a process (its cgroup ID
+	// tells a reused pid apart), "" if none.
+	Workload(pid uint32, cgroupID uint64) string
 }
 
 // Label is what a source already knows of a connection's place (an
@@ -116,7 +117,7 @@ func rates(snap *Snapshot, prev map[uint64]counters, prevTime time.Time, names N
 				if !r.HostNetNS {
 					r.NetNSName = names.NetNS(r.Rec.NetNS)
 				}
-				r.Workload = names.Workload(r.Rec.CgroupID)
+				r.Workload = names.Workload(r.Rec.PID, r.Rec.CgroupID)
 			}
 		}
 		p, seen := prev[r.Rec.ID]

@@ -89,7 +89,7 @@ func (testNamer) NetNS(ino uint32) string {
 	return ""
 }
 
-func (testNamer) Workload(id uint64) string {
+func (testNamer) Workload(_ uint32, id uint64) string {
 	if id == 99 {
 		return "pod 1b2c3d4e"
 	}
