@@ -257,10 +257,10 @@ var _ collector.Closer = (*Collector)(nil)
 // EBPFProgramStats returns the in-kernel run time and run count of the eBPF
 // programs (zero unless BPF statistics are enabled); an error with the
 // sock_diag back end.
-func (c *Collector) EBPFProgramStats() (time.Duration, uint64, error) {
+func (c *Collector) EBPFProgramStats() (ebpf.ProgramStats, error) {
 	s, ok := c.src.(*ebpfSource)
 	if !ok {
-		return 0, 0, errors.New("not the eBPF back end")
+		return ebpf.ProgramStats{}, errors.New("not the eBPF back end")
 	}
 	return s.tr.ProgramStats()
 }

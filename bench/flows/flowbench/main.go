@@ -58,6 +58,8 @@ type agentReport struct {
 	SysCPUSeconds  float64 `json:"sys_cpu_seconds"`
 	BPFSeconds     float64 `json:"bpf_seconds"`
 	BPFRuns        uint64  `json:"bpf_runs"`
+	IterSeconds    float64 `json:"iter_seconds"` // part of the sys CPU
+	IterRuns       uint64  `json:"iter_runs"`
 	Opened         uint64  `json:"connections_opened"`
 	Closed         uint64  `json:"connections_closed"`
 	RingLost       uint64  `json:"ringbuf_lost"`
@@ -134,8 +136,9 @@ func agent(args []string) error {
 	rep := agentReport{Backend: c.Backend(), WallSeconds: time.Since(start).Seconds(),
 		UserCPUSeconds: tv(ru0.Utime, ru.Utime), SysCPUSeconds: tv(ru0.Stime, ru.Stime),
 		Opened: tot.Opened[flow.DirClient] + tot.Opened[flow.DirServer], Closed: tot.Closed[flow.DirClient] + tot.Closed[flow.DirServer]}
-	if rt, n, err := c.EBPFProgramStats(); err == nil {
-		rep.BPFSeconds, rep.BPFRuns = rt.Seconds(), n
+	if ps, err := c.EBPFProgramStats(); err == nil {
+		rep.BPFSeconds, rep.BPFRuns = ps.Runtime.Seconds(), ps.Runs
+		rep.IterSeconds, rep.IterRuns = ps.IterRuntime.Seconds(), ps.IterRuns
 	}
 	return json.NewEncoder(os.Stdout).Encode(rep)
 }

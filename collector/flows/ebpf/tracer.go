@@ -47,7 +47,7 @@ type Stats struct {
 	MapFull           uint64 // connections not tracked: conns map full
 	ListenersFull     uint64 // listeners not recorded: listeners map full
 	Events            uint64 // closed connections sent to user space
-	UntrackedCloses   uint64 // closes of sockets opened before attach or never tracked
+	UntrackedCloses   uint64 // unused since closes come from tcp_destroy_sock (every socket); 0
 	DecodeErrors      uint64 // malformed ring buffer records
 	RingBufferRecords uint64 // records read by user space
 }
@@ -125,8 +125,15 @@ func Open(opts Options) (*Tracer, error) {
 		return nil, &UnsupportedError{What: "attaching the TCP socket iterator (iter/tcp, Linux 5.8+)", Err: err}
 	}
 	t.links = append(t.links, t.iter)
-	// RST counting is optional: the rest works without it.
-	for _, p := range []*cebpf.Program{t.objs.NetsightRstRecv, t.objs.NetsightRstSend} {
+	l, err = link.AttachTracing(link.TracingOptions{Program: t.objs.NetsightDestroy})
+	if err != nil {
+		t.Close()
+		return nil, &UnsupportedError{What: "attaching to the tcp_destroy_sock tracepoint (tp_btf)", Err: err}
+	}
+	t.links = append(t.links, l)
+	// RST counting and connect errors are optional: the rest works
+	// without them.
+	for _, p := range []*cebpf.Program{t.objs.NetsightRstRecv, t.objs.NetsightRstSend, t.objs.NetsightSkError} {
 		if l, err := link.AttachTracing(link.TracingOptions{Program: p}); err == nil {
 			t.links = append(t.links, l)
 		}
@@ -419,7 +426,7 @@ func toRecordInto(r *flow.Record, c *flowConn, clk clock, comms *interner) {
 	r.ConnectLatency = time.Duration(c.ConnectLatencyUs) * time.Microsecond
 	r.ConnectFailed = c.Flags&flFailed != 0
 	if r.ConnectFailed {
-		r.ConnectResult = connectResult(c.SkErr)
+		r.ConnectResult = connectResult(c.SkErr, c.RstRecv)
 	}
 	busy := uint64(c.Chrono[0]) + uint64(c.Chrono[1]) + uint64(c.Chrono[2])
 	r.BusyTime = clk.jiffies(busy) // tcpi_busy_time counts all three
@@ -443,10 +450,14 @@ func toRecordInto(r *flow.Record, c *flowConn, clk clock, comms *interner) {
 	}
 }
 
-// connectResult names how a connect failed from the socket's sk_err at its
-// close: 0 means the socket was closed (by the application, e.g. a dial
-// timeout) before any answer.
-func connectResult(skErr uint32) string {
+// connectResult names how a connect failed from the error the kernel
+// reported on the socket (0: none, the application closed it before any
+// answer, e.g. a dial timeout) and the RSTs received (a refusal when the
+// error report was not seen).
+func connectResult(skErr, rstRecv uint32) string {
+	if skErr == 0 && rstRecv > 0 {
+		return "refused"
+	}
 	switch unix.Errno(skErr) {
 	case unix.ECONNREFUSED:
 		return "refused"
@@ -494,17 +505,33 @@ func commString(c [16]int8) string {
 }
 
 // ProgramStats returns the summed run time and run count of the tracer's
-// programs. The kernel only counts while BPF statistics are enabled
-// (cilium/ebpf EnableStats or sysctl kernel.bpf_stats_enabled=1); used by
+// programs that run in the kernel's own paths (sock_ops and the RST
+// tracepoints), and, apart, of the socket iterator, which runs inside the
+// agent's read of it (so its time is also part of the agent's system CPU
+// time). The kernel only counts while BPF statistics are enabled (sysctl
+// kernel.bpf_stats_enabled=1 or cilium/ebpf EnableStats); used by
 // bench/flows to measure in-kernel cost.
-func (t *Tracer) ProgramStats() (runtime time.Duration, count uint64, err error) {
-	for _, p := range []*cebpf.Program{t.objs.NetsightSockops, t.objs.NetsightRstRecv, t.objs.NetsightRstSend, t.objs.NetsightIter} {
+func (t *Tracer) ProgramStats() (ProgramStats, error) {
+	var ps ProgramStats
+	for _, p := range []*cebpf.Program{t.objs.NetsightSockops, t.objs.NetsightDestroy, t.objs.NetsightSkError, t.objs.NetsightRstRecv, t.objs.NetsightRstSend, t.objs.NetsightIter} {
 		st, err := p.Stats()
 		if err != nil {
-			return 0, 0, fmt.Errorf("program stats: %w", err)
+			return ps, fmt.Errorf("program stats: %w", err)
 		}
-		runtime += st.Runtime
-		count += st.RunCount
+		if p == t.objs.NetsightIter {
+			ps.IterRuntime, ps.IterRuns = st.Runtime, st.RunCount
+			continue
+		}
+		ps.Runtime += st.Runtime
+		ps.Runs += st.RunCount
 	}
-	return runtime, count, nil
+	return ps, nil
+}
+
+// ProgramStats is the in-kernel cost of the tracer's programs.
+type ProgramStats struct {
+	Runtime     time.Duration // sock_ops and tracepoint programs
+	Runs        uint64
+	IterRuntime time.Duration // socket iterator (in the agent's reads)
+	IterRuns    uint64
 }
