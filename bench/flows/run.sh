@@ -155,7 +155,7 @@ for b in ${CHURN_BACKENDS:-ebpf sockdiag}; do
 		runs=$(echo "$rep" | jq .bpf_runs)
 		[ "$runs" -gt 0 ] && echo "$b: eBPF program runs per flow $(calc "$runs/$closed"), ns per run $(calc "$bpf/$runs*1e9")"
 	fi
-	echo "$b: load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+	echo "$b: load average after: $(cut -d' ' -f1-3 /proc/loadavg); other sock_ops programs loaded: $(echo "$rep" | jq .other_sockops_programs)"
 done
 if [ "$IPERF_DUR" -gt 0 ] && [[ " ${CHURN_BACKENDS:-ebpf sockdiag} " == *" ebpf "* ]]; then
 	echo
@@ -168,5 +168,5 @@ if [ "$IPERF_DUR" -gt 0 ] && [[ " ${CHURN_BACKENDS:-ebpf sockdiag} " == *" ebpf 
 	bpf=$(echo "$rep" | jq .bpf_seconds)
 	runs=$(echo "$rep" | jq .bpf_runs)
 	echo "ebpf: $(calc "$(tail -1 "$tmp/long")/1e9") Gbit/s; over the agent's ${wall}s: sock_ops/tracepoint programs ran $runs times ($(calc "$runs/$wall")/s), in kernel $(calc "$bpf/$wall*100")% of a core; socket iterator $(echo "$rep" | jq .iter_runs) runs; agent user+sys $(calc "($(echo "$rep" | jq '.user_cpu_seconds + .sys_cpu_seconds'))/$wall*100")% of a core"
-	echo "ebpf: load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+	echo "ebpf: load average after: $(cut -d' ' -f1-3 /proc/loadavg); other sock_ops programs loaded: $(echo "$rep" | jq .other_sockops_programs)"
 fi

@@ -59,6 +59,11 @@ type Tracer struct {
 	iter     *link.Iter // refreshes the live state of open connections
 	usJiffy  int64      // microseconds per kernel jiffy (0: unknown)
 	nets     *netnsSet  // namespaces the iterator runs in
+	activeMu sync.Mutex // guards the ActiveBatch buffers below
+	keys     []uint64
+	vals     []flowConn
+	recs     []flow.Record
+	comms    *interner
 	reader   *ringbuf.Reader
 	cgroup   string
 	flush    time.Duration
@@ -102,7 +107,7 @@ func Open(opts Options) (*Tracer, error) {
 	if err := spec.Variables["wakeup_bytes"].Set(ringBytes / 4); err != nil {
 		return nil, fmt.Errorf("set wakeup_bytes: %w", err)
 	}
-	t := &Tracer{cgroup: cg, flush: opts.FlushInterval, usJiffy: usecPerJiffy(), nets: newNetnsSet()}
+	t := &Tracer{cgroup: cg, flush: opts.FlushInterval, usJiffy: usecPerJiffy(), nets: newNetnsSet(), comms: newInterner()}
 	if t.flush <= 0 {
 		t.flush = 100 * time.Millisecond
 	}
@@ -255,24 +260,52 @@ func (t *Tracer) RunBatch(ctx context.Context, sink func([]flow.Record)) error {
 // key-by-key iteration, does not restart when connections close meanwhile;
 // it falls back to iteration on kernels without batch operations.
 func (t *Tracer) Active(fn func(flow.Record)) error {
+	return t.ActiveBatch(func(recs []flow.Record) {
+		for i := range recs {
+			fn(recs[i])
+		}
+	})
+}
+
+// activeChunk is how many entries one BPF_MAP_LOOKUP_BATCH reads.
+const activeChunk = 1024
+
+// ActiveBatch is Active delivering the records in batches (at most
+// activeChunk at once; sink must not keep the slice), so that the consumer
+// takes its lock once per batch. The read buffers are reused across calls.
+func (t *Tracer) ActiveBatch(sink func([]flow.Record)) error {
+	t.activeMu.Lock()
+	defer t.activeMu.Unlock()
 	refreshErr := t.nets.each(t.runIter)
 	t.nets.beginScan()
 	clock := t.newClock()
-	const chunk = 1024
-	keys := make([]uint64, chunk)
-	vals := make([]flowConn, chunk)
-	var rec flow.Record
+	if t.keys == nil {
+		t.keys = make([]uint64, activeChunk)
+		t.vals = make([]flowConn, activeChunk)
+		t.recs = make([]flow.Record, 0, activeChunk)
+	}
+	recs := t.recs[:0]
 	emit := func(c *flowConn) {
 		t.nets.see(c.Netns, c.Pid)
-		rec = flow.Record{}
-		toRecordInto(&rec, c, clock, nil)
-		fn(rec)
+		recs = append(recs, flow.Record{})
+		toRecordInto(&recs[len(recs)-1], c, clock, t.comms)
+		if len(recs) == cap(recs) {
+			sink(recs)
+			clear(recs)
+			recs = recs[:0]
+		}
 	}
+	defer func() {
+		if len(recs) > 0 {
+			sink(recs)
+			clear(recs)
+		}
+	}()
 	var cursor cebpf.MapBatchCursor
 	for {
-		n, err := t.objs.Conns.BatchLookup(&cursor, keys, vals, nil)
+		n, err := t.objs.Conns.BatchLookup(&cursor, t.keys, t.vals, nil)
 		for i := range n {
-			emit(&vals[i])
+			emit(&t.vals[i])
 		}
 		if errors.Is(err, cebpf.ErrKeyNotExist) {
 			break
