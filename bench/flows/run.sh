@@ -18,8 +18,10 @@
 # Run by hand as root (not in CI). Traffic stays between the two namespaces
 # this script creates (10.251.x.0/30) and is bounded in time.
 #   sudo bench/flows/run.sh            # DUR=5 ROUNDS=3 RATE=10000 GEN_DUR=10
-# Knobs: SKIP_THROUGHPUT=1 (churn and long transfer only), CHURN_BACKENDS="ebpf" (default
-# "ebpf sockdiag"), PROFILE_DIR=dir (CPU profiles agent-<backend>.pprof),
+# Knobs: AGENT_INTERVAL (default 10s, the collector's default interval: one
+# refresh of open connections, i.e. one socket iterator pass per network
+# namespace for eBPF, per interval), SKIP_THROUGHPUT=1 (churn and long transfer only), CHURN_BACKENDS="ebpf" (default
+# "ebpf sockdiag"; "none" skips the churn), PROFILE_DIR=dir (CPU profiles agent-<backend>.pprof),
 # FLOWBENCH=binary (use a prebuilt flowbench, e.g. to compare two versions
 # in one session).
 #
@@ -47,6 +49,7 @@ net=$((RANDOM % 250))
 IPA=10.251.$net.1
 IPB=10.251.$net.2
 IPERF_DUR=${IPERF_DUR:-20}
+AGENT_INTERVAL=${AGENT_INTERVAL:-10s}
 pids=()
 stats0=$(sysctl -n kernel.bpf_stats_enabled)
 
@@ -96,7 +99,7 @@ start_agent() { # backend; sets AGENT; report in $tmp/agent-<backend>.json
 	[ "$1" = sockdiag ] && in=(ip netns exec "$A")
 	local prof=()
 	[ -n "${PROFILE_DIR:-}" ] && prof=(-cpuprofile "$PROFILE_DIR/agent-$1.pprof")
-	"${in[@]}" "$tmp/flowbench" agent -backend "$1" "${prof[@]}" -duration 10m -ready "$tmp/ready" >"$tmp/agent-$1.json" 2>"$tmp/agent-$1.log" &
+	"${in[@]}" "$tmp/flowbench" agent -backend "$1" -interval "$AGENT_INTERVAL" "${prof[@]}" -duration 10m -ready "$tmp/ready" >"$tmp/agent-$1.json" 2>"$tmp/agent-$1.log" &
 	AGENT=$!
 	for _ in $(seq 100); do [ -e "$tmp/ready" ] && break; sleep 0.1; done
 	[ -e "$tmp/ready" ] || { echo "agent ($1) did not start:" >&2; cat "$tmp/agent-$1.log" >&2; exit 1; }
@@ -135,6 +138,7 @@ ip netns exec "$B" "$tmp/flowbench" sink -listen $IPB:7000 -duration $((GEN_DUR 
 pids+=($!)
 sleep 0.5
 for b in ${CHURN_BACKENDS:-ebpf sockdiag}; do
+	[ "$b" = none ] && continue
 	start_agent $b
 	gen=$(ip netns exec "$A" "$tmp/flowbench" gen -target $IPB:7000 -rate "$RATE" -duration "${GEN_DUR}s")
 	sleep 1.5 # let the last closes arrive
@@ -157,7 +161,7 @@ for b in ${CHURN_BACKENDS:-ebpf sockdiag}; do
 	fi
 	echo "$b: load average after: $(cut -d' ' -f1-3 /proc/loadavg); other sock_ops programs loaded: $(echo "$rep" | jq .other_sockops_programs)"
 done
-if [ "$IPERF_DUR" -gt 0 ] && [[ " ${CHURN_BACKENDS:-ebpf sockdiag} " == *" ebpf "* ]]; then
+if [ "$IPERF_DUR" -gt 0 ]; then
 	echo
 	echo "== long transfer: iperf3 -t $IPERF_DUR at full speed, eBPF back end =="
 	start_agent ebpf
