@@ -33,7 +33,6 @@ type netnsSet struct {
 	paths map[uint32]string   // resolved namespaces
 	seen  map[uint32][]uint32 // this scan: inode -> a few PIDs
 	want  []uint32            // namespaces with tracked connections
-	fails uint64              // namespaces that could not be entered
 }
 
 func newNetnsSet() *netnsSet {
@@ -153,27 +152,18 @@ func (n *netnsSet) each(fn func() error) error {
 			return
 		}
 		defer orig.Close()
-		var errs []error
-		var failed uint64
+		// A namespace that vanished or cannot be entered is skipped: its
+		// connections keep the values of their last event.
 		for _, t := range ts {
-			if e := runIn(t.path, t.ino, fn); e != nil {
-				failed++
-				if errors.Is(e, errRestore) {
-					errs = append(errs, e)
-					break
-				}
-			}
+			_ = runIn(t.path, t.ino, fn)
 		}
-		n.mu.Lock()
-		n.fails += failed
-		n.mu.Unlock()
 		if e := netns.Set(orig); e != nil {
 			// Leave the thread locked: it ends with the goroutine.
-			done <- errors.Join(append(errs, fmt.Errorf("%w: %w", errRestore, e))...)
+			done <- fmt.Errorf("%w: %w", errRestore, e)
 			return
 		}
 		runtime.UnlockOSThread()
-		done <- errors.Join(errs...)
+		done <- nil
 	}()
 	return errors.Join(err, <-done)
 }
@@ -196,11 +186,4 @@ func runIn(path string, ino uint32, fn func() error) error {
 		return fmt.Errorf("enter network namespace %s: %w", path, err)
 	}
 	return fn()
-}
-
-// failed returns how many namespace visits failed so far.
-func (n *netnsSet) failed() uint64 {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.fails
 }
