@@ -25,14 +25,9 @@
 # FLOWBENCH=binary (use a prebuilt flowbench, e.g. to compare two versions
 # in one session).
 #
-# Figures on the 2-core shared dev VM (kernel 6.18), eBPF back end, churn at
-# ~8,900 connections/s = ~17,800 flows/s (both ends local), per flow:
-#   before (first version): user space 1.61-1.97 us, eBPF 2.62-3.05 us
-#   after (batched ring drain, interned comm, open-addressing ID index,
-#          O(touched) Roll; RTT callback from ESTABLISHED, one map update
-#          per new connection): user space 1.08-1.46 us, eBPF 2.14-2.67 us
-# i.e. user space 1.1-1.5% of a core per 10k flows/s, total 3.2-4.1%.
-# See docs/collectors/flows.md "Overhead".
+# Figures (before/after issue #18, with the load average and the other
+# agents' sock_ops programs present at the time) are in
+# docs/collectors/flows.md "Overhead".
 set -euo pipefail
 [ "$(id -u)" = 0 ] || { echo "run as root" >&2; exit 1; }
 for b in iperf3 jq ip go; do command -v $b >/dev/null || { echo "need $b" >&2; exit 1; }; done
