@@ -44,8 +44,8 @@ func ssInfo(t *testing.T, ns *testlab.NetNS, lport uint16) (recvQ uint64, rwndLi
 // TestLabReceiverStallEBPF: a receiver that never reads. Its side of the
 // connection shows the receive queue (equal to ss's Recv-Q) and zero-window
 // samples; the sender's side shows time limited by the peer's receive
-// window (at most ss's rwnd_limited read just after, and within a second of
-// it), zero-window samples received and a zero send window.
+// window (at most ss's rwnd_limited read just after, and within 2 s of it),
+// zero-window samples received and a zero send window.
 func TestLabReceiverStallEBPF(t *testing.T) {
 	testlab.RequireRoot(t)
 	testlab.RequireBinary(t, "ss")
@@ -101,8 +101,9 @@ func TestLabReceiverStallEBPF(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	ssQ, _ := ssInfo(t, p.B, srvPort)
+	// ss right after the last refresh: its rwnd_limited can only be larger.
 	_, ssRwnd := ssInfo(t, p.A, local.Port())
+	ssQ, _ := ssInfo(t, p.B, srvPort)
 	var cli, sv flow.Record
 	for _, r := range c.Table().Flows(flow.Filter{Port: srvPort}) {
 		switch {
@@ -123,7 +124,9 @@ func TestLabReceiverStallEBPF(t *testing.T) {
 	if sv.ZeroWindowSent == 0 || sv.RcvWnd != 0 {
 		t.Errorf("server zero_window_sent %d rcv_wnd %d, want > 0 and 0", sv.ZeroWindowSent, sv.RcvWnd)
 	}
-	if cli.RwndLimited <= 0 || cli.RwndLimited > ssRwnd || ssRwnd-cli.RwndLimited > time.Second {
+	// The bound catches unit errors (jiffies are 4 ms here) while allowing
+	// for the time ss takes to start on a loaded host.
+	if cli.RwndLimited <= 0 || cli.RwndLimited > ssRwnd || ssRwnd-cli.RwndLimited > 2*time.Second {
 		t.Errorf("client rwnd_limited %s, ss %s read just after", cli.RwndLimited, ssRwnd)
 	}
 	if cli.BusyTime < cli.RwndLimited || cli.ZeroWindowReceived == 0 || cli.SndWnd != 0 || cli.DeliveryRate == 0 {

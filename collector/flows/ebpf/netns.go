@@ -33,10 +33,12 @@ type netnsSet struct {
 	paths map[uint32]string   // resolved namespaces
 	seen  map[uint32][]uint32 // this scan: inode -> a few PIDs
 	want  []uint32            // namespaces with tracked connections
+	// visited are the namespaces iterated in the current refresh.
+	visited map[uint32]struct{}
 }
 
 func newNetnsSet() *netnsSet {
-	return &netnsSet{own: statIno("/proc/thread-self/ns/net"), paths: map[uint32]string{}, seen: map[uint32][]uint32{}}
+	return &netnsSet{own: statIno("/proc/thread-self/ns/net"), paths: map[uint32]string{}, seen: map[uint32][]uint32{}, visited: map[uint32]struct{}{}}
 }
 
 func statIno(path string) uint32 {
@@ -126,21 +128,49 @@ func namedNetNS() map[uint32]string {
 }
 
 // each runs fn in the agent's namespace, then in each other namespace
-// with tracked connections, on one locked OS thread.
+// with tracked connections (as of the last scan), on one locked OS thread.
 func (n *netnsSet) each(fn func() error) error {
 	err := fn()
 	n.mu.Lock()
-	type target struct {
-		ino  uint32
-		path string
-	}
-	var ts []target
-	for _, ino := range n.want {
-		ts = append(ts, target{ino, n.paths[ino]})
-	}
+	clear(n.visited)
 	n.mu.Unlock()
+	return errors.Join(err, n.visit(n.targets(), fn))
+}
+
+// eachNew runs fn in the namespaces the last scan found that each did not
+// visit (connections in a namespace new since the previous refresh);
+// false when there are none.
+func (n *netnsSet) eachNew(fn func() error) (bool, error) {
+	ts := n.targets()
 	if len(ts) == 0 {
-		return err
+		return false, nil
+	}
+	return true, n.visit(ts, fn)
+}
+
+type nsTarget struct {
+	ino  uint32
+	path string
+}
+
+// targets returns the wanted namespaces not visited yet and marks them
+// visited.
+func (n *netnsSet) targets() []nsTarget {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	var ts []nsTarget
+	for _, ino := range n.want {
+		if _, ok := n.visited[ino]; !ok {
+			n.visited[ino] = struct{}{}
+			ts = append(ts, nsTarget{ino, n.paths[ino]})
+		}
+	}
+	return ts
+}
+
+func (n *netnsSet) visit(ts []nsTarget, fn func() error) error {
+	if len(ts) == 0 {
+		return nil
 	}
 	done := make(chan error, 1)
 	go func() {
@@ -165,7 +195,7 @@ func (n *netnsSet) each(fn func() error) error {
 		runtime.UnlockOSThread()
 		done <- nil
 	}()
-	return errors.Join(err, <-done)
+	return <-done
 }
 
 var errRestore = errors.New("restore network namespace")

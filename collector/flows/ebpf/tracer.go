@@ -277,7 +277,6 @@ func (t *Tracer) ActiveBatch(sink func([]flow.Record)) error {
 	t.activeMu.Lock()
 	defer t.activeMu.Unlock()
 	refreshErr := t.nets.each(t.runIter)
-	t.nets.beginScan()
 	clock := t.newClock()
 	if t.keys == nil {
 		t.keys = make([]uint64, activeChunk)
@@ -301,6 +300,24 @@ func (t *Tracer) ActiveBatch(sink func([]flow.Record)) error {
 			clear(recs)
 		}
 	}()
+	if err := t.scan(emit); err != nil {
+		return err
+	}
+	// Connections in a namespace that appeared since the last refresh:
+	// refresh them there and read the map once more (rare).
+	if again, err := t.nets.eachNew(t.runIter); again {
+		refreshErr = errors.Join(refreshErr, err)
+		if err := t.scan(emit); err != nil {
+			return err
+		}
+	}
+	return refreshErr
+}
+
+// scan reads the whole conns map in batches, noting each connection's
+// namespace for the next refresh.
+func (t *Tracer) scan(emit func(*flowConn)) error {
+	t.nets.beginScan()
 	var cursor cebpf.MapBatchCursor
 	for {
 		n, err := t.objs.Conns.BatchLookup(&cursor, t.keys, t.vals, nil)
@@ -321,7 +338,7 @@ func (t *Tracer) ActiveBatch(sink func([]flow.Record)) error {
 		}
 	}
 	t.nets.endScan()
-	return refreshErr
+	return nil
 }
 
 func (t *Tracer) iterate(emit func(*flowConn)) error {
