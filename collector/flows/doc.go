@@ -4,8 +4,10 @@
 // GET /api/v1/flows from the same table):
 //
 //   - ebpf (collector/flows/ebpf): a sock_ops program on the cgroup v2 root
-//     with RTT, RTO, retransmit and state callbacks, closed connections
-//     delivered through a ring buffer, RSTs counted by tp_btf programs.
+//     (connect/accept, RTO and retransmit callbacks), closed connections
+//     from the tcp_destroy_sock tracepoint through a ring buffer, live
+//     per-connection signals from an iter/tcp pass per refresh, RSTs and
+//     connect errors from tp_btf programs.
 //   - sockdiag (collector/flows/sockdiag): INET_DIAG dumps with tcp_info plus
 //     the kernel's socket-destroy notifications; used when eBPF cannot load
 //     (auto) or when chosen (backend: sockdiag).

@@ -65,3 +65,35 @@ func BenchmarkDecodeUpsert(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkRefreshUpsert is the user-space cost per open connection of one
+// refresh (ActiveBatch): decode a map entry read by BPF_MAP_LOOKUP_BATCH
+// and update its table entry, in batches of activeChunk, with 10,000 open
+// connections.
+func BenchmarkRefreshUpsert(b *testing.B) {
+	tab := flow.NewTable(flow.Config{MaxEntries: 65536})
+	clk := newClock()
+	in := newInterner()
+	const n = 10000
+	conns := make([]flowConn, n)
+	for i := range conns {
+		conns[i] = testConn(uint64(i))
+		conns[i].EndNs = 0
+		conns[i].State = 1
+	}
+	batch := make([]flow.Record, 0, activeChunk)
+	now := time.Now()
+	i := 0
+	for b.Loop() {
+		c := &conns[i%n]
+		i++
+		c.BytesAcked += 1000
+		batch = append(batch, flow.Record{})
+		toRecordInto(&batch[len(batch)-1], c, clk, in)
+		if len(batch) == cap(batch) {
+			tab.UpsertBatch(batch, now)
+			clear(batch)
+			batch = batch[:0]
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"net/netip"
 	"os"
 	"sync"
@@ -46,7 +47,7 @@ type Stats struct {
 	MapFull           uint64 // connections not tracked: conns map full
 	ListenersFull     uint64 // listeners not recorded: listeners map full
 	Events            uint64 // closed connections sent to user space
-	UntrackedCloses   uint64 // closes of sockets opened before attach or never tracked
+	UntrackedCloses   uint64 // unused since closes come from tcp_destroy_sock (every socket); 0
 	DecodeErrors      uint64 // malformed ring buffer records
 	RingBufferRecords uint64 // records read by user space
 }
@@ -55,6 +56,14 @@ type Stats struct {
 type Tracer struct {
 	objs     flowObjects
 	links    []link.Link
+	iter     *link.Iter // refreshes the live state of open connections
+	usJiffy  int64      // microseconds per kernel jiffy (0: unknown)
+	nets     *netnsSet  // namespaces the iterator runs in
+	activeMu sync.Mutex // guards the ActiveBatch buffers below
+	keys     []uint64
+	vals     []flowConn
+	recs     []flow.Record
+	comms    *interner
 	reader   *ringbuf.Reader
 	cgroup   string
 	flush    time.Duration
@@ -98,7 +107,7 @@ func Open(opts Options) (*Tracer, error) {
 	if err := spec.Variables["wakeup_bytes"].Set(ringBytes / 4); err != nil {
 		return nil, fmt.Errorf("set wakeup_bytes: %w", err)
 	}
-	t := &Tracer{cgroup: cg, flush: opts.FlushInterval}
+	t := &Tracer{cgroup: cg, flush: opts.FlushInterval, usJiffy: usecPerJiffy(), nets: newNetnsSet(), comms: newInterner()}
 	if t.flush <= 0 {
 		t.flush = 100 * time.Millisecond
 	}
@@ -115,8 +124,21 @@ func Open(opts Options) (*Tracer, error) {
 		return nil, &UnsupportedError{What: "attaching sock_ops to cgroup " + cg, Err: err}
 	}
 	t.links = append(t.links, l)
-	// RST counting is optional: the rest works without it.
-	for _, p := range []*cebpf.Program{t.objs.NetsightRstRecv, t.objs.NetsightRstSend} {
+	t.iter, err = link.AttachIter(link.IterOptions{Program: t.objs.NetsightIter})
+	if err != nil {
+		t.Close()
+		return nil, &UnsupportedError{What: "attaching the TCP socket iterator (iter/tcp, Linux 5.8+)", Err: err}
+	}
+	t.links = append(t.links, t.iter)
+	l, err = link.AttachTracing(link.TracingOptions{Program: t.objs.NetsightDestroy})
+	if err != nil {
+		t.Close()
+		return nil, &UnsupportedError{What: "attaching to the tcp_destroy_sock tracepoint (tp_btf)", Err: err}
+	}
+	t.links = append(t.links, l)
+	// RST counting and connect errors are optional: the rest works
+	// without them.
+	for _, p := range []*cebpf.Program{t.objs.NetsightRstRecv, t.objs.NetsightRstSend, t.objs.NetsightSkError} {
 		if l, err := link.AttachTracing(link.TracingOptions{Program: p}); err == nil {
 			t.links = append(t.links, l)
 		}
@@ -178,7 +200,7 @@ func (t *Tracer) RunBatch(ctx context.Context, sink func([]flow.Record)) error {
 	// Closing the reader is the one way to wake a blocked read.
 	stop := context.AfterFunc(ctx, func() { _ = t.reader.Close() })
 	defer stop()
-	clock := newClock()
+	clock := t.newClock()
 	comms := newInterner()
 	batch := make([]flow.Record, 0, maxBatch)
 	flush := func() {
@@ -215,7 +237,7 @@ func (t *Tracer) RunBatch(ctx context.Context, sink func([]flow.Record)) error {
 			// One clock pair per batch: the conversion of kernel
 			// monotonic times to wall time stays within the batch's
 			// wakeup latency.
-			clock = newClock()
+			clock = t.newClock()
 		}
 		t.records.Add(1)
 		// The record is the kernel's struct conn in host layout (bpf2go's
@@ -228,44 +250,131 @@ func (t *Tracer) RunBatch(ctx context.Context, sink func([]flow.Record)) error {
 	}
 }
 
-// Active calls fn for every open connection in the kernel table. It reads
-// the map in batches (BPF_MAP_LOOKUP_BATCH), which, unlike key-by-key
-// iteration, does not restart when connections close meanwhile; it falls
-// back to iteration on kernels without batch operations.
+// Active calls fn for every open connection in the kernel table. It first
+// refreshes the connections' live state (RTT, bytes, chrono times, windows,
+// receive queue) with one pass of the TCP socket iterator in each network
+// namespace that holds tracked connections and that it can enter (its own,
+// those named under /var/run/netns, those of the connections' processes);
+// connections of other namespaces keep the state of their last event. It
+// then reads the map in batches (BPF_MAP_LOOKUP_BATCH), which, unlike
+// key-by-key iteration, does not restart when connections close meanwhile;
+// it falls back to iteration on kernels without batch operations.
 func (t *Tracer) Active(fn func(flow.Record)) error {
-	clock := newClock()
-	const chunk = 1024
-	keys := make([]uint64, chunk)
-	vals := make([]flowConn, chunk)
+	return t.ActiveBatch(func(recs []flow.Record) {
+		for i := range recs {
+			fn(recs[i])
+		}
+	})
+}
+
+// activeChunk is how many entries one BPF_MAP_LOOKUP_BATCH reads.
+const activeChunk = 1024
+
+// ActiveBatch is Active delivering the records in batches (at most
+// activeChunk at once; sink must not keep the slice), so that the consumer
+// takes its lock once per batch. The read buffers are reused across calls.
+func (t *Tracer) ActiveBatch(sink func([]flow.Record)) error {
+	t.activeMu.Lock()
+	defer t.activeMu.Unlock()
+	refreshErr := t.nets.each(t.runIter)
+	clock := t.newClock()
+	if t.keys == nil {
+		t.keys = make([]uint64, activeChunk)
+		t.vals = make([]flowConn, activeChunk)
+		t.recs = make([]flow.Record, 0, activeChunk)
+	}
+	recs := t.recs[:0]
+	emit := func(c *flowConn) {
+		t.nets.see(c.Netns, c.Pid)
+		recs = append(recs, flow.Record{})
+		toRecordInto(&recs[len(recs)-1], c, clock, t.comms)
+		if len(recs) == cap(recs) {
+			sink(recs)
+			clear(recs)
+			recs = recs[:0]
+		}
+	}
+	defer func() {
+		if len(recs) > 0 {
+			sink(recs)
+			clear(recs)
+		}
+	}()
+	if err := t.scan(emit); err != nil {
+		return err
+	}
+	// Connections in a namespace that appeared since the last refresh:
+	// refresh them there and read the map once more (rare).
+	if again, err := t.nets.eachNew(t.runIter); again {
+		refreshErr = errors.Join(refreshErr, err)
+		if err := t.scan(emit); err != nil {
+			return err
+		}
+	}
+	return refreshErr
+}
+
+// scan reads the whole conns map in batches, noting each connection's
+// namespace for the next refresh.
+func (t *Tracer) scan(emit func(*flowConn)) error {
+	t.nets.beginScan()
 	var cursor cebpf.MapBatchCursor
 	for {
-		n, err := t.objs.Conns.BatchLookup(&cursor, keys, vals, nil)
+		n, err := t.objs.Conns.BatchLookup(&cursor, t.keys, t.vals, nil)
 		for i := range n {
-			fn(toRecord(&vals[i], clock))
+			emit(&t.vals[i])
 		}
 		if errors.Is(err, cebpf.ErrKeyNotExist) {
-			return nil
+			break
 		}
 		if errors.Is(err, cebpf.ErrNotSupported) {
-			return t.iterate(fn, clock)
+			if err := t.iterate(emit); err != nil {
+				return err
+			}
+			break
 		}
 		if err != nil {
 			return fmt.Errorf("batch lookup conns map: %w", err)
 		}
 	}
+	t.nets.endScan()
+	return nil
 }
 
-func (t *Tracer) iterate(fn func(flow.Record), clock clock) error {
+func (t *Tracer) iterate(emit func(*flowConn)) error {
 	var key uint64
 	var c flowConn
 	it := t.objs.Conns.Iterate()
 	for it.Next(&key, &c) {
-		fn(toRecord(&c, clock))
+		emit(&c)
 	}
 	if err := it.Err(); err != nil {
 		return fmt.Errorf("iterate conns map: %w", err)
 	}
 	return nil
+}
+
+// runIter runs one pass of the TCP socket iterator in the calling thread's
+// network namespace; the program writes nothing, it refreshes the map.
+func (t *Tracer) runIter() error {
+	r, err := t.iter.Open()
+	if err != nil {
+		return fmt.Errorf("open tcp iterator: %w", err)
+	}
+	defer r.Close()
+	var buf [64]byte
+	for {
+		_, err := r.Read(buf[:])
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("read tcp iterator: %w", err)
+		}
+	}
 }
 
 // Stats returns the self-metrics.
@@ -284,16 +393,28 @@ func (t *Tracer) Stats() (Stats, error) {
 	return s, nil
 }
 
-// clock converts CLOCK_MONOTONIC nanoseconds (bpf_ktime_get_ns) to wall time.
+// clock converts CLOCK_MONOTONIC nanoseconds (bpf_ktime_get_ns) to wall
+// time, and kernel jiffies to durations.
 type clock struct {
-	wall time.Time
-	mono int64
+	wall    time.Time
+	mono    int64
+	usJiffy int64 // microseconds per jiffy; 0: unknown
 }
 
 func newClock() clock {
 	var ts unix.Timespec
 	_ = unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
 	return clock{wall: time.Now(), mono: ts.Nano()}
+}
+
+func (t *Tracer) newClock() clock {
+	c := newClock()
+	c.usJiffy = t.usJiffy
+	return c
+}
+
+func (c clock) jiffies(j uint64) time.Duration {
+	return time.Duration(int64(j)*c.usJiffy) * time.Microsecond
 }
 
 func (c clock) at(ns uint64) time.Time {
@@ -326,12 +447,6 @@ func addr(family uint8, a [4]uint32, port uint16) netip.AddrPort {
 	return netip.AddrPortFrom(ip, port)
 }
 
-func toRecord(c *flowConn, clk clock) flow.Record {
-	var r flow.Record
-	toRecordInto(&r, c, clk, nil)
-	return r
-}
-
 // toRecordInto fills r (zero) from c; comms interns process names (nil:
 // allocate each).
 func toRecordInto(r *flow.Record, c *flowConn, clk clock, comms *interner) {
@@ -360,6 +475,20 @@ func toRecordInto(r *flow.Record, c *flowConn, clk clock, comms *interner) {
 	r.RSTReceived = uint64(c.RstRecv)
 	r.ConnectLatency = time.Duration(c.ConnectLatencyUs) * time.Microsecond
 	r.ConnectFailed = c.Flags&flFailed != 0
+	if r.ConnectFailed {
+		r.ConnectResult = connectResult(c.SkErr, c.RstRecv)
+	}
+	busy := uint64(c.Chrono[0]) + uint64(c.Chrono[1]) + uint64(c.Chrono[2])
+	r.BusyTime = clk.jiffies(busy) // tcpi_busy_time counts all three
+	r.RwndLimited = clk.jiffies(uint64(c.Chrono[1]))
+	r.SndbufLimited = clk.jiffies(uint64(c.Chrono[2]))
+	r.DeliveryRate = c.DeliveryRate
+	r.DSACKDups = uint64(c.DsackDups)
+	r.SndWnd = c.SndWnd
+	r.RcvWnd = c.RcvWnd
+	r.RecvQueue = c.RecvQueue
+	r.ZeroWindowSent = uint64(c.ZeroWndSent)
+	r.ZeroWindowReceived = uint64(c.ZeroWndRecv)
 	switch c.Direction {
 	case dirClient:
 		r.Direction = flow.DirClient
@@ -369,6 +498,25 @@ func toRecordInto(r *flow.Record, c *flowConn, clk clock, comms *interner) {
 	if r.State == "unknown" {
 		r.State = "syn_sent"
 	}
+}
+
+// connectResult names how a connect failed from the error the kernel
+// reported on the socket (0: none, the application closed it before any
+// answer, e.g. a dial timeout) and the RSTs received (a refusal when the
+// error report was not seen).
+func connectResult(skErr, rstRecv uint32) string {
+	if skErr == 0 && rstRecv > 0 {
+		return "refused"
+	}
+	switch unix.Errno(skErr) {
+	case unix.ECONNREFUSED:
+		return "refused"
+	case 0, unix.ETIMEDOUT:
+		return "timeout"
+	case unix.ECONNRESET:
+		return "reset"
+	}
+	return ""
 }
 
 // interner returns one string per distinct process name, so a busy host
@@ -407,17 +555,33 @@ func commString(c [16]int8) string {
 }
 
 // ProgramStats returns the summed run time and run count of the tracer's
-// programs. The kernel only counts while BPF statistics are enabled
-// (cilium/ebpf EnableStats or sysctl kernel.bpf_stats_enabled=1); used by
+// programs that run in the kernel's own paths (sock_ops and the RST
+// tracepoints), and, apart, of the socket iterator, which runs inside the
+// agent's read of it (so its time is also part of the agent's system CPU
+// time). The kernel only counts while BPF statistics are enabled (sysctl
+// kernel.bpf_stats_enabled=1 or cilium/ebpf EnableStats); used by
 // bench/flows to measure in-kernel cost.
-func (t *Tracer) ProgramStats() (runtime time.Duration, count uint64, err error) {
-	for _, p := range []*cebpf.Program{t.objs.NetsightSockops, t.objs.NetsightRstRecv, t.objs.NetsightRstSend} {
+func (t *Tracer) ProgramStats() (ProgramStats, error) {
+	var ps ProgramStats
+	for _, p := range []*cebpf.Program{t.objs.NetsightSockops, t.objs.NetsightDestroy, t.objs.NetsightSkError, t.objs.NetsightRstRecv, t.objs.NetsightRstSend, t.objs.NetsightIter} {
 		st, err := p.Stats()
 		if err != nil {
-			return 0, 0, fmt.Errorf("program stats: %w", err)
+			return ps, fmt.Errorf("program stats: %w", err)
 		}
-		runtime += st.Runtime
-		count += st.RunCount
+		if p == t.objs.NetsightIter {
+			ps.IterRuntime, ps.IterRuns = st.Runtime, st.RunCount
+			continue
+		}
+		ps.Runtime += st.Runtime
+		ps.Runs += st.RunCount
 	}
-	return runtime, count, nil
+	return ps, nil
+}
+
+// ProgramStats is the in-kernel cost of the tracer's programs.
+type ProgramStats struct {
+	Runtime     time.Duration // sock_ops and tracepoint programs
+	Runs        uint64
+	IterRuntime time.Duration // socket iterator (in the agent's reads)
+	IterRuns    uint64
 }
