@@ -65,7 +65,9 @@ func synDrop(s *monitor.Stats) {
 	s.Handshake = flow.NewHistogram(flow.HandshakeBuckets)
 }
 
-func refused(s *monitor.Stats) { s.ConnectOK, s.ConnectRefused, s.SegsOut, s.Connections = 0, 10, 0, 10 }
+func refused(s *monitor.Stats) {
+	s.ConnectOK, s.ConnectRefused, s.SegsOut, s.Connections = 0, 10, 0, 10
+}
 
 func peerNotReading(s *monitor.Stats) {
 	s.RwndLimited, s.ZeroWindowReceived, s.SegsOut = 9*time.Second, 8, 300

@@ -97,7 +97,9 @@ func (e *Engine) judge(w *monitor.Window, hd hostDelta, held Verdict, now time.T
 			}
 		}
 	}
-	j.active = len(active) > 0 || tot.segs >= th.MinSegments || tot.attempts >= th.MinConnects
+	// Many small remotes add up: the monitor is active with five times a
+	// remote's gate in total.
+	j.active = len(active) > 0 || tot.segs >= 5*th.MinSegments || tot.attempts >= 5*th.MinConnects
 
 	// Symptoms the host-side rules need in this monitor's traffic.
 	lossSym := len(affected) > 0 ||
@@ -295,8 +297,11 @@ func (e *Engine) judge(w *monitor.Window, hd hostDelta, held Verdict, now time.T
 		j.evidence["latency_seconds"] = tot.latency
 	}
 	if j.active {
-		j.summary = fmt.Sprintf("%d active remotes: %s of %d segments lost, %d connects, %d failed; nothing on this host dropped packets",
+		j.summary = fmt.Sprintf("%d active remotes: %s of %d data segments lost, %d connects, %d failed",
 			len(active), pct(tot.lossRatio), tot.segs, tot.attempts, tot.timeouts+tot.refused)
+		if hd.ok && hd.dropsByReason != nil && stackDrops == 0 {
+			j.summary += "; this host dropped nothing"
+		}
 	} else {
 		j.summary = fmt.Sprintf("too little traffic in the last %s to judge: %d data segments and %d connects (a remote needs %d segments or %d connects)",
 			w.End.Sub(w.Start).Round(time.Second), tot.segs, tot.attempts, th.MinSegments, th.MinConnects)
