@@ -135,7 +135,7 @@ func diagnoseLocally(ctx context.Context, span time.Duration, mon, cfgFile strin
 	if err != nil {
 		return nil, err
 	}
-	every := max(time.Second, (span/10).Round(time.Second))
+	every := max(time.Second, (span / 10).Round(time.Second))
 	for k, v := range map[string]string{
 		"server.listen": "127.0.0.1:0", "store.enabled": "false",
 		"monitors.window": min(span, 5*time.Minute).String(), "monitors.evaluate_every": every.String(),
