@@ -3,6 +3,7 @@ package health
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -137,7 +138,7 @@ type labNet struct {
 	addrs              map[string]netip.Addr
 	cIf                string // R's interface toward the client
 	relay              *testlab.Relay
-	clientCG           *testlab.Cgroup
+	clientCG           *v2Cgroup
 	agent              *e2e.Agent
 	echo               map[string]*testlab.Server
 	stall, stream      net.Listener
@@ -268,7 +269,7 @@ func (l *labNet) helper(ctx context.Context, mode string, a helperArgs) *exec.Cm
 	cmd := l.c.Command(ctx, os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), helperEnv+"="+mode, helperEnv+"_ARGS="+string(raw))
 	cmd.Stdout, cmd.Stderr = io.Discard, os.Stderr
-	if err := l.clientCG.Start(cmd); err != nil {
+	if err := l.clientCG.start(cmd); err != nil {
 		l.t.Fatalf("helper %s: %v", mode, err)
 	}
 	go func() { _ = cmd.Wait() }()
@@ -295,7 +296,7 @@ func (l *labNet) traffic(ctx context.Context, total time.Duration) {
 		cli := l.c.Command(ctx, "iperf3", "-c", l.addrs[name].String(), "-p", strconv.Itoa(iperfPort),
 			"-t", secs, "-b", "10M", "--connect-timeout", "5000")
 		cli.Stdout, cli.Stderr = io.Discard, io.Discard
-		if err := l.clientCG.Start(cli); err != nil {
+		if err := l.clientCG.start(cli); err != nil {
 			t.Fatal(err)
 		}
 		go func() { _ = cli.Wait() }()
@@ -336,7 +337,7 @@ monitors:
   items:
     - {name: to-a, remote: {networks: [zone-a]}}
     - {name: to-b, remote: {networks: [zone-b]}}
-`, l.clientCG.Path, cidrs(l.cNet), cidrs(l.zoneA), cidrs(l.zoneB))
+`, l.clientCG.path, cidrs(l.cNet), cidrs(l.zoneA), cidrs(l.zoneB))
 }
 
 func (l *labNet) report(ctx context.Context) (Report, error) {
@@ -435,7 +436,7 @@ func TestLabVerdicts(t *testing.T) {
 	testlab.RequireBinary(t, "nft")
 	testlab.RequireBinary(t, "nsenter")
 	l := newLab(t)
-	l.clientCG = testlab.NewCgroup(t, 1<<30)
+	l.clientCG = newV2Cgroup(t)
 	agentCG := testlab.NewCgroup(t, 512<<20)
 	dir := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 14*time.Minute)
@@ -487,54 +488,55 @@ func TestLabVerdicts(t *testing.T) {
 	})
 
 	type scenario struct {
-		name   string
-		inject func(t *testing.T) (remove func())
-		want   expect
+		name     string
+		inject   func(t *testing.T) (remove func())
+		want     expect
+		diagnose bool // also check `netsight diagnose --agent --json`
 	}
 	scenarios := []scenario{
 		{"2 router drops 3% of all TCP", func(t *testing.T) func() {
 			r := l.r.AddLoss(t, testlab.Ingress, 3, testlab.Proto("tcp"))
 			return func() { _ = r.Remove() }
-		}, expectOf("all", PathDegraded, "", "all", "to-a", PathDegraded, "", "", "to-b", PathDegraded, "", "")},
+		}, expectOf("all", PathDegraded, "", "all", "to-a", PathDegraded, "", "", "to-b", PathDegraded, "", ""), true},
 		{"3 router drops 5% toward one server", func(t *testing.T) func() {
 			r := l.r.AddLoss(t, testlab.Ingress, 5, testlab.OnDevice(l.cIf), testlab.Proto("tcp"), testlab.Expr("ip daddr "+l.addrs["b1"].String()))
 			return func() { _ = r.Remove() }
-		}, expectOf("all", RemoteDegraded, l.addrs["b1"].String(), "", "to-b", RemoteDegraded, l.addrs["b1"].String(), "")},
+		}, expectOf("all", RemoteDegraded, l.addrs["b1"].String(), "", "to-b", RemoteDegraded, l.addrs["b1"].String(), ""), false},
 		{"4 relay adds 20 ms toward zone-b", func(t *testing.T) func() {
 			if err := l.relay.SetImpairment(testlab.ClientToServer, testlab.Impairment{Delay: 20 * time.Millisecond}); err != nil {
 				t.Fatal(err)
 			}
 			return func() { _ = l.relay.SetImpairment(testlab.ClientToServer, testlab.Impairment{}) }
-		}, expectOf("all", PathDegraded, "", "zone:zone-b", "to-b", PathDegraded, "", "zone:zone-b")},
+		}, expectOf("all", PathDegraded, "", "zone:zone-b", "to-b", PathDegraded, "", "zone:zone-b"), false},
 		{"5 SYNs to one server dropped", func(t *testing.T) func() {
 			r := l.r.AddLoss(t, testlab.Ingress, 100, testlab.OnDevice(l.cIf), testlab.TCPFlags("syn|ack", "syn"), testlab.Expr("ip daddr "+l.addrs["a2"].String()))
 			return func() { _ = r.Remove() }
-		}, expectOf("all", RemoteDegraded, l.addrs["a2"].String(), "", "to-a", RemoteDegraded, l.addrs["a2"].String(), "")},
+		}, expectOf("all", RemoteDegraded, l.addrs["a2"].String(), "", "to-a", RemoteDegraded, l.addrs["a2"].String(), ""), false},
 		{"6 no listener on one server", func(t *testing.T) func() {
 			_ = l.echo["b2"].Close()
 			return func() { l.echo["b2"] = l.servers["b2"].StartEchoServer(t, l.addr("b2", echoPort)) }
-		}, expectOf("all", RemoteApplication, l.addrs["b2"].String(), "", "to-b", RemoteApplication, l.addrs["b2"].String(), "")},
+		}, expectOf("all", RemoteApplication, l.addrs["b2"].String(), "", "to-b", RemoteApplication, l.addrs["b2"].String(), ""), true},
 		{"7 server accepts and never reads", func(t *testing.T) func() {
 			cctx, stop := context.WithCancel(ctx)
 			l.helper(cctx, "send", helperArgs{Targets: []string{l.addr("a1", stallPort)}, For: 90 * time.Second})
 			return stop
-		}, expectOf("all", RemoteApplication, l.addrs["a1"].String(), "", "to-a", RemoteApplication, l.addrs["a1"].String(), "")},
+		}, expectOf("all", RemoteApplication, l.addrs["a1"].String(), "", "to-a", RemoteApplication, l.addrs["a1"].String(), ""), false},
 		{"8 client reads 10 KB/s from a streaming server", func(t *testing.T) func() {
 			cctx, stop := context.WithCancel(ctx)
 			l.helper(cctx, "slowread", helperArgs{Targets: []string{l.addr("b1", streamPort)}, For: 90 * time.Second, Rate: 10 << 10})
 			return stop
-		}, expectOf("all", LocalApplication, l.addrs["b1"].String(), "", "to-b", LocalApplication, l.addrs["b1"].String(), "")},
+		}, expectOf("all", LocalApplication, l.addrs["b1"].String(), "", "to-b", LocalApplication, l.addrs["b1"].String(), ""), false},
 		{"9 client firewall drops 3% of its outbound TCP", func(t *testing.T) func() {
 			r := l.c.AddLoss(t, testlab.Egress, 3, testlab.Proto("tcp"))
 			return func() { _ = r.Remove() }
-		}, expectOf("all", HostStack, "NETFILTER_DROP", "")},
+		}, expectOf("all", HostStack, "NETFILTER_DROP", ""), false},
 		{"10 nf_conntrack_max lowered to the current count", func(t *testing.T) func() {
 			restore := lowerConntrackMax(t, l.c)
 			return restore
-		}, expectOf("all", HostConntrack, "conntrack", "")},
+		}, expectOf("all", HostConntrack, "conntrack", ""), true},
 		{"11 local listener with backlog 1 and no accept", func(t *testing.T) func() {
 			return l.overflowListener(t, ctx)
-		}, expectOf("all", LocalApplication, "listener "+l.addrs["client"].String(), "")},
+		}, expectOf("all", LocalApplication, "listener "+l.addrs["client"].String(), ""), false},
 	}
 	for _, sc := range scenarios {
 		t.Run(sc.name, func(t *testing.T) {
@@ -553,6 +555,9 @@ func TestLabVerdicts(t *testing.T) {
 				t.Errorf("no verdict %v within 30 s:%s", sc.want, dump(rep))
 			} else {
 				t.Logf("verdict after %v:%s", took.Round(100*time.Millisecond), dump(rep))
+				if sc.diagnose {
+					l.checkDiagnose(t, ctx, bin, sc.want)
+				}
 			}
 			remove()
 			removed = true
@@ -564,6 +569,37 @@ func TestLabVerdicts(t *testing.T) {
 			}
 		})
 	}
+}
+
+// checkDiagnose runs `netsight diagnose --agent URL --json` in the client
+// namespace: exit code 1 (degraded) and the monitors' verdicts the API
+// gives.
+func (l *labNet) checkDiagnose(t *testing.T, ctx context.Context, bin string, want expect) {
+	t.Helper()
+	dctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	cmd := l.c.Command(dctx, bin, "diagnose", "--agent", "http://"+l.agent.Addr(), "--json")
+	out, err := cmd.Output()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+		t.Errorf("netsight diagnose: %v, want exit code 1 (degraded)", err)
+	}
+	var rep Report
+	if err := json.Unmarshal(out, &rep); err != nil {
+		t.Fatalf("netsight diagnose --json: %v: %s", err, out)
+	}
+	api, err := l.report(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, w := range want {
+		d, _ := rep.Monitor(name)
+		a, _ := api.Monitor(name)
+		if d.Verdict != w.verdict || a.Verdict != d.Verdict {
+			t.Errorf("%s: diagnose says %s, the API %s, want %s", name, d.Verdict, a.Verdict, w.verdict)
+		}
+	}
+	t.Logf("netsight diagnose --json: %s (exit 1), as the API", rep.Verdict)
 }
 
 // lowerConntrackMax sets nf_conntrack_max (global, set from the initial
@@ -646,4 +682,60 @@ func (l *labNet) overflowListener(t *testing.T, ctx context.Context) func() {
 		<-done
 		unix.Close(fd)
 	}
+}
+
+// v2Cgroup is a cgroup v2 directory for the client's processes: the eBPF
+// flow back end attaches its sock_ops program there (on hybrid hosts the
+// memory-limited testlab.Cgroup is a v1 one, which sock_ops cannot use).
+type v2Cgroup struct{ path string }
+
+func newV2Cgroup(t *testing.T) *v2Cgroup {
+	t.Helper()
+	root := ""
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if pre, post, ok := strings.Cut(line, " - "); ok && strings.HasPrefix(post, "cgroup2 ") {
+			if f := strings.Fields(pre); len(f) >= 5 {
+				root = f[4]
+				break
+			}
+		}
+	}
+	testlab.Require(t, root != "", "a cgroup v2 hierarchy (for the eBPF flow back end's sock_ops)")
+	c := &v2Cgroup{path: filepath.Join(root, fmt.Sprintf("%shealthlab-%d-%d", testlab.CgroupPrefix, os.Getpid(), time.Now().UnixNano()))}
+	if err := os.Mkdir(c.path, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		for i := 0; i < 50; i++ {
+			b, _ := os.ReadFile(filepath.Join(c.path, "cgroup.procs"))
+			pids := strings.Fields(string(b))
+			for _, p := range pids {
+				if pid, err := strconv.Atoi(p); err == nil {
+					_ = unix.Kill(pid, unix.SIGKILL)
+				}
+			}
+			if err := os.Remove(c.path); err == nil {
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		t.Errorf("could not remove cgroup %s", c.path)
+	})
+	return c
+}
+
+// start runs cmd inside the cgroup from its first instruction (through sh,
+// which moves itself in and execs the command).
+func (c *v2Cgroup) start(cmd *exec.Cmd) error {
+	sh, err := exec.LookPath("sh")
+	if err != nil {
+		return err
+	}
+	cmd.Args = append([]string{"sh", "-c", `echo $$ > "$0" && exec "$@"`, filepath.Join(c.path, "cgroup.procs"), cmd.Path}, cmd.Args[1:]...)
+	cmd.Path = sh
+	return cmd.Start()
 }
