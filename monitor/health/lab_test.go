@@ -142,6 +142,8 @@ type labNet struct {
 	agent              *e2e.Agent
 	echo               map[string]*testlab.Server
 	stall, stream      net.Listener
+	heldMu             sync.Mutex
+	held               []net.Conn // accepted on stallPort, never read
 	zoneA, zoneB, cNet []netip.Prefix
 }
 
@@ -209,26 +211,20 @@ func newLab(t *testing.T) *labNet {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var held []net.Conn
-	var mu sync.Mutex
 	go func() {
 		for {
 			c, err := l.stall.Accept()
 			if err != nil {
 				return
 			}
-			mu.Lock()
-			held = append(held, c) // never read
-			mu.Unlock()
+			l.heldMu.Lock()
+			l.held = append(l.held, c) // never read
+			l.heldMu.Unlock()
 		}
 	}()
 	t.Cleanup(func() {
 		l.stall.Close()
-		mu.Lock()
-		for _, c := range held {
-			c.Close()
-		}
-		mu.Unlock()
+		l.closeHeld()
 	})
 	l.stream, err = l.servers["b1"].ListenTCP(netip.AddrPortFrom(l.addrs["b1"], streamPort).String())
 	if err != nil {
@@ -260,6 +256,17 @@ func newLab(t *testing.T) *labNet {
 		t.Fatalf("nft conntrack rule: %v: %s", err, out)
 	}
 	return l
+}
+
+// closeHeld closes the stalled server's connections (its sender's socket
+// would otherwise linger, probing the zero window, after the sender exits).
+func (l *labNet) closeHeld() {
+	l.heldMu.Lock()
+	defer l.heldMu.Unlock()
+	for _, c := range l.held {
+		c.Close()
+	}
+	l.held = nil
 }
 
 // start runs the helper in the client cgroup and namespace.
@@ -514,12 +521,12 @@ func TestLabVerdicts(t *testing.T) {
 		}, expectOf("all", RemoteDegraded, l.addrs["a2"].String(), "", "to-a", RemoteDegraded, l.addrs["a2"].String(), ""), false},
 		{"6 no listener on one server", func(t *testing.T) func() {
 			_ = l.echo["b2"].Close()
-			return func() { l.echo["b2"] = l.servers["b2"].StartEchoServer(t, l.addr("b2", echoPort)) }
+			return func() { l.echo["b2"] = l.servers["b2"].StartEchoServer(l.t, l.addr("b2", echoPort)) } // the lab's t: it outlives this scenario
 		}, expectOf("all", RemoteApplication, l.addrs["b2"].String(), "", "to-b", RemoteApplication, l.addrs["b2"].String(), ""), true},
 		{"7 server accepts and never reads", func(t *testing.T) func() {
 			cctx, stop := context.WithCancel(ctx)
 			l.helper(cctx, "send", helperArgs{Targets: []string{l.addr("a1", stallPort)}, For: 90 * time.Second})
-			return stop
+			return func() { stop(); l.closeHeld() }
 		}, expectOf("all", RemoteApplication, l.addrs["a1"].String(), "", "to-a", RemoteApplication, l.addrs["a1"].String(), ""), false},
 		{"8 client reads 10 KB/s from a streaming server", func(t *testing.T) func() {
 			cctx, stop := context.WithCancel(ctx)
