@@ -89,3 +89,31 @@ func TestDiagnoseErrors(t *testing.T) {
 		t.Errorf("--help: %d %s", code, out.String())
 	}
 }
+
+// TestDiagnoseLocally runs the collectors in-process for 5 s (no agent to
+// ask): a report with the implicit monitor all and an exit code that says
+// its verdict.
+func TestDiagnoseLocally(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the collectors for 5 s")
+	}
+	var out, errb bytes.Buffer
+	code := runMain(context.Background(), []string{"diagnose", "--for", "5s", "--json", "--set", "log.level=error"}, &out, &errb)
+	var rep health.Report
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+		t.Fatalf("exit %d: %v: %s / %s", code, err, out.String(), errb.String())
+	}
+	if _, ok := rep.Monitor("all"); !ok {
+		t.Errorf("no monitor all: %+v", rep)
+	}
+	want := map[health.Verdict]int{health.Healthy: 0, health.InsufficientData: 2}[rep.Verdict]
+	if rep.Verdict.Degraded() {
+		want = 1
+	}
+	if code != want {
+		t.Errorf("exit %d for verdict %s, want %d", code, rep.Verdict, want)
+	}
+	if !strings.Contains(errb.String(), "watching for 5s") {
+		t.Errorf("stderr %q", errb.String())
+	}
+}

@@ -2,6 +2,7 @@ package health
 
 import (
 	"net/netip"
+	"sort"
 	"strconv"
 	"time"
 
@@ -170,13 +171,19 @@ func (b *baselines) observe(a netip.Addr, now time.Time, v float64, span time.Du
 	bl.slots = bl.slots[i:]
 }
 
+// evict drops the least recently seen eighth of the baselines in one
+// pass (amortised: one sort per max/8 new remotes).
 func (b *baselines) evict() {
-	var oldest netip.Addr
-	var at time.Time
-	for a, bl := range b.m {
-		if at.IsZero() || bl.last.Before(at) {
-			oldest, at = a, bl.last
-		}
+	type aged struct {
+		a    netip.Addr
+		last time.Time
 	}
-	delete(b.m, oldest)
+	all := make([]aged, 0, len(b.m))
+	for a, bl := range b.m {
+		all = append(all, aged{a, bl.last})
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i].last.Before(all[j].last) })
+	for _, x := range all[:max(len(all)/8, 1)] {
+		delete(b.m, x.a)
+	}
 }
