@@ -69,7 +69,8 @@ func isHostDrop(reason string) bool {
 type hostDelta struct {
 	ok                              bool // two readings to compare
 	conntrack                       *Conntrack
-	ctDrops                         uint64 // drop + early_drop + insert_failed
+	ctDrops                         uint64 // drop + early_drop
+	ctInsertFailed                  uint64
 	fill                            float64
 	nic                             map[string]map[string]uint64 // interface -> counter -> delta
 	netstat                         map[string]uint64
@@ -123,7 +124,8 @@ func (hs *history) delta() hostDelta {
 		}
 		if old.Conntrack != nil {
 			o := old.Conntrack
-			d.ctDrops = sub(c.Drop, o.Drop) + sub(c.EarlyDrop, o.EarlyDrop) + sub(c.InsertFailed, o.InsertFailed)
+			d.ctDrops = sub(c.Drop, o.Drop) + sub(c.EarlyDrop, o.EarlyDrop)
+			d.ctInsertFailed = sub(c.InsertFailed, o.InsertFailed)
 		}
 	}
 	if len(cur.NICs) > 0 {

@@ -58,7 +58,9 @@ func (e *Engine) judge(w *monitor.Window, hd hostDelta, held Verdict, now time.T
 		re.activeConn = s.attempts+s.syn >= th.MinConnects
 		if re.activeLoss {
 			re.lossy = s.loss >= th.LossMin && s.lossRatio >= th.LossRatio.at(pathHeld)
-			re.rtoHeavy = float64(s.rtos) >= th.RTOs.at(pathHeld)
+			// SYN retransmissions are RTOs of the handshake: judged as
+			// connect failures, not counted twice.
+			re.rtoHeavy = float64(sub(s.rtos, s.syn)) >= th.RTOs.at(pathHeld)
 		}
 		if re.activeConn {
 			re.connFailing = s.connFailRatio >= th.ConnectFail.at(pathHeld)
@@ -139,13 +141,17 @@ func (e *Engine) judge(w *monitor.Window, hd hostDelta, held Verdict, now time.T
 	}
 
 	// 2. host_conntrack
-	if ct := hd.conntrack; ct != nil && (hd.ctDrops > 0 || hd.fill >= th.ConntrackFill.Exit) {
+	if ct := hd.conntrack; ct != nil && (hd.ctDrops > 0 || hd.ctInsertFailed > 0 || hd.fill >= th.ConntrackFill.Exit) {
 		hh := held == HostConntrack
-		ev := Evidence{"conntrack_drops": hd.ctDrops, "conntrack_entries": ct.Entries, "conntrack_limit": ct.Limit,
+		// Any SYN the table may have dropped: the peer never saw it.
+		ctSym := synSym || tot.syn+tot.timeouts > 0
+		ev := Evidence{"conntrack_drops": hd.ctDrops, "conntrack_insert_failed": hd.ctInsertFailed,
+			"conntrack_entries": ct.Entries, "conntrack_limit": ct.Limit,
 			"conntrack_fill_ratio": hd.fill, "syn_retransmits": tot.syn, "connect_timeouts": tot.timeouts,
 			"connects": tot.attempts}
 		culprit := fmt.Sprintf("conntrack table (%d of %d entries)", ct.Entries, ct.Limit)
-		if (float64(hd.ctDrops) >= th.ConntrackDrops.at(hh) || hd.fill >= th.ConntrackFill.at(hh)) && synSym {
+		if (float64(hd.ctDrops) >= th.ConntrackDrops.at(hh) || float64(hd.ctInsertFailed) >= th.ConntrackInsertFailed.at(hh) ||
+			hd.fill >= th.ConntrackFill.at(hh)) && ctSym {
 			j.fired = append(j.fired, Finding{Verdict: HostConntrack, Culprit: culprit, Evidence: ev,
 				Summary: fmt.Sprintf("this host's conntrack table dropped %d packets (%d of %d entries) while %d SYNs were retransmitted: raise nf_conntrack_max or track fewer connections",
 					hd.ctDrops, ct.Entries, ct.Limit, tot.syn),
@@ -179,7 +185,7 @@ func (e *Engine) judge(w *monitor.Window, hd hostDelta, held Verdict, now time.T
 		}
 		ev["drops_per_segment"] = share
 		if float64(stackDrops) >= th.HostDrops.at(hh) && j.active &&
-			(lossSym || synSym || share >= th.LossRatio.at(hh)) {
+			(lossSym || synSym || share >= th.HostDropShare.at(hh)) {
 			j.fired = append(j.fired, Finding{Verdict: HostStack, Culprit: reason, Evidence: ev,
 				Summary: fmt.Sprintf("this host dropped %d packets itself (mostly %s, %d): look at its firewall rules, qdiscs and socket backlogs",
 					stackDrops, reason, n),
@@ -321,7 +327,7 @@ func (e *Engine) pathOrRemote(affected, active []*remoteEval, tot sig) Finding {
 		if re.rtoHeavy && !re.lossy {
 			rs = append(rs, fmt.Sprintf("%d RTOs", re.s.rtos))
 		}
-		if re.connFailing {
+		if re.connFailing || (re.rtoHeavy && re.s.syn+re.s.timeouts > 0) {
 			rs = append(rs, fmt.Sprintf("%d SYN retransmissions, %d connect timeouts", re.s.syn, re.s.timeouts))
 		}
 		if re.slow {

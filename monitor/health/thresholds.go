@@ -59,10 +59,14 @@ type Thresholds struct {
 	// SndbufLimited share of busy time (a finding only).
 	SndbufLimited float64
 
-	// HostDrops are kernel drops inside this host (hostDropReasons);
-	// ConntrackDrops conntrack drop + early_drop + insert_failed;
+	// HostDrops are kernel drops inside this host (hostDropReasons), which
+	// count with a symptom in the monitor or when they are at least
+	// HostDropShare of the monitor's data segments; ConntrackDrops are
+	// conntrack drop + early_drop (a full table), ConntrackInsertFailed
+	// insert_failed (a few are benign clashes); either counts with any SYN
+	// retransmission or connect timeout in the monitor;
 	// ConntrackFill the entries/limit ratio that counts as full.
-	HostDrops, ConntrackDrops, ConntrackFill Level
+	HostDrops, HostDropShare, ConntrackDrops, ConntrackInsertFailed, ConntrackFill Level
 	// NICExceeded is the allowance-exceeded delta over the window.
 	NICExceeded Level
 }
@@ -70,29 +74,31 @@ type Thresholds struct {
 // DefaultThresholds are the tuned defaults.
 func DefaultThresholds() Thresholds {
 	return Thresholds{
-		MinSegments:     100,
-		MinConnects:     3,
-		LossRatio:       Level{Enter: 0.01, Exit: 0.004},
-		LossMin:         5,
-		RTOs:            Level{Enter: 3, Exit: 1},
-		ConnectFail:     Level{Enter: 0.2, Exit: 0.1},
-		LatencyRatio:    Level{Enter: 1.5, Exit: 1.25},
-		LatencyAbs:      5 * time.Millisecond,
-		BaselineSpan:    15 * time.Minute,
-		BaselineAfter:   20 * time.Second,
-		PathShare:       2.0 / 3,
-		Refused:         Level{Enter: 3, Exit: 1},
-		Resets:          Level{Enter: 3, Exit: 1},
-		PeerZeroWindow:  Level{Enter: 3, Exit: 1},
-		RwndLimited:     Level{Enter: 0.5, Exit: 0.25},
-		MinBusy:         time.Second,
-		ZeroWindowSent:  Level{Enter: 2, Exit: 1},
-		ListenOverflows: Level{Enter: 3, Exit: 1},
-		SndbufLimited:   0.8,
-		HostDrops:       Level{Enter: 10, Exit: 3},
-		ConntrackDrops:  Level{Enter: 3, Exit: 1},
-		ConntrackFill:   Level{Enter: 0.98, Exit: 0.95},
-		NICExceeded:     Level{Enter: 1, Exit: 1},
+		MinSegments:           100,
+		MinConnects:           3,
+		LossRatio:             Level{Enter: 0.01, Exit: 0.004},
+		LossMin:               5,
+		RTOs:                  Level{Enter: 3, Exit: 1},
+		ConnectFail:           Level{Enter: 0.2, Exit: 0.1},
+		LatencyRatio:          Level{Enter: 1.5, Exit: 1.25},
+		LatencyAbs:            5 * time.Millisecond,
+		BaselineSpan:          15 * time.Minute,
+		BaselineAfter:         20 * time.Second,
+		PathShare:             2.0 / 3,
+		Refused:               Level{Enter: 3, Exit: 1},
+		Resets:                Level{Enter: 3, Exit: 1},
+		PeerZeroWindow:        Level{Enter: 3, Exit: 1},
+		RwndLimited:           Level{Enter: 0.5, Exit: 0.25},
+		MinBusy:               time.Second,
+		ZeroWindowSent:        Level{Enter: 2, Exit: 1},
+		ListenOverflows:       Level{Enter: 3, Exit: 1},
+		SndbufLimited:         0.8,
+		HostDrops:             Level{Enter: 10, Exit: 3},
+		HostDropShare:         Level{Enter: 0.001, Exit: 0.0005},
+		ConntrackDrops:        Level{Enter: 1, Exit: 1},
+		ConntrackInsertFailed: Level{Enter: 10, Exit: 3},
+		ConntrackFill:         Level{Enter: 0.98, Exit: 0.95},
+		NICExceeded:           Level{Enter: 1, Exit: 1},
 	}
 }
 
