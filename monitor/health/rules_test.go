@@ -294,3 +294,40 @@ func TestBaselinesBounded(t *testing.T) {
 		t.Errorf("baseline %v %v, want the old minimum forgotten", v, ok)
 	}
 }
+
+// TestConntrackRule: a full table (drop, early_drop) with any SYN
+// retransmission is host_conntrack; a few insert_failed clashes are not.
+func TestConntrackRule(t *testing.T) {
+	oneSyn := func(s *monitor.Stats) { s.SynRetransmits, s.Retransmits = 1, s.Retransmits+1 }
+	for _, tc := range []struct {
+		name   string
+		mods   map[netip.Addr][]mod
+		growth func(c *Conntrack, n uint64)
+		want   Verdict
+	}{
+		{"drops and one SYN retransmission", map[netip.Addr][]mod{a1: {oneSyn}}, func(c *Conntrack, n uint64) { c.Drop += n }, HostConntrack},
+		{"early drops and one SYN retransmission", map[netip.Addr][]mod{b2: {oneSyn}}, func(c *Conntrack, n uint64) { c.EarlyDrop += n }, HostConntrack},
+		{"drops without a SYN symptom", nil, func(c *Conntrack, n uint64) { c.Drop += n }, Healthy},
+		{"a few insert_failed clashes", map[netip.Addr][]mod{a1: {oneSyn}}, func(c *Conntrack, n uint64) { c.InsertFailed += n / 5 }, Healthy},
+		{"many insert failures", map[netip.Addr][]mod{a1: {oneSyn}}, func(c *Conntrack, n uint64) { c.InsertFailed += 3 * n }, HostConntrack},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := New(DefaultConfig())
+			now := t0
+			var bad uint64
+			var rep Report
+			for i := range 45 {
+				now = now.Add(time.Second)
+				mods := map[netip.Addr][]mod(nil)
+				if i >= 30 {
+					bad++
+					mods = tc.mods
+				}
+				rep = e.Evaluate(now, lab(now, mods), hostAt(now, bad, func(h *Host, n uint64) { tc.growth(h.Conntrack, n) }))
+			}
+			if m := verdictOf(t, rep, "all"); m.Verdict != tc.want {
+				t.Errorf("%s, want %s: %s %+v", m.Verdict, tc.want, m.Summary, m.Findings)
+			}
+		})
+	}
+}
