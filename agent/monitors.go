@@ -40,7 +40,7 @@ func (l *topologyLoader) Start(ctx context.Context) error {
 		for {
 			cfg := l.a.Config()
 			st := l.a.monitors.Resolver().Load(ctx, topology.Options{
-				Config: cfg.Topology, SysFS: HostPaths(cfg).SysFS,
+				Config: cfg.Topology, SysFS: HostPaths(cfg).SysFS, ProcFS: HostPaths(cfg).ProcFS,
 				Logger: l.a.logger.With("component", "topology"),
 			})
 			l.a.logger.Debug("topology loaded", "sources", st)

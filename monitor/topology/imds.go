@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -34,10 +35,21 @@ var errIMDSNotFound = errors.New("not found")
 // CIDRs: a session token first (PUT), then GETs with it. Each request is
 // bounded by timeout.
 func FetchIMDS(ctx context.Context, endpoint string, timeout time.Duration) (IMDSInfo, error) {
+	return fetchIMDS(ctx, endpoint, timeout, nil)
+}
+
+// fetchIMDS is FetchIMDS dialling through dial (nil: the agent's own
+// network namespace).
+func fetchIMDS(ctx context.Context, endpoint string, timeout time.Duration, dial *hostDialer) (IMDSInfo, error) {
+	tr := &http.Transport{Proxy: nil}
+	if dial != nil {
+		tr.DialContext = dial.DialContext
+	}
+	defer tr.CloseIdleConnections()
 	c := &imdsClient{base: strings.TrimSuffix(endpoint, "/"), hc: &http.Client{Timeout: timeout,
 		// Never follow a redirect off the metadata service.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		Transport:     &http.Transport{Proxy: nil, DisableKeepAlives: false}}}
+		Transport:     tr}}
 	var info IMDSInfo
 	if err := c.token(ctx); err != nil {
 		return info, err
@@ -185,4 +197,13 @@ func OnEC2(sysfs string) bool {
 		}
 	}
 	return false
+}
+
+// netNSInode is the inode of a network namespace file; 0 when unreadable.
+func netNSInode(path string) uint64 {
+	var st syscall.Stat_t
+	if err := syscall.Stat(path, &st); err != nil {
+		return 0
+	}
+	return st.Ino
 }

@@ -6,7 +6,10 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"net/url"
+	"os"
 	"strings"
+	"testing"
 	"time"
 
 	"github.com/netsight/netsight/config"
@@ -16,8 +19,9 @@ import (
 type Options struct {
 	Config config.Topology
 	// SysFS is the sysfs root (config paths.sysfs) where imds: auto looks
-	// for the EC2 vendor strings.
-	SysFS string
+	// for the EC2 vendor strings; ProcFS (paths.procfs, default /proc)
+	// where IMDS is asked from: the network namespace of its PID 1.
+	SysFS, ProcFS string
 	// Kube is the API server for kubernetes: api; zero: InClusterAPI.
 	Kube KubeAPI
 	// HostAddrs lists this host's addresses; nil: the interfaces of the
@@ -35,6 +39,25 @@ type Status struct {
 	State    string `json:"state"`
 	Detail   string `json:"detail,omitempty"`
 	Networks int    `json:"networks"`
+}
+
+// NoMetadataEnv, when set in the environment (CI sets it), keeps the agent
+// from contacting the real instance metadata address whatever topology.imds
+// says; a test binary never contacts it either.
+const NoMetadataEnv = "NETSIGHT_NO_METADATA"
+
+// metadataForbidden reports whether endpoint is the real metadata service
+// (169.254.169.254 or fd00:ec2::254) and this process must not reach it.
+func metadataForbidden(endpoint string) bool {
+	u, err := url.Parse(endpoint)
+	if err != nil {
+		return true
+	}
+	a, err := netip.ParseAddr(u.Hostname())
+	if err != nil || a.Unmap() != netip.MustParseAddr("169.254.169.254") && a != netip.MustParseAddr("fd00:ec2::254") {
+		return false
+	}
+	return testing.Testing() || os.Getenv(NoMetadataEnv) != ""
 }
 
 // ConfigNetworks converts topology.networks (already validated).
@@ -76,14 +99,25 @@ func (r *Resolver) Load(ctx context.Context, o Options) []Status {
 	case mode == "off":
 	case mode == "auto" && !OnEC2(o.SysFS):
 		imds.Detail = "auto: " + o.SysFS + "/class/dmi/id/sys_vendor and board_vendor do not say Amazon EC2"
+	case metadataForbidden(o.Config.IMDSEndpoint):
+		imds.State = "error"
+		imds.Detail = "refusing the real metadata address in a test (set topology.imds_endpoint to a loopback server; " + NoMetadataEnv + " is set or this is a test binary)"
+		log.Warn("topology: " + imds.Detail)
 	default:
-		info, err := FetchIMDS(ctx, o.Config.IMDSEndpoint, o.Timeout)
+		dial := &hostDialer{procfs: o.ProcFS}
+		if dial.procfs == "" {
+			dial.procfs = "/proc"
+		}
+		info, err := fetchIMDS(ctx, o.Config.IMDSEndpoint, o.Timeout, dial)
 		if err != nil {
 			imds.State, imds.Detail = "error", err.Error()
 			log.Warn("topology: instance metadata unavailable; zones and VPCs come from the other sources only", "err", err)
 		} else {
 			imds.State, imds.Networks = "ok", len(info.Networks)
 			imds.Detail = fmt.Sprintf("zone %s, region %s", info.ZoneID, info.Region)
+			if dial.used.Load() {
+				imds.Detail += " (asked from the host's network namespace)"
+			}
 			nets = append(nets, info.Networks...)
 			host = info.Host
 		}
