@@ -31,7 +31,9 @@ import (
 const allOff = `
   capture: {enabled: false}
   conntrack: {enabled: false}
+  drops: {enabled: false}
   flows: {enabled: false}
+  netstat: {enabled: false}
   nftables: {enabled: false}
   nic: {enabled: false}
   probe: {enabled: false}

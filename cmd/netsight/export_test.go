@@ -48,6 +48,8 @@ collectors:
   sockets: {enabled: false}
   conntrack: {enabled: false}
   nftables: {enabled: false}
+  drops: {enabled: false}
+  netstat: {enabled: false}
 outputs:
   - {name: vm, type: remote_write, url: "%s", match: ["%s"]}
 `, vm.URL("/api/v1/write"), exportMatch)

@@ -81,6 +81,11 @@ func kernelReasons() (*Reasons, error) {
 	if err != nil {
 		return nil, collector.NotSupported("kernel BTF (/sys/kernel/btf/vmlinux, CONFIG_DEBUG_INFO_BTF)", err)
 	}
+	return reasonsFromSpec(spec)
+}
+
+// reasonsFromSpec checks a kernel's BTF for the tracepoint and the enum.
+func reasonsFromSpec(spec *btf.Spec) (*Reasons, error) {
 	var td *btf.Typedef
 	if err := spec.TypeByName("btf_trace_kfree_skb", &td); err != nil {
 		return nil, collector.NotSupported("tp_btf/kfree_skb (btf_trace_kfree_skb in kernel BTF)", err)

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
 
 	"github.com/netsight/netsight/collector"
@@ -161,6 +162,19 @@ func TestLabNetfilterDrop(t *testing.T) {
 	if _, ok := m[`netsight_skb_drops_total{reason="CONSUMED"}`]; ok {
 		t.Error("CONSUMED exported")
 	}
+	if len(m) > len(c.reasons.Labels)+1+subsysSlots+1 {
+		t.Errorf("%d series, more than the reasons of the kernel's enum allow", len(m))
+	}
+	metrictest.Lint(t, c)
+	if err := check(context.Background(), DefaultConfig(), collector.Deps{}); err != nil {
+		t.Errorf("check: %v", err)
+	}
+	if err := c.Close(); err != nil {
+		t.Error(err)
+	}
+	if err := c.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
 }
 
 // TestLabNoSocket: UDP to a port nothing listens on is a NO_SOCKET drop in
@@ -208,4 +222,72 @@ func udpNoPorts(t *testing.T, snmp string) uint64 {
 	}
 	t.Fatalf("no Udp.NoPorts in %s", snmp)
 	return 0
+}
+
+// TestLabEvictedKeys: the per-namespace counts survive the kernel evicting
+// a key (simulated by deleting it and re-creating it with a smaller count):
+// what was read before is kept and the new count is added; the user-space
+// copy never holds more than twice the kernel table's keys.
+func TestLabEvictedKeys(t *testing.T) {
+	testlab.RequireRoot(t)
+	cfg := DefaultConfig()
+	cfg.MaxEntries = 64
+	c, err := New(cfg, collector.Deps{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ncpu, err := ebpf.PossibleCPU()
+	if err != nil {
+		t.Fatal(err)
+	}
+	put := func(k dropsDropKey, n uint64) {
+		t.Helper()
+		vals := make([]uint64, ncpu)
+		vals[0] = n
+		if err := c.objs.Drops.Put(k, vals); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A namespace inode no real namespace has (they start at 0xF0000000 or
+	// are the fixed 0xEFFFFFF9), so real drops on the host do not interfere.
+	const ns = 7
+	key := dropsDropKey{Reason: 12, Netns: ns}
+	label := c.reasons.Label(12)
+	put(key, 10)
+	if got := c.DropsByNetNS()[ns][label]; got != 10 {
+		t.Fatalf("first read %d, want 10", got)
+	}
+	put(key, 15)
+	time.Sleep(minRefresh)
+	if got := c.DropsByNetNS()[ns][label]; got != 15 {
+		t.Fatalf("second read %d, want 15", got)
+	}
+	if err := c.objs.Drops.Delete(key); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(minRefresh)
+	if got := c.DropsByNetNS()[ns][label]; got != 15 {
+		t.Fatalf("after eviction %d, want 15 kept", got)
+	}
+	put(key, 4)
+	time.Sleep(minRefresh)
+	if got := c.DropsByNetNS()[ns][label]; got != 19 {
+		t.Fatalf("re-created key: %d, want 15+4", got)
+	}
+	// Many short-lived namespaces: the copy stays bounded.
+	for i := range 200 {
+		k := dropsDropKey{Reason: 12, Netns: 1000 + uint32(i)}
+		put(k, 1)
+		if i%50 == 49 {
+			time.Sleep(minRefresh)
+			c.DropsByNetNS()
+		}
+	}
+	c.mu.Lock()
+	n := len(c.perNS)
+	c.mu.Unlock()
+	if n > 2*64 {
+		t.Errorf("user-space copy holds %d keys, want at most %d", n, 2*64)
+	}
 }

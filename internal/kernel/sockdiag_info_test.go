@@ -43,8 +43,30 @@ func tcpInfo(n int) []byte {
 	b := make([]byte, n)
 	b[0] = 1
 	ne := binary.NativeEndian
+	ne.PutUint32(b[offUnacked:], 4)
 	ne.PutUint32(b[offRTT:], 1500)
 	ne.PutUint32(b[offTotalRetrans:], 2199)
+	if n >= offNotsentBytes+4 {
+		ne.PutUint32(b[offSegsIn:], 12)
+		ne.PutUint32(b[offNotsentBytes:], 100)
+	}
+	if n >= offDeliveryRate+8 {
+		ne.PutUint64(b[offDeliveryRate:], 125_000_000)
+	}
+	if n >= offSndbufLimited+8 {
+		ne.PutUint64(b[offBusyTime:], 1_000_000)
+		ne.PutUint64(b[offRwndLimited:], 250_000)
+		ne.PutUint64(b[offSndbufLimited:], 5_000)
+	}
+	if n >= offDSACKDups+4 {
+		ne.PutUint32(b[offDSACKDups:], 7)
+	}
+	if n >= offSndWnd+4 {
+		ne.PutUint32(b[offSndWnd:], 65535)
+	}
+	if n >= offRcvWnd+4 {
+		ne.PutUint32(b[offRcvWnd:], 4096)
+	}
 	if n >= offBytesReceived+8 {
 		ne.PutUint64(b[offBytesAcked:], 1<<30)
 		ne.PutUint64(b[offBytesReceived:], 37)
@@ -63,6 +85,13 @@ func tcpInfo(n int) []byte {
 func TestParseMessage(t *testing.T) {
 	v4src, v4dst := netip.MustParseAddrPort("10.0.0.1:40000"), netip.MustParseAddrPort("10.0.0.2:5201")
 	v6src, v6dst := netip.MustParseAddrPort("[2001:db8::1]:40000"), netip.MustParseAddrPort("[::ffff:10.0.0.2]:443")
+	k49 := TCPInfo{State: 1, Unacked: 4, RTT: 1500, MinRTT: 900, TotalRetrans: 2199, BytesAcked: 1 << 30, BytesReceived: 37,
+		SegsIn: 12, NotsentBytes: 100, DataSegsIn: 10, DataSegsOut: 800000, DeliveryRate: 125_000_000}
+	k54 := k49
+	k54.BusyTime, k54.RwndLimited, k54.SndbufLimited, k54.HasChrono = 1_000_000, 250_000, 5_000, true
+	k54.DSACKDups, k54.SndWnd, k54.HasSndWnd = 7, 65535, true
+	full := k54
+	full.RcvWnd, full.HasRcvWnd, full.TotalRTO, full.HasTotalRTO = 4096, true, 3, true
 	for _, tc := range []struct {
 		name    string
 		msg     []byte
@@ -71,10 +100,14 @@ func TestParseMessage(t *testing.T) {
 	}{
 		{name: "v4 full tcp_info (6.18: 248 bytes)", msg: diagMsg(unix.AF_INET, 1, v4src, v4dst, 0x1_0000_0002, 77, tcpInfo(248), 9),
 			want: Socket{Family: unix.AF_INET, State: 1, Local: v4src, Remote: v4dst, Cookie: 0x1_0000_0002, Inode: 77, CgroupID: 9, HasInfo: true,
-				Info: TCPInfo{State: 1, RTT: 1500, MinRTT: 900, TotalRetrans: 2199, BytesAcked: 1 << 30, BytesReceived: 37, DataSegsIn: 10, DataSegsOut: 800000, TotalRTO: 3, HasTotalRTO: true}}},
+				Info: full}},
+		{name: "5.4 tcp_info (232 bytes): no rcv_wnd", msg: diagMsg(unix.AF_INET, 1, v4src, v4dst, 3, 0, tcpInfo(232), 0),
+			want: Socket{Family: unix.AF_INET, State: 1, Local: v4src, Remote: v4dst, Cookie: 3, HasInfo: true, Info: k54}},
+		{name: "4.9 tcp_info (168 bytes): delivery rate, no chrono", msg: diagMsg(unix.AF_INET, 1, v4src, v4dst, 3, 0, tcpInfo(168), 0),
+			want: Socket{Family: unix.AF_INET, State: 1, Local: v4src, Remote: v4dst, Cookie: 3, HasInfo: true, Info: k49}},
 		{name: "v6 mapped, old kernel tcp_info (104 bytes)", msg: diagMsg(unix.AF_INET6, 2, v6src, v6dst, 5, 0, tcpInfo(104), 0),
 			want: Socket{Family: unix.AF_INET6, State: 2, Local: v6src, Remote: netip.MustParseAddrPort("10.0.0.2:443"), Cookie: 5, HasInfo: true,
-				Info: TCPInfo{State: 1, RTT: 1500, TotalRetrans: 2199}}},
+				Info: TCPInfo{State: 1, Unacked: 4, RTT: 1500, TotalRetrans: 2199}}},
 		{name: "no tcp_info", msg: diagMsg(unix.AF_INET, 10, v4src, netip.AddrPortFrom(netip.IPv4Unspecified(), 0), 1, 1, nil, 0),
 			want: Socket{Family: unix.AF_INET, State: 10, Local: v4src, Remote: netip.AddrPortFrom(netip.IPv4Unspecified(), 0), Cookie: 1, Inode: 1}},
 		{name: "short header", msg: make([]byte, 71), wantErr: "inet_diag_msg: 71 bytes, want at least 72"},

@@ -147,7 +147,11 @@ func (d *SockDiagDump) receive(ctx context.Context, parse func([]byte) (bool, er
 			return fmt.Errorf("sock_diag: set deadline: %w", err)
 		}
 	}
-	stop := context.AfterFunc(ctx, func() { _ = d.c.SetReadDeadline(time.Now()) })
+	// The callback may still run after Close set d.c to nil (stop does
+	// not wait for it): it uses its own reference (a deadline on a closed
+	// socket is a harmless error).
+	c := d.c
+	stop := context.AfterFunc(ctx, func() { _ = c.SetReadDeadline(time.Now()) })
 	defer stop()
 	rc, err := d.c.SyscallConn()
 	if err != nil {

@@ -54,6 +54,26 @@ type known struct {
 	missingAt  time.Time // first poll that did not see it
 	inode      uint32
 	synRetrans uint64
+	segsIn     uint32 // tcpi_segs_in: segments received, RSTs included
+}
+
+// synchronized are the TCP states after the handshake in which this host
+// keeps a receive window and a send window (ESTABLISHED, FIN_WAIT1,
+// FIN_WAIT2, CLOSE_WAIT, LAST_ACK, CLOSING).
+const synchronized = 1<<1 | 1<<4 | 1<<5 | 1<<8 | 1<<9 | 1<<11
+
+// connectResult says how a failed client connect ended, from the final
+// tcp_info of its destroy notification: a SYN_SENT socket that received
+// any segment was answered with a RST (a SYN-ACK would have completed the
+// handshake): "refused"; one that received nothing was never answered
+// (SYN retries exhausted, or the application gave up first): "timeout".
+// An ICMP error (host unreachable) that ends the connect also reads as
+// timeout: sock_diag does not carry the socket error.
+func connectResult(segsIn uint32) string {
+	if segsIn > 0 {
+		return "refused"
+	}
+	return "timeout"
 }
 
 // Backend turns sock_diag dumps and destroy notifications into
@@ -160,7 +180,10 @@ func (b *Backend) Poll(ctx context.Context, now time.Time, sink func(flow.Record
 			}
 			r := k.rec
 			r.Closed, r.End, r.State = true, k.missingAt, "close"
+			// Without the destroy notification the final tcp_info is
+			// unknown: a failed connect's result stays "" (cannot tell).
 			r.ConnectFailed = r.BytesSent == 0 && r.Direction == flow.DirClient
+			r.RecvQueue = 0
 			gone = append(gone, r)
 			delete(b.known, c)
 		}
@@ -209,7 +232,10 @@ func (b *Backend) fill(k *known, s *kernel.Socket, listening map[uint16]bool) {
 	}
 	r.State = flow.TCPStateName(s.State)
 	ti := &s.Info
-	if s.State == 2 /* SYN_SENT */ {
+	// Retransmissions while connecting are SYN retransmissions: in
+	// SYN_SENT, and at the destroy (CLOSE) of a connect that never got its
+	// SYN acknowledged.
+	if s.State == 2 /* SYN_SENT */ || (s.State == 7 && ti.BytesAcked == 0 && r.Direction == flow.DirClient) {
 		k.synRetrans = max(k.synRetrans, uint64(ti.TotalRetrans))
 	}
 	r.SynRetransmits = k.synRetrans
@@ -224,6 +250,33 @@ func (b *Backend) fill(k *known, s *kernel.Socket, listening map[uint16]bool) {
 	}
 	r.Retransmits = uint64(ti.TotalRetrans)
 	r.RTOs = uint64(ti.TotalRTO)
+	k.segsIn = max(k.segsIn, ti.SegsIn)
+	// Per-connection signals: latest values, zero when the kernel's
+	// tcp_info is too short to hold them.
+	if ti.HasChrono {
+		r.BusyTime = time.Duration(ti.BusyTime) * time.Microsecond
+		r.RwndLimited = time.Duration(ti.RwndLimited) * time.Microsecond
+		r.SndbufLimited = time.Duration(ti.SndbufLimited) * time.Microsecond
+	}
+	r.DeliveryRate = ti.DeliveryRate
+	r.DSACKDups = uint64(ti.DSACKDups)
+	if s.State != 7 /* CLOSE: a destroyed socket's queues are gone */ {
+		r.RecvQueue = s.RQueue
+	}
+	open := synchronized&(1<<s.State) != 0
+	if ti.HasSndWnd {
+		r.SndWnd = ti.SndWnd
+		// The peer's window is zero while this host has data for it.
+		if open && ti.SndWnd == 0 && (ti.NotsentBytes > 0 || ti.Unacked > 0) {
+			r.ZeroWindowReceived++
+		}
+	}
+	if ti.HasRcvWnd {
+		r.RcvWnd = ti.RcvWnd
+		if open && ti.RcvWnd == 0 {
+			r.ZeroWindowSent++
+		}
+	}
 }
 
 // Run receives destroy notifications until ctx ends and sends each closed
@@ -243,10 +296,15 @@ func (b *Backend) Run(ctx context.Context, sink func(flow.Record)) error {
 		delete(b.known, s.Cookie)
 		b.fill(k, &s, b.listening)
 		r := k.rec
+		segsIn := k.segsIn
 		b.mu.Unlock()
 		r.Closed, r.End, r.State = true, now, "close"
+		r.RecvQueue = 0
 		// A connection that got its SYN acknowledged has bytes_acked >= 1.
 		r.ConnectFailed = r.BytesSent == 0 && r.Direction == flow.DirClient
+		if r.ConnectFailed {
+			r.ConnectResult = connectResult(segsIn)
+		}
 		b.destroyed.Add(1)
 		sink(r)
 	}, func() { b.lost.Add(1) })

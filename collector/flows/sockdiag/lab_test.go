@@ -157,7 +157,7 @@ func TestLabRefused(t *testing.T) {
 		t.Fatalf("dial %s: %v, want refused", target, err)
 	}
 	r := waitFlow(t, tab, 5*time.Second, flow.Filter{Port: 9}, func(r flow.Record) bool { return r.Closed })
-	if !r.ConnectFailed || r.Direction != flow.DirClient {
+	if !r.ConnectFailed || r.Direction != flow.DirClient || r.ConnectResult != "refused" {
 		t.Errorf("refused flow: %+v", r)
 	}
 	if got := tab.Totals().ConnectFailures[flow.DirClient]; got != 1 {
