@@ -4,16 +4,24 @@
 #  1. iperf3 throughput between two namespaces without the agent and with it
 #     (eBPF back end, then sock_diag), alternating ROUNDS times; prints the
 #     medians and the ratio (goal: under 2% loss).
-#  2. The agent's CPU per 10k connections/s: short connections at RATE/s for
+#  2. The agent's CPU per 10k flows/s: short connections at RATE/s for
 #     GEN_DUR seconds; the agent's user+sys CPU (getrusage) plus, for eBPF,
-#     the in-kernel run time of its programs (BPF stats), as a share of one
-#     core, scaled to 10k connections/s (goal: under 2% of a core).
+#     the in-kernel run time of its programs (run_time_ns of each program,
+#     counted while the sysctl kernel.bpf_stats_enabled is 1: the script sets
+#     it and restores it at exit), as a share of one core, scaled to 10k
+#     flows/s (goal: under 2% of a core), with program runs per flow and ns
+#     per run (less disturbed by other load than shares of a core).
+#  3. eBPF only: one iperf3 transfer of IPERF_DUR seconds (default 20) at
+#     full speed: program runs per second and in-kernel share of a core
+#     (goal: under 0.5%). IPERF_DUR=0 skips it.
 #
 # Run by hand as root (not in CI). Traffic stays between the two namespaces
 # this script creates (10.251.x.0/30) and is bounded in time.
 #   sudo bench/flows/run.sh            # DUR=5 ROUNDS=3 RATE=10000 GEN_DUR=10
-# Knobs: SKIP_THROUGHPUT=1 (churn only), CHURN_BACKENDS="ebpf" (default
-# "ebpf sockdiag"), PROFILE_DIR=dir (CPU profiles agent-<backend>.pprof),
+# Knobs: AGENT_INTERVAL (default 10s, the collector's default interval: one
+# refresh of open connections, i.e. one socket iterator pass per network
+# namespace for eBPF, per interval), SKIP_THROUGHPUT=1 (churn and long transfer only), CHURN_BACKENDS="ebpf" (default
+# "ebpf sockdiag"; "none" skips the churn), PROFILE_DIR=dir (CPU profiles agent-<backend>.pprof),
 # FLOWBENCH=binary (use a prebuilt flowbench, e.g. to compare two versions
 # in one session).
 #
@@ -40,16 +48,22 @@ B=fbench-b-$$
 net=$((RANDOM % 250))
 IPA=10.251.$net.1
 IPB=10.251.$net.2
+IPERF_DUR=${IPERF_DUR:-20}
+AGENT_INTERVAL=${AGENT_INTERVAL:-10s}
 pids=()
+stats0=$(sysctl -n kernel.bpf_stats_enabled)
 
 cleanup() {
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
 	wait 2>/dev/null || true
+	sysctl -qw kernel.bpf_stats_enabled="$stats0"
 	ip netns del "$A" 2>/dev/null || true
 	ip netns del "$B" 2>/dev/null || true
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
+sysctl -qw kernel.bpf_stats_enabled=1
+echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg) ($(nproc) CPUs)"
 
 if [ -n "${FLOWBENCH:-}" ]; then cp "$FLOWBENCH" "$tmp/flowbench"; else (cd "$root" && go build -o "$tmp/flowbench" ./bench/flows/flowbench); fi
 
@@ -85,7 +99,7 @@ start_agent() { # backend; sets AGENT; report in $tmp/agent-<backend>.json
 	[ "$1" = sockdiag ] && in=(ip netns exec "$A")
 	local prof=()
 	[ -n "${PROFILE_DIR:-}" ] && prof=(-cpuprofile "$PROFILE_DIR/agent-$1.pprof")
-	"${in[@]}" "$tmp/flowbench" agent -backend "$1" "${prof[@]}" -duration 10m -ready "$tmp/ready" >"$tmp/agent-$1.json" 2>"$tmp/agent-$1.log" &
+	"${in[@]}" "$tmp/flowbench" agent -backend "$1" -interval "$AGENT_INTERVAL" "${prof[@]}" -duration 10m -ready "$tmp/ready" >"$tmp/agent-$1.json" 2>"$tmp/agent-$1.log" &
 	AGENT=$!
 	for _ in $(seq 100); do [ -e "$tmp/ready" ] && break; sleep 0.1; done
 	[ -e "$tmp/ready" ] || { echo "agent ($1) did not start:" >&2; cat "$tmp/agent-$1.log" >&2; exit 1; }
@@ -124,6 +138,7 @@ ip netns exec "$B" "$tmp/flowbench" sink -listen $IPB:7000 -duration $((GEN_DUR 
 pids+=($!)
 sleep 0.5
 for b in ${CHURN_BACKENDS:-ebpf sockdiag}; do
+	[ "$b" = none ] && continue
 	start_agent $b
 	gen=$(ip netns exec "$A" "$tmp/flowbench" gen -target $IPB:7000 -rate "$RATE" -duration "${GEN_DUR}s")
 	sleep 1.5 # let the last closes arrive
@@ -136,10 +151,26 @@ for b in ${CHURN_BACKENDS:-ebpf sockdiag}; do
 	gsec=$(echo "$gen" | jq .seconds)
 	echo "$b: generator $(echo "$gen" | jq -c .)"
 	echo "$b: agent saw $closed closed flows (eBPF: both ends of each connection plus any other TCP on the host; sockdiag: the client namespace) in ${wall}s"
-	echo "$b: agent CPU ${cpu}s user+sys, ${bpf}s in eBPF programs ($(echo "$rep" | jq .bpf_runs) runs)"
+	echo "$b: agent CPU ${cpu}s user+sys (of which the socket iterator's program $(echo "$rep" | jq .iter_seconds)s, $(echo "$rep" | jq .iter_runs) runs), ${bpf}s in sock_ops/tracepoint programs ($(echo "$rep" | jq .bpf_runs) runs)"
 	if [ "$closed" -gt 0 ]; then
 		fr=$(calc "$closed/$gsec")
 		echo "$b: $(calc "$fr") flows/s -> per 10k flows/s: user space $(calc "$cpu/$gsec*100*10000/$fr")% of a core, eBPF $(calc "$bpf/$gsec*100*10000/$fr")%, total $(calc "($cpu+$bpf)/$gsec*100*10000/$fr")%"
 		echo "$b: per-flow cost: user space $(calc "$cpu/$closed*1e6") us, eBPF $(calc "$bpf/$closed*1e6") us"
+		runs=$(echo "$rep" | jq .bpf_runs)
+		[ "$runs" -gt 0 ] && echo "$b: eBPF program runs per flow $(calc "$runs/$closed"), ns per run $(calc "$bpf/$runs*1e9")"
 	fi
+	echo "$b: load average after: $(cut -d' ' -f1-3 /proc/loadavg); other sock_ops programs loaded: $(echo "$rep" | jq .other_sockops_programs)"
 done
+if [ "$IPERF_DUR" -gt 0 ]; then
+	echo
+	echo "== long transfer: iperf3 -t $IPERF_DUR at full speed, eBPF back end =="
+	start_agent ebpf
+	DUR=$IPERF_DUR iperf_bps "$tmp/long"
+	stop_agent
+	rep=$(cat "$tmp/agent-ebpf.json")
+	wall=$(echo "$rep" | jq .wall_seconds)
+	bpf=$(echo "$rep" | jq .bpf_seconds)
+	runs=$(echo "$rep" | jq .bpf_runs)
+	echo "ebpf: $(calc "$(tail -1 "$tmp/long")/1e9") Gbit/s; over the agent's ${wall}s: sock_ops/tracepoint programs ran $runs times ($(calc "$runs/$wall")/s), in kernel $(calc "$bpf/$wall*100")% of a core; socket iterator $(echo "$rep" | jq .iter_runs) runs; agent user+sys $(calc "($(echo "$rep" | jq '.user_cpu_seconds + .sys_cpu_seconds'))/$wall*100")% of a core"
+	echo "ebpf: load average after: $(cut -d' ' -f1-3 /proc/loadavg); other sock_ops programs loaded: $(echo "$rep" | jq .other_sockops_programs)"
+fi

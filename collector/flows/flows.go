@@ -136,6 +136,7 @@ func (c *Collector) Run(ctx context.Context) error {
 // batches (one table lock and one clock read per batch).
 type batchSource interface {
 	runBatch(ctx context.Context, sink func([]flow.Record)) error
+	refreshBatch(ctx context.Context, sink func([]flow.Record)) error
 }
 
 // Close releases the back end. It is safe to call more than once.
@@ -144,6 +145,9 @@ func (c *Collector) Close() error { return c.src.close() }
 // Refresh asks the back end for the open connections now (tests and
 // one-shot commands; Update calls it every interval).
 func (c *Collector) Refresh(ctx context.Context) error {
+	if b, ok := c.src.(batchSource); ok {
+		return b.refreshBatch(ctx, func(recs []flow.Record) { c.table.UpsertBatch(recs, time.Now()) })
+	}
 	return c.src.refresh(ctx, time.Now(), func(r flow.Record) { c.table.Upsert(r, time.Now()) })
 }
 
@@ -170,6 +174,9 @@ func (s *ebpfSource) runBatch(ctx context.Context, sink func([]flow.Record)) err
 }
 func (s *ebpfSource) refresh(_ context.Context, _ time.Time, sink func(flow.Record)) error {
 	return s.tr.Active(sink)
+}
+func (s *ebpfSource) refreshBatch(_ context.Context, sink func([]flow.Record)) error {
+	return s.tr.ActiveBatch(sink)
 }
 func (s *ebpfSource) close() error { return s.tr.Close() }
 func (s *ebpfSource) collect(ch chan<- prometheus.Metric) {
@@ -257,10 +264,10 @@ var _ collector.Closer = (*Collector)(nil)
 // EBPFProgramStats returns the in-kernel run time and run count of the eBPF
 // programs (zero unless BPF statistics are enabled); an error with the
 // sock_diag back end.
-func (c *Collector) EBPFProgramStats() (time.Duration, uint64, error) {
+func (c *Collector) EBPFProgramStats() (ebpf.ProgramStats, error) {
 	s, ok := c.src.(*ebpfSource)
 	if !ok {
-		return 0, 0, errors.New("not the eBPF back end")
+		return ebpf.ProgramStats{}, errors.New("not the eBPF back end")
 	}
 	return s.tr.ProgramStats()
 }

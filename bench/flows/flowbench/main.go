@@ -58,9 +58,37 @@ type agentReport struct {
 	SysCPUSeconds  float64 `json:"sys_cpu_seconds"`
 	BPFSeconds     float64 `json:"bpf_seconds"`
 	BPFRuns        uint64  `json:"bpf_runs"`
+	IterSeconds    float64 `json:"iter_seconds"` // part of the sys CPU
+	IterRuns       uint64  `json:"iter_runs"`
 	Opened         uint64  `json:"connections_opened"`
 	Closed         uint64  `json:"connections_closed"`
 	RingLost       uint64  `json:"ringbuf_lost"`
+	// OtherSockOps is the most sock_ops programs loaded besides this
+	// agent's (at start or end): other agents on the host. Their callback
+	// flags (per-ACK RTT, state changes) make the kernel call every
+	// sock_ops program, this one included, for those events too.
+	OtherSockOps int `json:"other_sockops_programs"`
+}
+
+// sockOpsPrograms counts the sock_ops programs loaded on the host.
+func sockOpsPrograms() int {
+	n := 0
+	var id cebpf.ProgramID
+	for {
+		next, err := cebpf.ProgramGetNextID(id)
+		if err != nil {
+			return n
+		}
+		id = next
+		p, err := cebpf.NewProgramFromID(id)
+		if err != nil {
+			continue
+		}
+		if info, err := p.Info(); err == nil && info.Type == cebpf.SockOps {
+			n++
+		}
+		p.Close()
+	}
 }
 
 // agent runs the flows collector (Run plus an Update every interval) until
@@ -103,6 +131,7 @@ func agent(args []string) error {
 	defer stop()
 	ctx, cancel := context.WithTimeout(ctx, *duration)
 	defer cancel()
+	others := sockOpsPrograms() - 1
 	var ru0 unix.Rusage
 	_ = unix.Getrusage(unix.RUSAGE_SELF, &ru0)
 	start := time.Now()
@@ -134,8 +163,15 @@ func agent(args []string) error {
 	rep := agentReport{Backend: c.Backend(), WallSeconds: time.Since(start).Seconds(),
 		UserCPUSeconds: tv(ru0.Utime, ru.Utime), SysCPUSeconds: tv(ru0.Stime, ru.Stime),
 		Opened: tot.Opened[flow.DirClient] + tot.Opened[flow.DirServer], Closed: tot.Closed[flow.DirClient] + tot.Closed[flow.DirServer]}
-	if rt, n, err := c.EBPFProgramStats(); err == nil {
-		rep.BPFSeconds, rep.BPFRuns = rt.Seconds(), n
+	rep.OtherSockOps = others
+	if c.Backend() == flows.BackendEBPF {
+		rep.OtherSockOps = max(others, sockOpsPrograms()-1)
+	} else {
+		rep.OtherSockOps = max(others+1, sockOpsPrograms())
+	}
+	if ps, err := c.EBPFProgramStats(); err == nil {
+		rep.BPFSeconds, rep.BPFRuns = ps.Runtime.Seconds(), ps.Runs
+		rep.IterSeconds, rep.IterRuns = ps.IterRuntime.Seconds(), ps.IterRuns
 	}
 	return json.NewEncoder(os.Stdout).Encode(rep)
 }

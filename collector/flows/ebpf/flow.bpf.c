@@ -105,10 +105,11 @@ struct bpf_iter__tcp {
 #define F_FAILED 1
 #define F_ESTABLISHED 2
 
-// Callbacks on tracked sockets: retransmissions (handshake included), RTO
-// and state changes (for the close). No RTT callback: it runs on every ACK.
-#define CB_FLAGS (BPF_SOCK_OPS_RTO_CB_FLAG | BPF_SOCK_OPS_RETRANS_CB_FLAG | \
-		  BPF_SOCK_OPS_STATE_CB_FLAG)
+// Callbacks on tracked sockets: retransmissions (handshake included) and
+// RTOs, both rare. No RTT callback (it runs on every ACK) and no state
+// callback (three or four per connection): the close is the tcp_destroy_sock
+// tracepoint, once per socket.
+#define CB_FLAGS (BPF_SOCK_OPS_RTO_CB_FLAG | BPF_SOCK_OPS_RETRANS_CB_FLAG)
 
 // Counters in `stats` (per CPU; user space sums them).
 #define STAT_RINGBUF_LOST 0
@@ -356,22 +357,20 @@ static __always_inline void store(__u64 *cookie, struct conn *c)
 		stat_inc(STAT_CONNS_FULL);
 }
 
-static __always_inline void emit_close(struct bpf_sock_ops *skops, __u64 cookie, __u32 old_state)
+// emit_close sends the final record of a connection whose socket is being
+// destroyed and deletes its entry.
+static __always_inline void emit_close(struct sock *sk)
 {
+	__u64 cookie = bpf_get_socket_cookie(sk);
 	struct conn *c = bpf_map_lookup_elem(&conns, &cookie);
-	if (!c) {
-		stat_inc(STAT_UNTRACKED_CLOSE);
-		return;
-	}
-	struct tcp_sock *tp = tcp_of(skops);
-	if (tp) {
+	if (!c)
+		return; // listeners, sockets never connected or opened before attach
+	struct tcp_sock *tp = bpf_skc_to_tcp_sock(sk);
+	if (tp)
 		sample(tp, c);
-		if (old_state == BPF_TCP_SYN_SENT || old_state == BPF_TCP_SYN_RECV)
-			c->sk_err = ((struct sock *)tp)->sk_err;
-	}
 	c->end_ns = bpf_ktime_get_ns();
 	c->state = BPF_TCP_CLOSE;
-	if (old_state == BPF_TCP_SYN_SENT || old_state == BPF_TCP_SYN_RECV)
+	if (c->direction == DIR_CLIENT && !(c->flags & F_ESTABLISHED))
 		c->flags |= F_FAILED;
 	struct conn *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {
@@ -498,13 +497,6 @@ int netsight_sockops(struct bpf_sock_ops *skops)
 			c->total_retrans = skops->total_retrans;
 		}
 		return 1;
-	case BPF_SOCK_OPS_STATE_CB:
-		// args: old state, new state
-		if (skops->args[1] == BPF_TCP_CLOSE) {
-			cookie = bpf_get_socket_cookie(skops);
-			emit_close(skops, cookie, skops->args[0]);
-		}
-		return 1;
 	}
 	return 1;
 }
@@ -543,6 +535,34 @@ static __always_inline void count_rst(void *sk, int sent)
 		c->rst_sent++;
 	else
 		c->rst_recv++;
+}
+
+// The close: once per TCP socket (tcp_v4_destroy_sock, IPv6 included), when
+// the kernel frees it: at once for a socket the application has closed,
+// else when it closes its descriptor.
+SEC("tp_btf/tcp_destroy_sock")
+int netsight_destroy(__u64 *ctx)
+{
+	struct sock *sk = (struct sock *)ctx[0];
+	if (sk)
+		emit_close(sk);
+	return 0;
+}
+
+// How a connect failed: the socket's error when the kernel reports it
+// (ECONNREFUSED on a RST, ETIMEDOUT when the SYN retries run out, an ICMP
+// error). Errors are rare; the lookup only happens for them.
+SEC("tp_btf/inet_sk_error_report")
+int netsight_sk_error(__u64 *ctx)
+{
+	struct sock *sk = (struct sock *)ctx[0];
+	if (!sk)
+		return 0;
+	__u64 cookie = bpf_get_socket_cookie(sk);
+	struct conn *c = bpf_map_lookup_elem(&conns, &cookie);
+	if (c && !(c->flags & F_ESTABLISHED))
+		c->sk_err = sk->sk_err;
+	return 0;
 }
 
 SEC("tp_btf/tcp_receive_reset")

@@ -82,9 +82,11 @@ const (
 	flowMapListeners        = "listeners"
 	flowMapScratch          = "scratch"
 	flowMapStats            = "stats"
+	flowProgNetsightDestroy = "netsight_destroy"
 	flowProgNetsightIter    = "netsight_iter"
 	flowProgNetsightRstRecv = "netsight_rst_recv"
 	flowProgNetsightRstSend = "netsight_rst_send"
+	flowProgNetsightSkError = "netsight_sk_error"
 	flowProgNetsightSockops = "netsight_sockops"
 	flowVarWakeupBytes      = "wakeup_bytes"
 )
@@ -131,9 +133,11 @@ type flowSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type flowProgramSpecs struct {
+	NetsightDestroy *ebpf.ProgramSpec `ebpf:"netsight_destroy"`
 	NetsightIter    *ebpf.ProgramSpec `ebpf:"netsight_iter"`
 	NetsightRstRecv *ebpf.ProgramSpec `ebpf:"netsight_rst_recv"`
 	NetsightRstSend *ebpf.ProgramSpec `ebpf:"netsight_rst_send"`
+	NetsightSkError *ebpf.ProgramSpec `ebpf:"netsight_sk_error"`
 	NetsightSockops *ebpf.ProgramSpec `ebpf:"netsight_sockops"`
 }
 
@@ -203,17 +207,21 @@ type flowVariables struct {
 //
 // It can be passed to loadFlowObjects or ebpf.CollectionSpec.LoadAndAssign.
 type flowPrograms struct {
+	NetsightDestroy *ebpf.Program `ebpf:"netsight_destroy"`
 	NetsightIter    *ebpf.Program `ebpf:"netsight_iter"`
 	NetsightRstRecv *ebpf.Program `ebpf:"netsight_rst_recv"`
 	NetsightRstSend *ebpf.Program `ebpf:"netsight_rst_send"`
+	NetsightSkError *ebpf.Program `ebpf:"netsight_sk_error"`
 	NetsightSockops *ebpf.Program `ebpf:"netsight_sockops"`
 }
 
 func (p *flowPrograms) Close() error {
 	return _FlowClose(
+		p.NetsightDestroy,
 		p.NetsightIter,
 		p.NetsightRstRecv,
 		p.NetsightRstSend,
+		p.NetsightSkError,
 		p.NetsightSockops,
 	)
 }

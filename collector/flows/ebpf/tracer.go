@@ -47,7 +47,7 @@ type Stats struct {
 	MapFull           uint64 // connections not tracked: conns map full
 	ListenersFull     uint64 // listeners not recorded: listeners map full
 	Events            uint64 // closed connections sent to user space
-	UntrackedCloses   uint64 // closes of sockets opened before attach or never tracked
+	UntrackedCloses   uint64 // unused since closes come from tcp_destroy_sock (every socket); 0
 	DecodeErrors      uint64 // malformed ring buffer records
 	RingBufferRecords uint64 // records read by user space
 }
@@ -59,6 +59,11 @@ type Tracer struct {
 	iter     *link.Iter // refreshes the live state of open connections
 	usJiffy  int64      // microseconds per kernel jiffy (0: unknown)
 	nets     *netnsSet  // namespaces the iterator runs in
+	activeMu sync.Mutex // guards the ActiveBatch buffers below
+	keys     []uint64
+	vals     []flowConn
+	recs     []flow.Record
+	comms    *interner
 	reader   *ringbuf.Reader
 	cgroup   string
 	flush    time.Duration
@@ -102,7 +107,7 @@ func Open(opts Options) (*Tracer, error) {
 	if err := spec.Variables["wakeup_bytes"].Set(ringBytes / 4); err != nil {
 		return nil, fmt.Errorf("set wakeup_bytes: %w", err)
 	}
-	t := &Tracer{cgroup: cg, flush: opts.FlushInterval, usJiffy: usecPerJiffy(), nets: newNetnsSet()}
+	t := &Tracer{cgroup: cg, flush: opts.FlushInterval, usJiffy: usecPerJiffy(), nets: newNetnsSet(), comms: newInterner()}
 	if t.flush <= 0 {
 		t.flush = 100 * time.Millisecond
 	}
@@ -125,8 +130,15 @@ func Open(opts Options) (*Tracer, error) {
 		return nil, &UnsupportedError{What: "attaching the TCP socket iterator (iter/tcp, Linux 5.8+)", Err: err}
 	}
 	t.links = append(t.links, t.iter)
-	// RST counting is optional: the rest works without it.
-	for _, p := range []*cebpf.Program{t.objs.NetsightRstRecv, t.objs.NetsightRstSend} {
+	l, err = link.AttachTracing(link.TracingOptions{Program: t.objs.NetsightDestroy})
+	if err != nil {
+		t.Close()
+		return nil, &UnsupportedError{What: "attaching to the tcp_destroy_sock tracepoint (tp_btf)", Err: err}
+	}
+	t.links = append(t.links, l)
+	// RST counting and connect errors are optional: the rest works
+	// without them.
+	for _, p := range []*cebpf.Program{t.objs.NetsightRstRecv, t.objs.NetsightRstSend, t.objs.NetsightSkError} {
 		if l, err := link.AttachTracing(link.TracingOptions{Program: p}); err == nil {
 			t.links = append(t.links, l)
 		}
@@ -248,24 +260,52 @@ func (t *Tracer) RunBatch(ctx context.Context, sink func([]flow.Record)) error {
 // key-by-key iteration, does not restart when connections close meanwhile;
 // it falls back to iteration on kernels without batch operations.
 func (t *Tracer) Active(fn func(flow.Record)) error {
+	return t.ActiveBatch(func(recs []flow.Record) {
+		for i := range recs {
+			fn(recs[i])
+		}
+	})
+}
+
+// activeChunk is how many entries one BPF_MAP_LOOKUP_BATCH reads.
+const activeChunk = 1024
+
+// ActiveBatch is Active delivering the records in batches (at most
+// activeChunk at once; sink must not keep the slice), so that the consumer
+// takes its lock once per batch. The read buffers are reused across calls.
+func (t *Tracer) ActiveBatch(sink func([]flow.Record)) error {
+	t.activeMu.Lock()
+	defer t.activeMu.Unlock()
 	refreshErr := t.nets.each(t.runIter)
 	t.nets.beginScan()
 	clock := t.newClock()
-	const chunk = 1024
-	keys := make([]uint64, chunk)
-	vals := make([]flowConn, chunk)
-	var rec flow.Record
+	if t.keys == nil {
+		t.keys = make([]uint64, activeChunk)
+		t.vals = make([]flowConn, activeChunk)
+		t.recs = make([]flow.Record, 0, activeChunk)
+	}
+	recs := t.recs[:0]
 	emit := func(c *flowConn) {
 		t.nets.see(c.Netns, c.Pid)
-		rec = flow.Record{}
-		toRecordInto(&rec, c, clock, nil)
-		fn(rec)
+		recs = append(recs, flow.Record{})
+		toRecordInto(&recs[len(recs)-1], c, clock, t.comms)
+		if len(recs) == cap(recs) {
+			sink(recs)
+			clear(recs)
+			recs = recs[:0]
+		}
 	}
+	defer func() {
+		if len(recs) > 0 {
+			sink(recs)
+			clear(recs)
+		}
+	}()
 	var cursor cebpf.MapBatchCursor
 	for {
-		n, err := t.objs.Conns.BatchLookup(&cursor, keys, vals, nil)
+		n, err := t.objs.Conns.BatchLookup(&cursor, t.keys, t.vals, nil)
 		for i := range n {
-			emit(&vals[i])
+			emit(&t.vals[i])
 		}
 		if errors.Is(err, cebpf.ErrKeyNotExist) {
 			break
@@ -419,7 +459,7 @@ func toRecordInto(r *flow.Record, c *flowConn, clk clock, comms *interner) {
 	r.ConnectLatency = time.Duration(c.ConnectLatencyUs) * time.Microsecond
 	r.ConnectFailed = c.Flags&flFailed != 0
 	if r.ConnectFailed {
-		r.ConnectResult = connectResult(c.SkErr)
+		r.ConnectResult = connectResult(c.SkErr, c.RstRecv)
 	}
 	busy := uint64(c.Chrono[0]) + uint64(c.Chrono[1]) + uint64(c.Chrono[2])
 	r.BusyTime = clk.jiffies(busy) // tcpi_busy_time counts all three
@@ -443,10 +483,14 @@ func toRecordInto(r *flow.Record, c *flowConn, clk clock, comms *interner) {
 	}
 }
 
-// connectResult names how a connect failed from the socket's sk_err at its
-// close: 0 means the socket was closed (by the application, e.g. a dial
-// timeout) before any answer.
-func connectResult(skErr uint32) string {
+// connectResult names how a connect failed from the error the kernel
+// reported on the socket (0: none, the application closed it before any
+// answer, e.g. a dial timeout) and the RSTs received (a refusal when the
+// error report was not seen).
+func connectResult(skErr, rstRecv uint32) string {
+	if skErr == 0 && rstRecv > 0 {
+		return "refused"
+	}
 	switch unix.Errno(skErr) {
 	case unix.ECONNREFUSED:
 		return "refused"
@@ -494,17 +538,33 @@ func commString(c [16]int8) string {
 }
 
 // ProgramStats returns the summed run time and run count of the tracer's
-// programs. The kernel only counts while BPF statistics are enabled
-// (cilium/ebpf EnableStats or sysctl kernel.bpf_stats_enabled=1); used by
+// programs that run in the kernel's own paths (sock_ops and the RST
+// tracepoints), and, apart, of the socket iterator, which runs inside the
+// agent's read of it (so its time is also part of the agent's system CPU
+// time). The kernel only counts while BPF statistics are enabled (sysctl
+// kernel.bpf_stats_enabled=1 or cilium/ebpf EnableStats); used by
 // bench/flows to measure in-kernel cost.
-func (t *Tracer) ProgramStats() (runtime time.Duration, count uint64, err error) {
-	for _, p := range []*cebpf.Program{t.objs.NetsightSockops, t.objs.NetsightRstRecv, t.objs.NetsightRstSend, t.objs.NetsightIter} {
+func (t *Tracer) ProgramStats() (ProgramStats, error) {
+	var ps ProgramStats
+	for _, p := range []*cebpf.Program{t.objs.NetsightSockops, t.objs.NetsightDestroy, t.objs.NetsightSkError, t.objs.NetsightRstRecv, t.objs.NetsightRstSend, t.objs.NetsightIter} {
 		st, err := p.Stats()
 		if err != nil {
-			return 0, 0, fmt.Errorf("program stats: %w", err)
+			return ps, fmt.Errorf("program stats: %w", err)
 		}
-		runtime += st.Runtime
-		count += st.RunCount
+		if p == t.objs.NetsightIter {
+			ps.IterRuntime, ps.IterRuns = st.Runtime, st.RunCount
+			continue
+		}
+		ps.Runtime += st.Runtime
+		ps.Runs += st.RunCount
 	}
-	return runtime, count, nil
+	return ps, nil
+}
+
+// ProgramStats is the in-kernel cost of the tracer's programs.
+type ProgramStats struct {
+	Runtime     time.Duration // sock_ops and tracepoint programs
+	Runs        uint64
+	IterRuntime time.Duration // socket iterator (in the agent's reads)
+	IterRuns    uint64
 }
