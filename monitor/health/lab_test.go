@@ -474,9 +474,14 @@ func TestLabVerdicts(t *testing.T) {
 		if !ok {
 			t.Fatalf("not healthy after %v:%s", took, dump(rep))
 		}
+		trans := map[string]int{}
+		for _, m := range rep.Monitors {
+			trans[m.Name] = len(m.Transitions)
+		}
 		start := time.Now()
 		var degraded int
 		var evals int
+		var last Report
 		for time.Since(start) < base {
 			time.Sleep(time.Second)
 			r, err := l.report(ctx)
@@ -484,6 +489,7 @@ func TestLabVerdicts(t *testing.T) {
 				continue
 			}
 			evals++
+			last = r
 			for _, m := range r.Monitors {
 				if m.Verdict != Healthy {
 					degraded++
@@ -491,7 +497,13 @@ func TestLabVerdicts(t *testing.T) {
 				}
 			}
 		}
-		t.Logf("healthy run: %v, %d reports x 3 monitors, %d not healthy (false alarms)", base, evals, degraded)
+		// No transition at all, not even one shorter than a poll.
+		for _, m := range last.Monitors {
+			if n := len(m.Transitions); n != trans[m.Name] {
+				t.Errorf("%s: %d transitions during the healthy run: %+v", m.Name, n-trans[m.Name], m.Transitions)
+			}
+		}
+		t.Logf("healthy run: %v, %d reports x 3 monitors, %d not healthy (false alarms), no transition", base, evals, degraded)
 	})
 
 	type scenario struct {
