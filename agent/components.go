@@ -10,6 +10,7 @@ import (
 	"github.com/netsight/netsight/config"
 	"github.com/netsight/netsight/flow"
 	"github.com/netsight/netsight/internal/kernel"
+	"github.com/netsight/netsight/monitor/health"
 	"github.com/netsight/netsight/store"
 	"github.com/netsight/netsight/web"
 	"github.com/netsight/netsight/web/dashboard"
@@ -99,6 +100,7 @@ func (a *Agent) startOutputs(ctx context.Context) error {
 	a.comps = append(a.comps, h)
 	a.startExports(ctx, h)
 	a.startMonitors(ctx)
+	a.startHealth(ctx)
 	return nil
 }
 
@@ -109,5 +111,6 @@ func (a *Agent) mountRoutes() {
 	a.server.Handle(web.FlowsPattern, web.FlowsHandlerWith(flowView{a}, web.FlowsOptions{Names: kernel.NewNames(HostPaths(a.cfg))}))
 	a.store.Register(a.server.Handle)
 	a.mountMonitors()
+	a.server.Handle(health.Route, health.Handler(a.health))
 	dashboard.Register(a.server.Handle, dashboard.NewMeta(a.cfg.Store.StoreEnabled(), a.cfg.Store.ScrapeInterval.Seconds()))
 }

@@ -295,7 +295,7 @@
     var text, sub, st;
     if (crit.length) { st = "crit"; text = crit.length + (crit.length > 1 ? " problems" : " problem") + ": " + crit.join(", "); }
     else if (warn.length) { st = "warn"; text = "Needs attention: " + warn.join(", "); }
-    else { st = "ok"; text = "Network healthy"; }
+    else { st = "ok"; text = "No threshold crossed"; }
     var running = collectors ? collectors.filter(function (s) { return s.state === "running"; }).length : 0;
     sub = running + " collector" + (running === 1 ? "" : "s") + " running · last " + state.range.key +
       (state.historySince ? " (history since " + clock(new Date(state.historySince * 1000)) + ")" : "");
@@ -303,6 +303,7 @@
     v.dataset.status = st;
     document.getElementById("verdict-text").textContent = text;
     document.getElementById("verdict-sub").textContent = "— " + sub;
+    if (window.NetsightHealth) window.NetsightHealth.apply(); // health.js: the verdict leads the banner
   }
 
   // ---------- charts ----------
@@ -782,6 +783,7 @@
         document.getElementById("verdict-text").textContent = st === "crit" ? "Collectors down" : "Status only: history is off";
         document.getElementById("verdict-sub").textContent = "— the embedded store is disabled (store.enabled: false): no charts or health thresholds; /metrics is still served";
       }
+      if (window.NetsightHealth) window.NetsightHealth.apply();
       status.rendered++;
       return loadFlows(collectors);
     }).then(function () {
