@@ -165,7 +165,7 @@ func TestKill9KeepsHistory(t *testing.T) {
 	}
 	logs := p.logs()
 	for _, s := range statuses {
-		re := regexp.MustCompile(`msg="collector (enabled|disabled|not supported)[^"]*".* collector=` + regexp.QuoteMeta(s.Name) + `( |$)`)
+		re := regexp.MustCompile(`msg="collector (enabled|disabled|idle|not supported)[^"]*".* collector=` + regexp.QuoteMeta(s.Name) + `( |$)`)
 		if n := len(re.FindAllString(logs, -1)); n != 1 {
 			t.Errorf("collector %s (%s): %d start-up lines, want 1\n%s", s.Name, s.State, n, logs)
 		}
