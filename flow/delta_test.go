@@ -99,7 +99,7 @@ func TestEntryReuse(t *testing.T) {
 	old.PID, old.Comm, old.NetNS, old.MaxRTT, old.MinRTT = 9, "old", 5, time.Second, time.Millisecond
 	old.Closed, old.State, old.BytesSent, old.Retransmits = true, "close", 500, 3
 	tab.Upsert(old, t0)
-	tab.Roll(t0.Add(2 * time.Second)) // expires it: its entry is free
+	tab.Roll(t0.Add(2 * time.Second))    // expires it: its entry is free
 	for id := uint64(2); id <= 4; id++ { // the last one evicts (reuse again)
 		r := rec(id, "10.0.0.1:40001", "10.0.0.3:80", DirClient)
 		r.Start, r.State = time.Time{}, "syn_sent"
