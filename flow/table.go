@@ -131,10 +131,9 @@ type Table struct {
 	// free are entries that left the table, linked by next, for the next
 	// new connections: no allocation per connection once the table has
 	// held as many as it holds at once (at most MaxEntries).
-	free      *entry
-	allocated int    // entries allocated (in chunks): held or free
-	gen       uint64 // current interval, starts at 1
-	lastNow   time.Time
+	free    *entry
+	gen     uint64 // current interval, starts at 1
+	lastNow time.Time
 	// touched are the entries first updated while open in this interval
 	// (the ones Roll may observe an RTT for); stale pointers (evicted or
 	// reused entries) are recognised by their gen. Past touchedMax Roll
@@ -220,12 +219,12 @@ func (t *Table) upsert(in *Record, now time.Time) {
 		if t.entries.len() >= t.cfg.MaxEntries {
 			t.evictOldest()
 		}
-		if t.free == nil {
-			t.allocEntries()
+		if e = t.free; e != nil {
+			t.free = e.next
+			e.entryState = entryState{}
+		} else {
+			e = &entry{}
 		}
-		e = t.free
-		t.free = e.next
-		e.entryState = entryState{}
 		t.lru.pushBack(e)
 		t.entries.put(r.ID, e)
 	} else {
@@ -250,23 +249,6 @@ func (t *Table) upsert(in *Record, now time.Time) {
 	}
 	e.updated = now
 	t.account(e, prev, r, !ok)
-}
-
-// entryChunk is how many entries the table allocates at once (one
-// allocation per chunk instead of one per new connection while the table
-// grows: fewer, larger objects for the allocator and the collector).
-const entryChunk = 128
-
-// allocEntries puts a new chunk of entries on the free list, no more than
-// the table can hold in all.
-func (t *Table) allocEntries() {
-	n := min(entryChunk, max(t.cfg.MaxEntries-t.allocated, 1))
-	chunk := make([]entry, n)
-	t.allocated += n
-	for i := range chunk {
-		chunk[i].next = t.free
-		t.free = &chunk[i]
-	}
 }
 
 // zeroRecord is the previous state of a new connection (read only).
