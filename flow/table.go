@@ -129,9 +129,12 @@ type Table struct {
 	entries idIndex // ID -> entry
 	lru     lruList
 	// free are entries that left the table, linked by next, for the next
-	// new connections: no allocation per connection once the table has
-	// held as many as it holds at once (at most MaxEntries).
+	// new connections: no allocation per new connection while
+	// connections come and go. It holds at most as many entries as the
+	// table plus freeSlack, so the memory of a burst is released once the
+	// burst's connections have left.
 	free    *entry
+	freeLen int
 	gen     uint64 // current interval, starts at 1
 	lastNow time.Time
 	// touched are the entries first updated while open in this interval
@@ -221,6 +224,7 @@ func (t *Table) upsert(in *Record, now time.Time) {
 		}
 		if e = t.free; e != nil {
 			t.free = e.next
+			t.freeLen--
 			e.entryState = entryState{}
 		} else {
 			e = &entry{}
@@ -386,10 +390,17 @@ func (t *Table) remove(e *entry) {
 	e.gen = 0 // stale in touched
 	t.lru.remove(e)
 	t.entries.del(e.rec.ID)
-	e.rec.Comm = "" // the one string that is not a constant
-	e.next = t.free
-	t.free = e
+	if t.freeLen < t.entries.len()+freeSlack {
+		e.rec.Comm = "" // the one string that is not a constant
+		e.next = t.free
+		t.free = e
+		t.freeLen++
+	}
 }
+
+// freeSlack is how many free entries the table keeps beyond the number it
+// holds.
+const freeSlack = 1024
 
 // lruList is an intrusive doubly linked list of entries (no allocation per
 // element).
