@@ -509,6 +509,12 @@ func (t *Table) expire(now time.Time) {
 		}
 		e = next
 	}
+	// Release what a burst left on the free list.
+	for t.freeLen > t.entries.len()+freeSlack {
+		e := t.free
+		t.free, e.next = e.next, nil
+		t.freeLen--
+	}
 }
 
 // SetSource names the source feeding the table ("ebpf", "sockdiag",
