@@ -56,19 +56,15 @@ func durationDelta(cur, old time.Duration) time.Duration {
 	return cur
 }
 
-// observe reports the rest of r's delta (the counters account() did not
-// already compute) to the observer.
-func (t *Table) observe(e *entry, prev, r *Record, d *Delta) {
-	d.Rec = &e.rec
-	d.Now = e.updated
+// observerDeltas computes the part of r's delta account() does not already
+// need (prev is read before the entry's record is overwritten).
+func (t *Table) observerDeltas(prev, r *Record, d *Delta) {
 	d.DSACKDups = counterDelta(r.DSACKDups, prev.DSACKDups)
 	d.ZeroWindowSent = counterDelta(r.ZeroWindowSent, prev.ZeroWindowSent)
 	d.ZeroWindowReceived = counterDelta(r.ZeroWindowReceived, prev.ZeroWindowReceived)
 	d.BusyTime = durationDelta(r.BusyTime, prev.BusyTime)
 	d.RwndLimited = durationDelta(r.RwndLimited, prev.RwndLimited)
 	d.SndbufLimited = durationDelta(r.SndbufLimited, prev.SndbufLimited)
-	d.Mark = &e.mark
-	t.observer(d)
 }
 
 // observeGone tells the observer an open connection left the table.

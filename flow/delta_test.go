@@ -75,3 +75,56 @@ func TestObserverNoAlloc(t *testing.T) {
 		t.Error("observer not called")
 	}
 }
+
+// TestEntryReuse: an entry recycled from a connection that left the table
+// (expired or evicted) starts clean: no counters, attribution, flags or
+// observer mark of the previous connection.
+func TestEntryReuse(t *testing.T) {
+	tab := NewTable(Config{MaxEntries: 2, Retention: time.Second})
+	var marks []uint64
+	var deltas []Delta
+	gone := 0
+	tab.SetObserver(func(d *Delta) {
+		if d.Gone { // the eviction of connection 2
+			gone++
+			return
+		}
+		marks = append(marks, *d.Mark)
+		*d.Mark = 7
+		c := *d
+		c.Rec, c.Mark = nil, nil
+		deltas = append(deltas, c)
+	})
+	old := rec(1, "10.0.0.1:40000", "10.0.0.2:443", DirClient)
+	old.PID, old.Comm, old.NetNS, old.MaxRTT, old.MinRTT = 9, "old", 5, time.Second, time.Millisecond
+	old.Closed, old.State, old.BytesSent, old.Retransmits = true, "close", 500, 3
+	tab.Upsert(old, t0)
+	tab.Roll(t0.Add(2 * time.Second))    // expires it: its entry is free
+	for id := uint64(2); id <= 4; id++ { // the last one evicts (reuse again)
+		r := rec(id, "10.0.0.1:40001", "10.0.0.3:80", DirClient)
+		r.Start, r.State = time.Time{}, "syn_sent"
+		tab.Upsert(r, t0.Add(3*time.Second))
+	}
+	for i, m := range marks {
+		if i > 0 && m != 0 {
+			t.Errorf("delta %d: mark %d of a new connection, want 0", i, m)
+		}
+	}
+	for i, d := range deltas[1:] {
+		if d != (Delta{New: true, Now: t0.Add(3 * time.Second)}) {
+			t.Errorf("delta %d: %+v, want only New", i+1, d)
+		}
+	}
+	for _, f := range tab.Flows(Filter{}) {
+		if f.PID != 0 || f.Comm != "" || f.NetNS != 0 || f.MaxRTT != 0 || f.MinRTT != 0 || !f.Start.IsZero() || f.Closed {
+			t.Errorf("connection %d inherited state: %+v", f.ID, f)
+		}
+	}
+	tot := tab.Totals()
+	if len(deltas) != 4 || gone != 1 {
+		t.Errorf("%d deltas and %d gone, want 4 and 1", len(deltas), gone)
+	}
+	if tot.Opened[DirClient] != 1 || tot.Closed[DirClient] != 1 || tot.Evicted != 1 {
+		t.Errorf("opened %d closed %d evicted %d, want 1 1 1", tot.Opened[DirClient], tot.Closed[DirClient], tot.Evicted)
+	}
+}

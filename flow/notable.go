@@ -15,7 +15,7 @@ const (
 	NotableBytes       = "bytes"
 )
 
-var notableReasons = [...]string{NotableRetransmits, NotableRTOs, NotableFailed, NotableBytes}
+var notableReasons = [...]string{reasonRetransmits: NotableRetransmits, reasonRTOs: NotableRTOs, reasonFailed: NotableFailed, reasonBytes: NotableBytes}
 
 // DefaultNotablePerReason is how many closed connections Notable keeps per
 // reason.
@@ -60,13 +60,21 @@ func NewNotable(perReason int) *Notable {
 	return &Notable{perReason: perReason}
 }
 
+// Indexes of notableReasons.
+const (
+	reasonRetransmits = iota
+	reasonRTOs
+	reasonFailed
+	reasonBytes
+)
+
 func notableScore(reason int, r *Record) uint64 {
-	switch notableReasons[reason] {
-	case NotableRetransmits:
+	switch reason {
+	case reasonRetransmits:
 		return r.Retransmits
-	case NotableRTOs:
+	case reasonRTOs:
 		return r.RTOs
-	case NotableFailed:
+	case reasonFailed:
 		if !r.ConnectFailed {
 			return 0
 		}

@@ -97,19 +97,26 @@ type Interval struct {
 }
 
 type entry struct {
-	rec        Record
+	rec Record
+	entryState
+}
+
+// entryState is an entry's bookkeeping, reset apart from the record when an
+// entry is reused.
+type entryState struct {
 	updated    time.Time
-	prev, next *entry // LRU list, least recently updated first
+	prev, next *entry // LRU list, least recently updated first; next links the free list
 	opened     bool   // counted in Totals.Opened
 	failed     bool   // counted in Totals.ConnectFailures
 	closed     bool   // counted in Totals.Closed
-	// The three per-interval flags below are valid while gen equals the
+	// The per-interval fields below are valid while gen equals the
 	// table's gen; Roll starts a new interval by bumping the table's gen
 	// instead of visiting every entry.
 	gen      uint64
-	inGroup  bool // counted in this interval's groups
-	rttSeen  bool // RTT observed this interval
-	active   bool // changed during this interval
+	inGroup  bool   // counted in this interval's groups
+	rttSeen  bool   // RTT observed this interval
+	active   bool   // changed during this interval
+	grp      *Group // this interval's group (with inGroup)
 	lastSRTT time.Duration
 	mark     uint64 // the observer's word (Delta.Mark)
 }
@@ -121,7 +128,13 @@ type Table struct {
 	mu      sync.Mutex
 	entries idIndex // ID -> entry
 	lru     lruList
-	spare   *entry // an evicted entry to reuse
+	// free are entries that left the table, linked by next, for the next
+	// new connections: no allocation per new connection while
+	// connections come and go. It holds at most as many entries as the
+	// table plus freeSlack, so the memory of a burst is released once the
+	// burst's connections have left.
+	free    *entry
+	freeLen int
 	gen     uint64 // current interval, starts at 1
 	lastNow time.Time
 	// touched are the entries first updated while open in this interval
@@ -204,13 +217,15 @@ func (t *Table) upsert(in *Record, now time.Time) {
 		t.totals.StaleIgnored++
 		return
 	}
+	prev := &zeroRecord
 	if !ok {
 		if t.entries.len() >= t.cfg.MaxEntries {
 			t.evictOldest()
 		}
-		if e = t.spare; e != nil {
-			t.spare = nil
-			*e = entry{}
+		if e = t.free; e != nil {
+			t.free = e.next
+			t.freeLen--
+			e.entryState = entryState{}
 		} else {
 			e = &entry{}
 		}
@@ -218,32 +233,33 @@ func (t *Table) upsert(in *Record, now time.Time) {
 		t.entries.put(r.ID, e)
 	} else {
 		t.lru.moveToBack(e)
+		prev = &e.rec
+		// Keep attribution learnt earlier when a later report lacks it.
+		if r.PID == 0 && prev.PID != 0 {
+			r.PID, r.Comm, r.CgroupID = prev.PID, prev.Comm, prev.CgroupID
+		}
+		if r.Start.IsZero() {
+			r.Start = prev.Start
+		}
+		if r.NetNS == 0 {
+			r.NetNS = prev.NetNS
+		}
+		if r.MaxRTT < prev.MaxRTT {
+			r.MaxRTT = prev.MaxRTT
+		}
+		if prev.MinRTT > 0 && (r.MinRTT == 0 || prev.MinRTT < r.MinRTT) {
+			r.MinRTT = prev.MinRTT
+		}
 	}
-	var prev Record
-	if ok {
-		prev = e.rec
-	}
-	// Keep attribution learnt earlier when a later report lacks it.
-	if r.PID == 0 && prev.PID != 0 {
-		r.PID, r.Comm, r.CgroupID = prev.PID, prev.Comm, prev.CgroupID
-	}
-	if r.Start.IsZero() {
-		r.Start = prev.Start
-	}
-	if r.NetNS == 0 {
-		r.NetNS = prev.NetNS
-	}
-	if r.MaxRTT < prev.MaxRTT {
-		r.MaxRTT = prev.MaxRTT
-	}
-	if prev.MinRTT > 0 && (r.MinRTT == 0 || prev.MinRTT < r.MinRTT) {
-		r.MinRTT = prev.MinRTT
-	}
-	e.rec = *r
 	e.updated = now
-	t.account(e, &prev, r, !ok)
+	t.account(e, prev, r, !ok)
 }
 
+// zeroRecord is the previous state of a new connection (read only).
+var zeroRecord Record
+
+// account counts r's changes since prev and stores r as e's record; prev
+// may be &e.rec (read before it is overwritten).
 func (t *Table) account(e *entry, prev, r *Record, isNew bool) {
 	d := r.Direction
 	tt := &t.totals
@@ -260,7 +276,12 @@ func (t *Table) account(e *entry, prev, r *Record, isNew bool) {
 			}
 		}
 	}
-	g := t.group(r)
+	k := GroupKey{Local: r.Local.Addr().Unmap(), Remote: r.Remote.Addr().Unmap(), ServerPort: r.ServerPort(), Direction: r.Direction}
+	g := e.grp
+	if !e.inGroup || g.Key != k {
+		g = t.group(&k)
+		e.grp = g
+	}
 	if !e.inGroup {
 		e.inGroup = true
 		g.Connections++
@@ -290,7 +311,6 @@ func (t *Table) account(e *entry, prev, r *Record, isNew bool) {
 		}
 		if r.End.IsZero() {
 			r.End = e.updated
-			e.rec.End = r.End
 		}
 	}
 	add := func(tot *[3]uint64, cur, old uint64) uint64 {
@@ -327,21 +347,25 @@ func (t *Table) account(e *entry, prev, r *Record, isNew bool) {
 		tt.RTT[d].Observe(e.lastSRTT.Seconds())
 	}
 	if t.observer != nil {
-		t.observe(e, prev, r, dl)
+		t.observerDeltas(prev, r, dl)
+	}
+	e.rec = *r
+	if t.observer != nil {
+		dl.Rec, dl.Now, dl.Mark = &e.rec, e.updated, &e.mark
+		t.observer(dl)
 	}
 }
 
-func (t *Table) group(r *Record) *Group {
-	k := GroupKey{Local: r.Local.Addr().Unmap(), Remote: r.Remote.Addr().Unmap(), ServerPort: r.ServerPort(), Direction: r.Direction}
-	if g, ok := t.groups[k]; ok {
+func (t *Table) group(k *GroupKey) *Group {
+	if g, ok := t.groups[*k]; ok {
 		return g
 	}
 	if len(t.groups) >= t.cfg.MaxGroups {
 		t.totals.GroupOverflowConn++
 		return &t.overflow
 	}
-	g := &Group{Key: k}
-	t.groups[k] = g
+	g := &Group{Key: *k}
+	t.groups[*k] = g
 	return g
 }
 
@@ -352,7 +376,6 @@ func (t *Table) evictOldest() {
 	}
 	t.observeGone(e)
 	t.remove(e)
-	t.spare = e
 	t.totals.Evicted++
 }
 
@@ -367,7 +390,17 @@ func (t *Table) remove(e *entry) {
 	e.gen = 0 // stale in touched
 	t.lru.remove(e)
 	t.entries.del(e.rec.ID)
+	if t.freeLen < t.entries.len()+freeSlack {
+		e.rec.Comm = "" // the one string that is not a constant
+		e.next = t.free
+		t.free = e
+		t.freeLen++
+	}
 }
+
+// freeSlack is how many free entries the table keeps beyond the number it
+// holds.
+const freeSlack = 1024
 
 // lruList is an intrusive doubly linked list of entries (no allocation per
 // element).
@@ -475,6 +508,12 @@ func (t *Table) expire(now time.Time) {
 			t.totals.IdleExpired++
 		}
 		e = next
+	}
+	// Release what a burst left on the free list.
+	for t.freeLen > t.entries.len()+freeSlack {
+		e := t.free
+		t.free, e.next = e.next, nil
+		t.freeLen--
 	}
 }
 

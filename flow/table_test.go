@@ -310,3 +310,26 @@ func TestHostNetNSFallback(t *testing.T) {
 		t.Errorf("HostNetNS %d, want %d (own namespace is the initial one)", HostNetNS(), self)
 	}
 }
+
+// TestFreeListBounded: the entries of a burst that left the table are kept
+// for reuse only up to the table's size plus freeSlack.
+func TestFreeListBounded(t *testing.T) {
+	tab := NewTable(Config{Retention: time.Second})
+	r := rec(0, "10.0.0.1:40000", "10.1.0.1:443", DirClient)
+	r.Closed, r.State = true, "close"
+	for i := range uint64(3 * freeSlack) {
+		r.ID = i + 1
+		tab.Upsert(r, t0)
+	}
+	tab.Roll(t0.Add(2 * time.Second))
+	if tab.Len() != 0 || tab.freeLen != freeSlack {
+		t.Fatalf("after the burst left: %d held, %d free, want 0 and %d", tab.Len(), tab.freeLen, freeSlack)
+	}
+	for i := range uint64(10) {
+		r.ID = 1e6 + i
+		tab.Upsert(r, t0.Add(3*time.Second))
+	}
+	if tab.Len() != 10 || tab.freeLen != freeSlack-10 {
+		t.Errorf("%d held, %d free, want 10 and %d", tab.Len(), tab.freeLen, freeSlack-10)
+	}
+}

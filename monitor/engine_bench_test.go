@@ -76,3 +76,55 @@ func BenchmarkObserveChurn(b *testing.B) {
 		b.Fatal("no eviction")
 	}
 }
+
+// BenchmarkConnectionChurn models one short-lived connection per iteration
+// at 10,000 connections/s (the table is full: each new connection evicts
+// the oldest closed one) or at 1,000/s ("expiry": closed connections leave
+// after Retention, the table never fills): its first report (established, handshake
+// latency), its close (bytes, RTT), and, through a Roll every simulated
+// second, its expiry after the table's Retention. Clients on one host
+// connect to 64 servers (ephemeral ports vary), through the table alone and
+// with the engine and 1 or 3 monitors. ns/op is the cost per connection.
+func BenchmarkConnectionChurn(b *testing.B) {
+	for _, tc := range []struct {
+		name     string
+		monitors int // -1: no observer
+		gap      time.Duration
+	}{
+		{"table-only", -1, 100 * time.Microsecond}, {"engine-1mon", 1, 100 * time.Microsecond},
+		{"engine-3mon", 3, 100 * time.Microsecond},
+		{"expiry/table-only", -1, time.Millisecond}, {"expiry/engine-3mon", 3, time.Millisecond},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			tab := flow.NewTable(flow.Config{})
+			if tc.monitors >= 0 {
+				specs := []Spec{
+					{Name: "https", RemotePorts: []uint16{443}},
+					{Name: "to-a", LocalNets: []string{"client"}, RemoteNets: []string{"srv-a"}},
+					{Name: "to-b", LocalNets: []string{"client"}, RemoteNets: []string{"srv-b"}},
+				}
+				e := NewEngine(Config{Window: time.Minute, Monitors: specs[:tc.monitors]}, testResolver())
+				tab.SetObserver(e.Observe)
+			}
+			local := netip.MustParseAddr("10.1.0.2")
+			now := t0
+			b.ReportAllocs()
+			i := uint64(0)
+			for b.Loop() {
+				i++
+				remote := netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, byte(2 + i%2), 0, byte(i % 32)}), 443)
+				r := flow.Record{ID: i, Local: netip.AddrPortFrom(local, uint16(i)), Remote: remote, Direction: flow.DirClient,
+					PID: 42, Comm: "curl", State: "established", Start: now, ConnectLatency: time.Millisecond,
+					SRTT: time.Millisecond, SegsOut: 1, SegsIn: 1}
+				tab.Upsert(r, now)
+				r.State, r.Closed, r.End = "close", true, now
+				r.BytesSent, r.BytesReceived, r.SegsOut, r.SegsIn = 100, 1000, 3, 3
+				tab.Upsert(r, now)
+				now = now.Add(tc.gap)
+				if i%uint64(time.Second/tc.gap) == 0 {
+					tab.Roll(now)
+				}
+			}
+		})
+	}
+}
