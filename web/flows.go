@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
-	"net/netip"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/netsight/netsight/flow"
@@ -153,7 +151,7 @@ func ParseFilter(q map[string][]string) (flow.Filter, error) {
 	f := flow.Filter{Limit: 1000}
 	var errs []error
 	if v := get("remote"); v != "" {
-		p, err := parsePrefix(v)
+		p, err := flow.ParsePrefix(v)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("remote: %w", err))
 		}
@@ -195,22 +193,6 @@ func ParseFilter(q map[string][]string) (flow.Filter, error) {
 		f.Limit = n
 	}
 	return f, errors.Join(errs...)
-}
-
-func parsePrefix(s string) (netip.Prefix, error) {
-	if strings.Contains(s, "/") {
-		p, err := netip.ParsePrefix(s)
-		if err != nil {
-			return p, fmt.Errorf("want an address or CIDR, got %q", s)
-		}
-		return p.Masked(), nil
-	}
-	a, err := netip.ParseAddr(s)
-	if err != nil {
-		return netip.Prefix{}, fmt.Errorf("want an address or CIDR, got %q", s)
-	}
-	a = a.Unmap()
-	return netip.PrefixFrom(a, a.BitLen()), nil
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

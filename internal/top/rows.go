@@ -245,7 +245,7 @@ func ParseFilter(s string) (Filter, error) {
 		t := term{kind: strings.ToLower(k)}
 		switch t.kind {
 		case "remote":
-			p, err := parsePrefix(v)
+			p, err := flow.ParsePrefix(v)
 			if err != nil {
 				return Filter{}, fmt.Errorf("filter %q: %w", w, err)
 			}
@@ -322,22 +322,6 @@ func (t term) match(r *Row) bool {
 		strconv.Itoa(int(rec.Remote.Port())) == w || strconv.Itoa(int(rec.Local.Port())) == w ||
 		strings.Contains(strings.ToLower(rec.Comm), w) || strings.Contains(strings.ToLower(r.Place()), w) ||
 		strings.Contains(strings.ToLower(r.Workload), w)
-}
-
-func parsePrefix(s string) (netip.Prefix, error) {
-	if strings.Contains(s, "/") {
-		p, err := netip.ParsePrefix(s)
-		if err != nil {
-			return p, fmt.Errorf("want an address or CIDR, got %q", s)
-		}
-		return p.Masked(), nil
-	}
-	a, err := netip.ParseAddr(s)
-	if err != nil {
-		return netip.Prefix{}, fmt.Errorf("want an address or CIDR, got %q", s)
-	}
-	a = a.Unmap()
-	return netip.PrefixFrom(a, a.BitLen()), nil
 }
 
 func addrString(a netip.Addr) string {
