@@ -301,6 +301,7 @@
       (state.historySince ? " (history since " + clock(new Date(state.historySince * 1000)) + ")" : "");
     if (crit.length && warn.length) sub = "also: " + warn.join(", ") + " · " + sub;
     v.dataset.status = st;
+    delete v.dataset.statusOnly;
     document.getElementById("verdict-text").textContent = text;
     document.getElementById("verdict-sub").textContent = "— " + sub;
     if (window.NetsightHealth) window.NetsightHealth.apply(); // health.js: the verdict leads the banner
@@ -776,6 +777,7 @@
       var st = collectorsCard(card, P.cards.filter(function (c) { return c.special === "collectors"; })[0] || { title: "Collectors" }, collectors);
       var v = document.getElementById("verdict");
       v.dataset.status = st === "crit" ? "crit" : "warn";
+      v.dataset.statusOnly = "1"; // health.js keeps this notice's explanation
       if (storeDown() && !state.storeDisabled) {
         document.getElementById("verdict-text").textContent = st === "crit" ? "Collectors down" : "Status only: the store is down";
         document.getElementById("verdict-sub").textContent = "— no charts or health thresholds until it opens (reason below); /metrics is still served";

@@ -59,6 +59,8 @@
       var prev = v.dataset.status;
       v.dataset.cardStatus = prev;
       v.dataset.cards = prev === "warn" || prev === "crit" ? text.textContent : "";
+      // A status-only notice (store disabled or down) keeps its explanation.
+      v.dataset.cardsSub = v.dataset.statusOnly ? sub.textContent.replace(/^— /, "") : "";
     }
     var cards = v.dataset.cards || "";
     if (cards && RANK[v.dataset.cardStatus] > RANK[st]) st = v.dataset.cardStatus;
@@ -66,7 +68,8 @@
     v.dataset.verdict = rep.verdict;
     text.textContent = (LABEL[rep.verdict] || rep.verdict) + (m && m.name !== "all" && rep.verdict !== "healthy" ? " (" + m.name + ")" : "");
     v.dataset.healthText = text.textContent;
-    sub.textContent = "— " + (m ? m.summary : "") + (cards ? " · thresholds: " + cards : "");
+    sub.textContent = "— " + (m ? m.summary : "") + (cards ? " · thresholds: " + cards : "") +
+      (v.dataset.cardsSub ? " (" + v.dataset.cardsSub + ")" : "");
     self.applied++;
   }
 
