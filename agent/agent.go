@@ -22,6 +22,7 @@ import (
 	"github.com/netsight/netsight/flow"
 	"github.com/netsight/netsight/internal/buildinfo"
 	"github.com/netsight/netsight/internal/memlimit"
+	"github.com/netsight/netsight/monitor"
 	"github.com/netsight/netsight/store"
 	"github.com/netsight/netsight/web"
 )
@@ -74,6 +75,9 @@ type Agent struct {
 	configFound bool   // ConfigFile was read
 	dataDirNote string // why data_dir is not the configured one
 
+	monitors *monitor.Engine // the monitors engine, fed by the table's observer
+	topo     *topologyLoader
+
 	mu      sync.RWMutex
 	manager *collector.Manager
 }
@@ -100,7 +104,9 @@ func New(opts Options) (*Agent, error) {
 	}
 	a.cfg, a.dataDirNote, a.logger = cfg, note, NewLogger(cfg.Log, opts.LogOutput)
 	a.reg = prometheus.NewRegistry()
+	a.monitors = newMonitors(cfg)
 	a.reg.MustRegister(
+		a.monitors,
 		buildinfo.Collector(),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{Namespace: "netsight"}),
@@ -250,6 +256,7 @@ func (a *Agent) reload(ctx context.Context) {
 	a.mu.Lock()
 	a.cfg = cfg
 	a.mu.Unlock()
+	a.reloadMonitors(cfg)
 	a.logger.Info("config reloaded", "config", a.configSource())
 }
 

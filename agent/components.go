@@ -56,6 +56,7 @@ func (a *Agent) flowTable(cfg *config.Config) *flow.Table {
 		return t
 	}
 	t := flow.NewTable(want)
+	t.SetObserver(a.monitors.Observe)
 	a.table.Store(t)
 	return t
 }
@@ -88,6 +89,7 @@ func (a *Agent) startOutputs(ctx context.Context) error {
 	a.store = h
 	a.comps = append(a.comps, h)
 	a.startExports(ctx, h)
+	a.startMonitors(ctx)
 	return nil
 }
 
@@ -97,5 +99,6 @@ func (a *Agent) mountRoutes() {
 	a.server.Handle("GET /api/v1/status/collectors", jsonHandler(func() any { return a.Status() }))
 	a.server.Handle(web.FlowsPattern, web.FlowsHandler(flowView{a}))
 	a.store.Register(a.server.Handle)
+	a.mountMonitors()
 	dashboard.Register(a.server.Handle, dashboard.NewMeta(a.cfg.Store.StoreEnabled(), a.cfg.Store.ScrapeInterval.Seconds()))
 }

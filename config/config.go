@@ -38,6 +38,8 @@ type Config struct {
 	Limits     Limits     `yaml:"limits"`
 	Collectors Collectors `yaml:"collectors"`
 	Outputs    Outputs    `yaml:"outputs"`
+	Topology   Topology   `yaml:"topology"`
+	Monitors   Monitors   `yaml:"monitors"`
 }
 
 // Server configures the HTTP endpoint (/metrics, API, dashboard).
@@ -81,6 +83,8 @@ func Defaults() *Config {
 			Query:          DefaultStoreQuery(),
 		},
 		Collectors: defaultCollectors(),
+		Topology:   DefaultTopology(),
+		Monitors:   DefaultMonitors(),
 	}
 }
 
@@ -97,6 +101,8 @@ func (c *Config) Validate() error {
 		Within("paths", c.Paths.Validate()),
 		Within("collectors", c.Collectors.Validate()),
 		Within("outputs", c.Outputs.Validate()),
+		Within("topology", c.Topology.Validate()),
+		Within("monitors", c.Monitors.Validate(c.Topology.Networks)),
 	)
 }
 

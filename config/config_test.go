@@ -36,7 +36,7 @@ func init() {
 func TestInvalidConfigs(t *testing.T) {
 	cases := map[string]string{
 		"invalid-unknown-key.yaml":       "server.lisen: unknown field (known: listen, read_timeout, web_config_file, write_timeout) (line 2)",
-		"invalid-unknown-top.yaml":       "colectors: unknown field (known: collectors, data_dir, limits, log, outputs, paths, server, store) (line 1)",
+		"invalid-unknown-top.yaml":       "colectors: unknown field (known: collectors, data_dir, limits, log, monitors, outputs, paths, server, store, topology) (line 1)",
 		"invalid-listen.yaml":            `server.listen: must be host:port, got "localhost" (line 2)`,
 		"invalid-duration.yaml":          `store.scrape_interval: invalid duration "fast" (use e.g. 500ms, 15s, 1m) (line 2)`,
 		"invalid-log-level.yaml":         `log.level: must be one of debug, info, warn, error; got "verbose" (line 2)`,
@@ -67,6 +67,15 @@ func TestInvalidConfigs(t *testing.T) {
 			"store.query.max_subquery_steps: must be between 100 and 1000000, got 10 (line 5)\n" +
 			"store.query.max_queued: must be between 0 and 1024, got -1 (line 6)\n" +
 			"limits.memory: must be 0 (derive from the cgroup) or at least 67108864 (64 MiB), got 1000 (line 8)",
+		"invalid-monitor-network.yaml":   `monitors.items[0].remote.networks[0]: unknown network "zone-b" (known: zone-a) (line 12)`,
+		"invalid-monitor-duplicate.yaml": `monitors.items[1].name: duplicate monitor name "db" (line 6)`,
+		"invalid-monitors-count.yaml":    "monitors.items: at most 64 monitors, got 65 (line 3)",
+		"invalid-topology-cidr.yaml": `topology.networks[0].cidrs[1]: invalid CIDR "10.2.0.0/33" (want e.g. 10.0.0.0/16 or 10.0.0.1) (line 4)` + "\n" +
+			`monitors.items[0].remote.cidrs[0]: invalid CIDR "not-a-cidr" (want e.g. 10.0.0.0/16 or 10.0.0.1) (line 9)` + "\n" +
+			`monitors.items[0].remote.categories[0]: unknown category "cross_zone" (known: host, intra_zone, inter_zone, same_vpc, inter_vpc, inter_region, internet, unclassified) (line 10)`,
+		"invalid-topology-imds.yaml": `topology.imds: must be off, on or auto; got "maybe" (line 2)` + "\n" +
+			`topology.imds_endpoint: must be an http:// or https:// URL, got "169.254.169.254" (line 3)` + "\n" +
+			`topology.kubernetes: must be off, api or file:PATH; got "file:" (line 4)`,
 		"invalid-write-timeout.yaml": "server.write_timeout: must exceed store.query.timeout + store.query.queue_timeout (35s), got 20s (line 3)",
 		"invalid-output.yaml": "outputs[0].url: parse \"127.0.0.1:8428/api/v1/write\": first path segment in URL cannot contain colon (line 4)\n" +
 			"outputs[0].database: not used by type remote_write (line 6)\n" +
@@ -127,6 +136,10 @@ func TestValidFull(t *testing.T) {
 	tc := cfg.Collectors["testcoll"].(*testColl)
 	if tc.Interval != 2*time.Second || tc.Threshold != 5 {
 		t.Errorf("collector section: %+v", tc)
+	}
+	if len(cfg.Topology.Networks) != 2 || cfg.Topology.Networks[0].Zone != "use1-az1" || cfg.Topology.IMDS != "off" ||
+		cfg.Monitors.Window != 2*time.Minute || len(cfg.Monitors.Items) != 2 || cfg.Monitors.Items[0].Remote.Ports[0] != 5432 {
+		t.Errorf("topology / monitors not decoded: %+v %+v", cfg.Topology, cfg.Monitors)
 	}
 }
 

@@ -108,6 +108,7 @@ type entry struct {
 	rttSeen  bool // RTT observed this interval
 	active   bool // changed during this interval
 	lastSRTT time.Duration
+	mark     uint64 // the observer's word (Delta.Mark)
 }
 
 // Table holds connections. It is safe for concurrent use.
@@ -131,6 +132,8 @@ type Table struct {
 	groups          map[GroupKey]*Group
 	overflow        Group
 	lastRoll        time.Time
+	observer        func(*Delta) // SetObserver
+	delta           Delta        // reused for every observer call
 }
 
 // NewTable returns an empty table; zero fields of cfg take DefaultConfig's.
@@ -234,12 +237,14 @@ func (t *Table) upsert(in *Record, now time.Time) {
 	}
 	e.rec = *r
 	e.updated = now
-	t.account(e, &prev, r)
+	t.account(e, &prev, r, !ok)
 }
 
-func (t *Table) account(e *entry, prev, r *Record) {
+func (t *Table) account(e *entry, prev, r *Record, isNew bool) {
 	d := r.Direction
 	tt := &t.totals
+	dl := &t.delta
+	*dl = Delta{New: isNew}
 	if e.gen != t.gen {
 		e.gen = t.gen
 		e.inGroup, e.rttSeen, e.active = false, false, false
@@ -259,12 +264,14 @@ func (t *Table) account(e *entry, prev, r *Record) {
 	e.active = true
 	if r.ConnectFailed && !e.failed {
 		e.failed = true
+		dl.Failed = true
 		tt.ConnectFailures[d]++
 		g.ConnectFailures++
 	}
 	established := !r.ConnectFailed && r.State != "syn_sent" && r.State != "syn_recv"
 	if established && !e.opened {
 		e.opened = true
+		dl.Established = true
 		tt.Opened[d]++
 		g.Opened++
 		if r.ConnectLatency > 0 {
@@ -273,6 +280,7 @@ func (t *Table) account(e *entry, prev, r *Record) {
 	}
 	if r.Closed && !e.closed {
 		e.closed = true
+		dl.Closed = true
 		if e.opened {
 			tt.Closed[d]++
 		}
@@ -291,15 +299,19 @@ func (t *Table) account(e *entry, prev, r *Record) {
 		tot[d] += delta
 		return delta
 	}
-	g.Retransmits += add(&tt.Retransmits, r.Retransmits, prev.Retransmits)
-	add(&tt.SynRetransmits, r.SynRetransmits, prev.SynRetransmits)
-	g.RTOs += add(&tt.RTOs, r.RTOs, prev.RTOs)
-	g.BytesSent += add(&tt.BytesSent, r.BytesSent, prev.BytesSent)
-	g.BytesReceived += add(&tt.BytesReceived, r.BytesReceived, prev.BytesReceived)
-	add(&tt.SegsOut, r.SegsOut, prev.SegsOut)
-	add(&tt.SegsIn, r.SegsIn, prev.SegsIn)
-	add(&tt.RSTSent, r.RSTSent, prev.RSTSent)
-	add(&tt.RSTReceived, r.RSTReceived, prev.RSTReceived)
+	dl.Retransmits = add(&tt.Retransmits, r.Retransmits, prev.Retransmits)
+	g.Retransmits += dl.Retransmits
+	dl.SynRetransmits = add(&tt.SynRetransmits, r.SynRetransmits, prev.SynRetransmits)
+	dl.RTOs = add(&tt.RTOs, r.RTOs, prev.RTOs)
+	g.RTOs += dl.RTOs
+	dl.BytesSent = add(&tt.BytesSent, r.BytesSent, prev.BytesSent)
+	g.BytesSent += dl.BytesSent
+	dl.BytesReceived = add(&tt.BytesReceived, r.BytesReceived, prev.BytesReceived)
+	g.BytesReceived += dl.BytesReceived
+	dl.SegsOut = add(&tt.SegsOut, r.SegsOut, prev.SegsOut)
+	dl.SegsIn = add(&tt.SegsIn, r.SegsIn, prev.SegsIn)
+	dl.RSTSent = add(&tt.RSTSent, r.RSTSent, prev.RSTSent)
+	dl.RSTReceived = add(&tt.RSTReceived, r.RSTReceived, prev.RSTReceived)
 	g.MaxSRTT = max(g.MaxSRTT, r.SRTT)
 	if r.SRTT > 0 {
 		e.lastSRTT = r.SRTT
@@ -309,6 +321,9 @@ func (t *Table) account(e *entry, prev, r *Record) {
 	if r.Closed && !e.rttSeen && e.lastSRTT > 0 {
 		e.rttSeen = true
 		tt.RTT[d].Observe(e.lastSRTT.Seconds())
+	}
+	if t.observer != nil {
+		t.observe(e, prev, r, dl)
 	}
 }
 
@@ -331,6 +346,7 @@ func (t *Table) evictOldest() {
 	if e == nil {
 		return
 	}
+	t.observeGone(e)
 	t.remove(e)
 	t.spare = e
 	t.totals.Evicted++
@@ -443,6 +459,7 @@ func (t *Table) expire(now time.Time) {
 		case e.rec.Closed && now.Sub(e.updated) >= t.cfg.Retention:
 			t.remove(e)
 		case !e.rec.Closed && now.Sub(e.updated) >= t.cfg.IdleTimeout:
+			t.observeGone(e)
 			t.remove(e)
 			t.totals.IdleExpired++
 		}

@@ -5,27 +5,16 @@ import (
 	"time"
 
 	"github.com/netsight/netsight/flow"
+	"github.com/netsight/netsight/monitor/topology"
 )
 
 // This file is the contract between the monitors engine (which fills
 // Windows from the agent's flow table) and the health verdict (which reads
 // them). Fields may be added; none may change meaning.
 
-// Place is where an address sits, as the topology resolver answered.
-type Place struct {
-	// Network is the topology.networks name (or the IMDS subnet / node
-	// name); "" when no source named it.
-	Network string `json:"network,omitempty"`
-	Zone    string `json:"zone,omitempty"`
-	VPC     string `json:"vpc,omitempty"`
-	Region  string `json:"region,omitempty"`
-	// Category is one of the fixed set: host, intra_zone, inter_zone,
-	// same_vpc, inter_vpc, inter_region, internet, unclassified.
-	Category string `json:"category"`
-	// Source is which resolver gave the answer: "networks", "imds",
-	// "kubernetes", "host", "default".
-	Source string `json:"source"`
-}
+// Place is where an address sits, as the topology resolver answered
+// (defined in monitor/topology, which the engine uses).
+type Place = topology.Place
 
 // Stats sums what connections did over a window. Counters are deltas
 // within the window (not lifetime totals); the *Max / latest fields are
