@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -193,11 +195,15 @@ func TestVariables(t *testing.T) {
 // that every selector filters on it.
 const instanceSentinel = "INSTANCE_SENTINEL"
 
-// expand replaces Grafana's variables with values PromQL accepts.
+// expand replaces Grafana's variables with values PromQL accepts: the
+// monitor and category variables by their All value (.*), $__range by the
+// rate interval.
 func expand(expr, instance, rateInterval string) string {
 	return strings.NewReplacer(
 		"$__rate_interval", rateInterval, "${__rate_interval}", rateInterval,
-		"$__interval", rateInterval, "$instance", instance, "${instance}", instance,
+		"$__interval", rateInterval, "$__range", rateInterval, "${__range}", rateInterval,
+		"$instance", instance, "${instance}", instance,
+		"$monitor", ".*", "${monitor}", ".*", "$category", ".*", "${category}", ".*",
 	).Replace(expr)
 }
 
@@ -304,9 +310,21 @@ var enaOnly = map[string]bool{
 }
 
 // labConfig runs every collector the dashboards read with short intervals,
-// and probes to loopback (ICMP, and TCP to a listener of the test).
+// probes to loopback (ICMP, and TCP to a listener of the test), and two
+// monitors besides the implicit all: loopback (every connection here) and
+// one for the listener's port.
 const labConfig = `store:
   scrape_interval: 1s
+monitors:
+  evaluate_every: 1s
+  window: 10s
+  items:
+    - name: loopback
+      remote:
+        cidrs: [127.0.0.0/8]
+    - name: probe-port
+      remote:
+        ports: [%[1]d]
 collectors:
   conntrack:
     interval: 1s
@@ -322,7 +340,7 @@ collectors:
         interval: 200ms
       - address: 127.0.0.1
         protocol: tcp
-        port: %d
+        port: %[1]d
         interval: 200ms
 `
 
@@ -338,10 +356,12 @@ type rangeResponse struct {
 	Error string `json:"error"`
 }
 
-// TestPanelsReturnData runs the agent (root, every default collector), lets
-// it record ~12 s of loopback probes and TCP connections, then runs every
-// panel query through /api/v1/query_range as Grafana would ($instance = All
-// = .*) and requires data from each (ENA-only panels: a successful query).
+// TestPanelsReturnData runs the agent (root, every default collector, two
+// monitors), lets it record ~12 s of loopback probes and TCP connections
+// until the monitors have counted them, then runs every panel query through
+// /api/v1/query_range as Grafana would ($instance, $monitor, $category =
+// All = .*) and requires from each at least one sample that is a number
+// (ENA-only panels: a successful query).
 func TestPanelsReturnData(t *testing.T) {
 	agenttest.RequireRoot(t)
 	ln := agenttest.Listen(t)
@@ -357,6 +377,9 @@ func TestPanelsReturnData(t *testing.T) {
 		`count(netsight_probe_period_loss_ratio) >= 2`,
 		`sum(netsight_flow_rtt_seconds_count) > 0`,
 		`count_over_time(netsight_conntrack_entries[1m]) >= 5`,
+		`sum(netsight_monitor_connections_total{monitor="probe-port",result="ok"}) > 0`,
+		`sum(netsight_monitor_rtt_seconds_count{monitor="loopback"}) > 0`,
+		`sum(netsight_traffic_bytes_total{category="host"}) > 0`,
 	} {
 		for {
 			var r rangeResponse
@@ -392,17 +415,26 @@ func TestPanelsReturnData(t *testing.T) {
 			t.Errorf("%s: status %q type %q error %q", q, r.Status, r.Data.ResultType, r.Error)
 			continue
 		}
-		samples := 0
+		samples, numbers := 0, 0
 		for _, s := range r.Data.Result {
 			samples += len(s.Values)
+			for _, v := range s.Values {
+				// A value is [time, "string"]; NaN (a quantile of no
+				// observations, 0/0) is a sample that draws nothing.
+				if str, ok := v[1].(string); ok {
+					if f, err := strconv.ParseFloat(str, 64); err == nil && !math.IsNaN(f) {
+						numbers++
+					}
+				}
+			}
 		}
 		switch {
 		case enaOnly[q.panel]:
 			t.Logf("%s: ENA-only, %d series (no ENA device in the lab)", q, len(r.Data.Result))
-		case samples == 0:
-			t.Errorf("%s: no data for %s", q, expr)
+		case numbers == 0:
+			t.Errorf("%s: no data (%d samples, none a number) for %s", q, samples, expr)
 		default:
-			t.Logf("%s: %d series, %d samples", q, len(r.Data.Result), samples)
+			t.Logf("%s: %d series, %d samples, %d numbers", q, len(r.Data.Result), samples, numbers)
 		}
 	}
 }
