@@ -23,6 +23,7 @@ import (
 	"github.com/netsight/netsight/internal/buildinfo"
 	"github.com/netsight/netsight/internal/memlimit"
 	"github.com/netsight/netsight/monitor"
+	"github.com/netsight/netsight/monitor/health"
 	"github.com/netsight/netsight/store"
 	"github.com/netsight/netsight/web"
 )
@@ -77,6 +78,7 @@ type Agent struct {
 
 	monitors *monitor.Engine // the monitors engine, fed by the table's observer
 	topo     *topologyLoader
+	health   *health.Engine // the health verdict over the monitors
 
 	mu      sync.RWMutex
 	manager *collector.Manager
@@ -105,6 +107,7 @@ func New(opts Options) (*Agent, error) {
 	a.cfg, a.dataDirNote, a.logger = cfg, note, NewLogger(cfg.Log, opts.LogOutput)
 	a.reg = prometheus.NewRegistry()
 	a.monitors = newMonitors(cfg)
+	a.health = health.New(health.DefaultConfig())
 	a.reg.MustRegister(
 		a.monitors,
 		buildinfo.Collector(),
@@ -112,6 +115,7 @@ func New(opts Options) (*Agent, error) {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{Namespace: "netsight"}),
 		swapCollector{a},
 		a.monitorCollector(),
+		health.NewCollector(a.health),
 	)
 	return a, nil
 }

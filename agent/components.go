@@ -9,6 +9,7 @@ import (
 	"github.com/netsight/netsight/config"
 	"github.com/netsight/netsight/flow"
 	"github.com/netsight/netsight/internal/kernel"
+	"github.com/netsight/netsight/monitor/health"
 	"github.com/netsight/netsight/store"
 	"github.com/netsight/netsight/web"
 	"github.com/netsight/netsight/web/dashboard"
@@ -90,6 +91,7 @@ func (a *Agent) startOutputs(ctx context.Context) error {
 	a.comps = append(a.comps, h)
 	a.startExports(ctx, h)
 	a.startMonitors(ctx)
+	a.startHealth(ctx)
 	return nil
 }
 
@@ -100,5 +102,6 @@ func (a *Agent) mountRoutes() {
 	a.server.Handle(web.FlowsPattern, web.FlowsHandler(flowView{a}))
 	a.store.Register(a.server.Handle)
 	a.mountMonitors()
+	a.server.Handle(health.Route, health.Handler(a.health))
 	dashboard.Register(a.server.Handle, dashboard.NewMeta(a.cfg.Store.StoreEnabled(), a.cfg.Store.ScrapeInterval.Seconds()))
 }

@@ -50,12 +50,22 @@ func (s *Stats) lossEvents() uint64 {
 	return s.Retransmits + s.RTOs + s.ConnectRefused + s.ConnectTimeout + s.ConnectReset
 }
 
+// coveringSpan is the slot range [from, to] that holds all of
+// (now-window, now]: the slot of now-window through the slot of now, so a
+// window never shrinks to the part of a slot elapsed since its boundary
+// (the health verdict judges every evaluate_every, also just after one).
+func coveringSpan(now time.Time, window time.Duration, width int64) (from, to int64) {
+	return now.Add(-window).Unix() / width, now.Unix() / width
+}
+
 // Windows returns every monitor ("all" first, then the configured ones in
-// order) over the configured window ending at now.
+// order) over the slots covering the configured window ending at now
+// (Start is the first slot's start: between window and window plus one
+// slot before now).
 func (e *Engine) Windows(now time.Time) []Window {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	from, to := span(now, e.cfg.Window, fineWidth)
+	from, to := coveringSpan(now, e.cfg.Window, fineWidth)
 	start := time.Unix(from*fineWidth, 0)
 	out := make([]Window, len(e.scopes))
 	type remoteAcc struct {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"regexp"
 	"sort"
 	"strings"
@@ -166,6 +167,26 @@ func (c *Collector) ConntrackAllowanceAvailable() (available uint64, ok bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return sumAvailable(c.lastDevs)
+}
+
+// AllowanceExceeded returns, per interface of the last read, the
+// reset-safe totals of its *_allowance_exceeded counters (copies; nil
+// before the first read): the health verdict's cloud_nic_limit reads it
+// (health.AllowanceExceededReader).
+func (c *Collector) AllowanceExceeded() map[string]map[string]uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out map[string]map[string]uint64
+	for _, d := range c.lastDevs {
+		if len(d.Exceeded) == 0 {
+			continue
+		}
+		if out == nil {
+			out = map[string]map[string]uint64{}
+		}
+		out[d.Name] = maps.Clone(d.Exceeded)
+	}
+	return out
 }
 
 func sumAvailable(devs []Device) (available uint64, ok bool) {

@@ -308,3 +308,23 @@ func golden(t *testing.T, name, got string) {
 		t.Errorf("%s differs from output; run with -update after checking.\ngot:\n%s", p, got)
 	}
 }
+
+func TestAllowanceExceededReader(t *testing.T) {
+	c := newFixture(t, DefaultConfig(), map[string][]string{
+		"ens5": {"ena_ens5.txt", "ena_ens5_later.txt"},
+		"ens6": {"ena_ens6_old_driver.txt"},
+	}, nil)
+	if got := c.AllowanceExceeded(); got != nil {
+		t.Errorf("before the first read: %v", got)
+	}
+	metrictest.MustGather(t, c)
+	first := c.AllowanceExceeded()
+	if first["ens5"]["bw_out_allowance_exceeded"] != 97 || first["ens5"]["bw_in_allowance_exceeded"] != 1840 {
+		t.Errorf("first read: %v", first)
+	}
+	first["ens5"]["bw_in_allowance_exceeded"] = 0 // a copy: the collector keeps its own
+	metrictest.MustGather(t, c)
+	if got := c.AllowanceExceeded()["ens5"]["bw_in_allowance_exceeded"]; got != 1900 {
+		t.Errorf("later read: bw_in %d, want 1900", got)
+	}
+}

@@ -5,25 +5,31 @@
 // netsight per-connection TCP health.
 //
 // A sock_ops program on the cgroup v2 root sees every TCP socket of every
-// process below it (network namespaces do not matter). It enables the RTO,
-// retransmit and state callbacks on each socket at connect/accept (RTT once
-// established), keeps one entry per connection (keyed by socket cookie) in
-// `conns` (a hash map: socket-local storage was measured slower), and
-// on the transition to CLOSE sends the final record through the `events`
-// ring buffer and deletes the entry. Two tp_btf programs count RSTs sent and
-// received. Besides UAPI types (struct bpf_sock_ops is stable) only the
-// network namespace inode is read from kernel structures, with CO-RE and a
-// minimal local definition of the few fields on the path, so the object
-// needs no vmlinux.h; bpf_get_netns_cookie in sock_ops needs Linux >= 5.15.
+// process below it (network namespaces do not matter). At connect/accept it
+// enables the RTO, retransmit and state callbacks on the socket (no per-ACK
+// RTT callback: RTT, bytes and segments are read from the socket instead),
+// keeps one entry per connection (keyed by socket cookie) in `conns` (a hash
+// map: one update when the connection is created, built in per-CPU
+// scratch), and on the transition to CLOSE reads the socket's final state,
+// sends the record through the `events` ring buffer and deletes the entry.
+// A BPF iterator over TCP sockets (iter/tcp, Linux 5.8+) refreshes the live
+// state of every tracked connection of one network namespace in place once
+// per poll interval (user space runs it in each namespace it can enter).
+// Two tp_btf programs count RSTs sent and received. Kernel fields are read
+// with CO-RE through bpf_skc_to_tcp_sock (5.9+) and minimal local
+// definitions of the structs on the path (relocated against the running
+// kernel's BTF at load), so the object needs no vmlinux.h;
+// bpf_get_netns_cookie in sock_ops needs Linux >= 5.15.
 
 #include <linux/types.h>
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
+#include <bpf/bpf_core_read.h>
 
-// The fields on the path sk->__sk_common.skc_net.net->ns.inum, relocated
-// against the running kernel's BTF at load (CO-RE), so the layout of these
-// local definitions does not matter.
+// Kernel structures, relocated against the running kernel's BTF at load
+// (CO-RE): the layout of these local definitions does not matter, only the
+// names and types of the fields.
 struct ns_common {
 	unsigned int inum;
 } __attribute__((preserve_access_index));
@@ -33,6 +39,7 @@ struct net {
 } __attribute__((preserve_access_index));
 
 struct sock_common {
+	unsigned char skc_state;
 	struct {
 		struct net *net;
 	} skc_net;
@@ -40,6 +47,53 @@ struct sock_common {
 
 struct sock {
 	struct sock_common __sk_common;
+	int sk_err;
+} __attribute__((preserve_access_index));
+
+struct minmax_sample {
+	__u32 t;
+	__u32 v;
+} __attribute__((preserve_access_index));
+
+struct minmax {
+	struct minmax_sample s[3];
+} __attribute__((preserve_access_index));
+
+struct tcp_sock {
+	__u32 srtt_us;
+	struct minmax rtt_min;
+	__u32 rcv_nxt;
+	__u32 copied_seq;
+	__u32 snd_una;
+	__u32 write_seq;
+	__u32 snd_wnd;
+	__u32 rcv_wnd;
+	__u32 mss_cache;
+	__u32 rate_delivered;
+	__u32 rate_interval_us;
+	__u32 dsack_dups;
+	__u32 total_retrans;
+	__u32 data_segs_in;
+	__u32 data_segs_out;
+	__u64 bytes_acked;
+	__u64 bytes_received;
+	__u32 chrono_start;
+	__u32 chrono_stat[3];
+	// A 2-bit field up to Linux 6.x, a plain byte later: read with
+	// BPF_CORE_READ_BITFIELD, which relocates either.
+	__u8 chrono_type : 2;
+} __attribute__((preserve_access_index));
+
+struct seq_file;
+struct bpf_map;
+
+struct bpf_iter_meta {
+	struct seq_file *seq;
+} __attribute__((preserve_access_index));
+
+struct bpf_iter__tcp {
+	struct bpf_iter_meta *meta;
+	struct sock_common *sk_common;
 } __attribute__((preserve_access_index));
 
 #define AF_INET 2
@@ -51,13 +105,10 @@ struct sock {
 #define F_FAILED 1
 #define F_ESTABLISHED 2
 
-// Callbacks while connecting: handshake retransmissions, SYN timeouts and
-// the close of a failed connect. The RTT callback is enabled only once the
-// connection is established: the SYN-ACK's RTT sample is read at
-// ACTIVE_ESTABLISHED anyway, so one callback per client connection is saved.
-#define CB_CONNECT_FLAGS (BPF_SOCK_OPS_RTO_CB_FLAG | \
-			  BPF_SOCK_OPS_RETRANS_CB_FLAG | BPF_SOCK_OPS_STATE_CB_FLAG)
-#define CB_FLAGS (CB_CONNECT_FLAGS | BPF_SOCK_OPS_RTT_CB_FLAG)
+// Callbacks on tracked sockets: retransmissions (handshake included), RTO
+// and state changes (for the close). No RTT callback: it runs on every ACK.
+#define CB_FLAGS (BPF_SOCK_OPS_RTO_CB_FLAG | BPF_SOCK_OPS_RETRANS_CB_FLAG | \
+		  BPF_SOCK_OPS_STATE_CB_FLAG)
 
 // Counters in `stats` (per CPU; user space sums them).
 #define STAT_RINGBUF_LOST 0
@@ -79,6 +130,7 @@ struct conn {
 	__u64 cgroup;
 	__u64 bytes_acked;
 	__u64 bytes_received;
+	__u64 delivery_rate; // bytes/s, as tcpi_delivery_rate
 	__u32 laddr[4];
 	__u32 raddr[4];
 	__u32 pid;
@@ -86,7 +138,7 @@ struct conn {
 	__u32 data_segs_out;
 	__u32 srtt_us;
 	__u32 min_rtt_us;
-	__u32 max_rtt_us;
+	__u32 max_rtt_us; // largest srtt sampled
 	__u32 total_retrans;
 	__u32 retrans_segs;
 	__u32 syn_retrans;
@@ -95,6 +147,18 @@ struct conn {
 	__u32 rst_recv;
 	__u32 connect_latency_us;
 	__u32 netns; // inode of the socket's network namespace (0: unknown)
+	// tcp_sock chrono_stat in jiffies (the running period included): busy
+	// (data in flight), limited by the peer's receive window, limited by
+	// the send buffer. User space converts with the kernel's HZ.
+	__u32 chrono[3];
+	__u32 dsack_dups;
+	__u32 snd_wnd;
+	__u32 rcv_wnd;
+	__u32 recv_queue; // rcv_nxt - copied_seq
+	__u32 zero_wnd_sent; // samples with rcv_wnd 0
+	__u32 zero_wnd_recv; // samples with snd_wnd 0 and data queued
+	__u32 sk_err; // sk_err at the close of a connect that failed
+	__u32 samples;
 	__u16 lport;
 	__u16 rport;
 	__u8 family;
@@ -123,6 +187,15 @@ struct {
 	__type(value, struct conn);
 } conns SEC(".maps");
 
+// Per-CPU scratch where a new entry is built before its one map update
+// (struct conn is too large for comfort on the 512-byte stack).
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct conn);
+} scratch SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 4096);
@@ -141,7 +214,6 @@ struct {
 	__type(key, __u32);
 	__type(value, __u64);
 } stats SEC(".maps");
-
 
 static __always_inline void stat_inc(__u32 idx)
 {
@@ -170,62 +242,118 @@ static __always_inline void fill_addrs(struct bpf_sock_ops *skops, struct conn *
 	}
 }
 
-// netns_inum returns the inode of the socket's network namespace (what
-// stat(2) of /proc/PID/ns/net shows), read once when the entry is created.
-static __always_inline __u32 netns_inum(struct bpf_sock_ops *skops)
+// tcp_of returns the socket as a BTF pointer that may be read from (the
+// verifier forbids loads through skops->sk itself); NULL for request and
+// time-wait sockets.
+static __always_inline struct tcp_sock *tcp_of(struct bpf_sock_ops *skops)
 {
 	struct bpf_sock *bsk = skops->sk;
 	if (!bsk)
 		return 0;
-	// The verifier forbids arithmetic on skops->sk; the BTF pointer from
-	// bpf_skc_to_tcp_sock may be read from. struct sock is the first
-	// member of struct tcp_sock (the kernel's own tcp_sk() relies on it).
-	struct sock *sk = (struct sock *)bpf_skc_to_tcp_sock(bsk);
-	if (!sk)
+	return bpf_skc_to_tcp_sock(bsk);
+}
+
+// netns_inum returns the inode of the socket's network namespace (what
+// stat(2) of /proc/PID/ns/net shows), read once when the entry is created.
+// struct sock is the first member of struct tcp_sock (the kernel's own
+// tcp_sk() relies on it).
+static __always_inline __u32 netns_inum(struct tcp_sock *tp)
+{
+	if (!tp)
 		return 0;
 	// Direct loads through the BTF pointer (the verifier turns them into
-	// fault-safe loads; the offsets are CO-RE relocated): cheaper than
-	// BPF_CORE_READ's two bpf_probe_read_kernel calls (measured with
-	// bench/flows: +0.19 us per flow against +0.05 us, within noise).
-	struct net *net = sk->__sk_common.skc_net.net;
+	// fault-safe loads; the offsets are CO-RE relocated).
+	struct net *net = ((struct sock *)tp)->__sk_common.skc_net.net;
 	if (!net)
 		return 0;
 	return net->ns.inum;
 }
 
-static __always_inline void fill_stats(struct bpf_sock_ops *skops, struct conn *c)
+// sample reads the connection's counters and signals from the socket, as
+// tcp_get_info does: at established, at each iterator pass and at close.
+static __always_inline void sample(struct tcp_sock *tp, struct conn *c)
 {
-	c->bytes_acked = skops->bytes_acked;
-	c->bytes_received = skops->bytes_received;
-	c->data_segs_in = skops->data_segs_in;
-	c->data_segs_out = skops->data_segs_out;
-	c->total_retrans = skops->total_retrans;
-	c->state = (__u8)skops->state;
-	__u32 srtt = skops->srtt_us >> 3;
+	c->bytes_acked = tp->bytes_acked;
+	c->bytes_received = tp->bytes_received;
+	c->data_segs_in = tp->data_segs_in;
+	c->data_segs_out = tp->data_segs_out;
+	c->total_retrans = tp->total_retrans;
+	__u32 srtt = tp->srtt_us >> 3;
 	if (srtt) {
 		c->srtt_us = srtt;
+		if (srtt > c->max_rtt_us)
+			c->max_rtt_us = srtt;
 	}
-	__u32 mn = skops->rtt_min;
-	if (mn && (c->min_rtt_us == 0 || mn < c->min_rtt_us))
+	__u32 mn = tp->rtt_min.s[0].v;
+	if (mn && mn != ~0U && (c->min_rtt_us == 0 || mn < c->min_rtt_us))
 		c->min_rtt_us = mn;
+
+	__u32 rate = tp->rate_delivered, intv = tp->rate_interval_us;
+	if (rate && intv)
+		c->delivery_rate = (__u64)rate * tp->mss_cache * 1000000 / intv;
+
+	// chrono_stat[type-1] accumulates the finished periods of each type;
+	// the running one (chrono_type, since chrono_start) is added here.
+	__u32 now = (__u32)bpf_jiffies64();
+	__u32 type = BPF_CORE_READ_BITFIELD(tp, chrono_type);
+	__u32 start = tp->chrono_start;
+	c->chrono[0] = tp->chrono_stat[0];
+	c->chrono[1] = tp->chrono_stat[1];
+	c->chrono[2] = tp->chrono_stat[2];
+	__u32 run = now - start;
+	if (type == 1)
+		c->chrono[0] += run;
+	else if (type == 2)
+		c->chrono[1] += run;
+	else if (type == 3)
+		c->chrono[2] += run;
+
+	c->dsack_dups = tp->dsack_dups;
+	__u32 snd_wnd = tp->snd_wnd, rcv_wnd = tp->rcv_wnd;
+	c->snd_wnd = snd_wnd;
+	c->rcv_wnd = rcv_wnd;
+	__s32 q = (__s32)(tp->rcv_nxt - tp->copied_seq);
+	c->recv_queue = q > 0 ? q : 0;
+	// Windows mean something only once established.
+	if (c->flags & F_ESTABLISHED) {
+		if (rcv_wnd == 0)
+			c->zero_wnd_sent++;
+		if (snd_wnd == 0 && tp->write_seq != tp->snd_una)
+			c->zero_wnd_recv++;
+	}
+	c->state = ((struct sock *)tp)->__sk_common.skc_state;
+	c->samples++;
 }
 
-static __always_inline struct conn *track(struct bpf_sock_ops *skops, __u64 cookie, __u8 dir)
+static __always_inline void copy_owner(struct conn *c, struct owner *o)
 {
-	struct conn c = {};
-	c.cookie = cookie;
-	c.direction = dir;
-	c.start_ns = bpf_ktime_get_ns();
-	c.netns = netns_inum(skops);
-	fill_addrs(skops, &c);
-	if (bpf_map_update_elem(&conns, &cookie, &c, BPF_NOEXIST) != 0) {
-		struct conn *old = bpf_map_lookup_elem(&conns, &cookie);
-		if (old)
-			return old;
-		stat_inc(STAT_CONNS_FULL);
+	c->pid = o->pid;
+	c->cgroup = o->cgroup;
+	__builtin_memcpy(c->comm, o->comm, sizeof(c->comm));
+}
+
+// new_conn returns the zeroed per-CPU scratch entry with the identity of
+// the connection filled; the caller completes it and stores it with
+// bpf_map_update_elem (one update per connection).
+static __always_inline struct conn *new_conn(struct bpf_sock_ops *skops, __u64 cookie, __u8 dir, struct tcp_sock *tp)
+{
+	__u32 zero = 0;
+	struct conn *c = bpf_map_lookup_elem(&scratch, &zero);
+	if (!c)
 		return 0;
-	}
-	return bpf_map_lookup_elem(&conns, &cookie);
+	__builtin_memset(c, 0, sizeof(*c));
+	c->cookie = cookie;
+	c->direction = dir;
+	c->start_ns = bpf_ktime_get_ns();
+	c->netns = netns_inum(tp);
+	fill_addrs(skops, c);
+	return c;
+}
+
+static __always_inline void store(__u64 *cookie, struct conn *c)
+{
+	if (bpf_map_update_elem(&conns, cookie, c, BPF_ANY) != 0)
+		stat_inc(STAT_CONNS_FULL);
 }
 
 static __always_inline void emit_close(struct bpf_sock_ops *skops, __u64 cookie, __u32 old_state)
@@ -235,7 +363,12 @@ static __always_inline void emit_close(struct bpf_sock_ops *skops, __u64 cookie,
 		stat_inc(STAT_UNTRACKED_CLOSE);
 		return;
 	}
-	fill_stats(skops, c);
+	struct tcp_sock *tp = tcp_of(skops);
+	if (tp) {
+		sample(tp, c);
+		if (old_state == BPF_TCP_SYN_SENT || old_state == BPF_TCP_SYN_RECV)
+			c->sk_err = ((struct sock *)tp)->sk_err;
+	}
 	c->end_ns = bpf_ktime_get_ns();
 	c->state = BPF_TCP_CLOSE;
 	if (old_state == BPF_TCP_SYN_SENT || old_state == BPF_TCP_SYN_RECV)
@@ -272,6 +405,7 @@ int netsight_sockops(struct bpf_sock_ops *skops)
 	__u32 op = skops->op;
 	__u64 cookie;
 	struct conn *c;
+	struct tcp_sock *tp;
 
 	switch (op) {
 	case BPF_SOCK_OPS_TCP_LISTEN_CB: {
@@ -287,79 +421,62 @@ int netsight_sockops(struct bpf_sock_ops *skops)
 			stat_inc(STAT_LISTENERS_FULL);
 		return 1;
 	}
-	case BPF_SOCK_OPS_TCP_CONNECT_CB: {
-		// connect(2) runs in the caller's process context. The entry is
-		// built on the stack and stored with one map update (no lookup).
-		struct conn n = {};
+	case BPF_SOCK_OPS_TCP_CONNECT_CB:
+		// connect(2) runs in the caller's process context.
 		cookie = bpf_get_socket_cookie(skops);
-		n.cookie = cookie;
-		n.direction = DIR_CLIENT;
-		n.start_ns = bpf_ktime_get_ns();
-		n.connect_ns = n.start_ns;
-		n.pid = bpf_get_current_pid_tgid() >> 32;
-		n.cgroup = bpf_get_current_cgroup_id();
-		bpf_get_current_comm(&n.comm, sizeof(n.comm));
-		n.netns = netns_inum(skops);
-		fill_addrs(skops, &n);
-		if (bpf_map_update_elem(&conns, &cookie, &n, BPF_ANY) != 0)
-			stat_inc(STAT_CONNS_FULL);
-		set_cb_flags(skops, CB_CONNECT_FLAGS);
+		c = new_conn(skops, cookie, DIR_CLIENT, tcp_of(skops));
+		if (c) {
+			c->connect_ns = c->start_ns;
+			c->pid = bpf_get_current_pid_tgid() >> 32;
+			c->cgroup = bpf_get_current_cgroup_id();
+			bpf_get_current_comm(&c->comm, sizeof(c->comm));
+			store(&cookie, c);
+		}
+		set_cb_flags(skops, CB_FLAGS);
 		return 1;
-	}
 	case BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB:
 		cookie = bpf_get_socket_cookie(skops);
-		// Normally tracked since connect: one lookup.
+		tp = tcp_of(skops);
+		// Normally tracked since connect: one lookup, updated in place.
 		c = bpf_map_lookup_elem(&conns, &cookie);
-		if (!c)
-			c = track(skops, cookie, DIR_CLIENT);
 		if (c) {
 			__u64 now = bpf_ktime_get_ns();
 			if (c->connect_ns && now > c->connect_ns)
 				c->connect_latency_us = (now - c->connect_ns) / 1000;
 			c->flags |= F_ESTABLISHED;
 			fill_addrs(skops, c); // the local address is final now
-			fill_stats(skops, c);
-			if (c->srtt_us > c->max_rtt_us) // the SYN-ACK's sample
-				c->max_rtt_us = c->srtt_us;
+			if (tp)
+				sample(tp, c); // the SYN-ACK's RTT sample
+		} else {
+			c = new_conn(skops, cookie, DIR_CLIENT, tp);
+			if (c) {
+				c->flags = F_ESTABLISHED;
+				if (tp)
+					sample(tp, c);
+				store(&cookie, c);
+			}
 		}
 		set_cb_flags(skops, CB_FLAGS);
 		return 1;
 	case BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB: {
-		// One map update with the entry built on the stack.
-		struct conn n = {};
 		cookie = bpf_get_socket_cookie(skops);
-		n.cookie = cookie;
-		n.direction = DIR_SERVER;
-		n.start_ns = bpf_ktime_get_ns();
-		n.flags = F_ESTABLISHED;
-		n.netns = netns_inum(skops);
-		fill_addrs(skops, &n);
-		fill_stats(skops, &n);
-		n.max_rtt_us = n.srtt_us;
-		struct listen_key k = {};
-		k.netns = bpf_get_netns_cookie(skops);
-		k.port = skops->local_port;
-		struct owner *o = bpf_map_lookup_elem(&listeners, &k);
-		if (o) {
-			n.pid = o->pid;
-			n.cgroup = o->cgroup;
-			__builtin_memcpy(n.comm, o->comm, sizeof(n.comm));
+		tp = tcp_of(skops);
+		c = new_conn(skops, cookie, DIR_SERVER, tp);
+		if (c) {
+			c->flags = F_ESTABLISHED;
+			if (tp)
+				sample(tp, c);
+			struct listen_key k = {};
+			k.netns = bpf_get_netns_cookie(skops);
+			k.port = skops->local_port;
+			struct owner *o = bpf_map_lookup_elem(&listeners, &k);
+			if (o)
+				copy_owner(c, o);
+			store(&cookie, c);
 		}
-		if (bpf_map_update_elem(&conns, &cookie, &n, BPF_ANY) != 0)
-			stat_inc(STAT_CONNS_FULL);
 		set_cb_flags(skops, CB_FLAGS);
 		return 1;
 	}
-	case BPF_SOCK_OPS_RTT_CB:
-		cookie = bpf_get_socket_cookie(skops);
-		c = bpf_map_lookup_elem(&conns, &cookie);
-		if (c) {
-			fill_stats(skops, c);
-			__u32 srtt = skops->srtt_us >> 3;
-			if (srtt > c->max_rtt_us)
-				c->max_rtt_us = srtt;
-		}
-		return 1;
 	case BPF_SOCK_OPS_RTO_CB:
 		cookie = bpf_get_socket_cookie(skops);
 		c = bpf_map_lookup_elem(&conns, &cookie);
@@ -390,6 +507,26 @@ int netsight_sockops(struct bpf_sock_ops *skops)
 		return 1;
 	}
 	return 1;
+}
+
+// The live state of the tracked connections of one network namespace (the
+// reader's): each full TCP socket with an entry has it refreshed in place
+// (the socket is locked meanwhile); user space then reads the map. The
+// close record carries the zero-window samples taken here.
+SEC("iter/tcp")
+int netsight_iter(struct bpf_iter__tcp *ctx)
+{
+	struct sock_common *skc = ctx->sk_common;
+	if (!skc)
+		return 0;
+	struct tcp_sock *tp = bpf_skc_to_tcp_sock(skc);
+	if (!tp)
+		return 0; // listening sockets are tcp_socks too; request and time-wait are not
+	__u64 cookie = bpf_get_socket_cookie(tp);
+	struct conn *c = bpf_map_lookup_elem(&conns, &cookie);
+	if (c)
+		sample(tp, c);
+	return 0;
 }
 
 // RSTs. The socket cookie is the same one sock_ops sees.

@@ -22,6 +22,7 @@ type flowConn struct {
 	Cgroup           uint64
 	BytesAcked       uint64
 	BytesReceived    uint64
+	DeliveryRate     uint64
 	Laddr            [4]uint32
 	Raddr            [4]uint32
 	Pid              uint32
@@ -38,6 +39,15 @@ type flowConn struct {
 	RstRecv          uint32
 	ConnectLatencyUs uint32
 	Netns            uint32
+	Chrono           [3]uint32
+	DsackDups        uint32
+	SndWnd           uint32
+	RcvWnd           uint32
+	RecvQueue        uint32
+	ZeroWndSent      uint32
+	ZeroWndRecv      uint32
+	SkErr            uint32
+	Samples          uint32
 	Lport            uint16
 	Rport            uint16
 	Family           uint8
@@ -45,6 +55,7 @@ type flowConn struct {
 	State            uint8
 	Flags            uint8
 	Comm             [16]int8
+	_                [4]byte
 }
 
 type flowListenKey struct {
@@ -69,7 +80,9 @@ const (
 	flowMapConns            = "conns"
 	flowMapEvents           = "events"
 	flowMapListeners        = "listeners"
+	flowMapScratch          = "scratch"
 	flowMapStats            = "stats"
+	flowProgNetsightIter    = "netsight_iter"
 	flowProgNetsightRstRecv = "netsight_rst_recv"
 	flowProgNetsightRstSend = "netsight_rst_send"
 	flowProgNetsightSockops = "netsight_sockops"
@@ -118,6 +131,7 @@ type flowSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type flowProgramSpecs struct {
+	NetsightIter    *ebpf.ProgramSpec `ebpf:"netsight_iter"`
 	NetsightRstRecv *ebpf.ProgramSpec `ebpf:"netsight_rst_recv"`
 	NetsightRstSend *ebpf.ProgramSpec `ebpf:"netsight_rst_send"`
 	NetsightSockops *ebpf.ProgramSpec `ebpf:"netsight_sockops"`
@@ -130,6 +144,7 @@ type flowMapSpecs struct {
 	Conns     *ebpf.MapSpec `ebpf:"conns"`
 	Events    *ebpf.MapSpec `ebpf:"events"`
 	Listeners *ebpf.MapSpec `ebpf:"listeners"`
+	Scratch   *ebpf.MapSpec `ebpf:"scratch"`
 	Stats     *ebpf.MapSpec `ebpf:"stats"`
 }
 
@@ -163,6 +178,7 @@ type flowMaps struct {
 	Conns     *ebpf.Map `ebpf:"conns"`
 	Events    *ebpf.Map `ebpf:"events"`
 	Listeners *ebpf.Map `ebpf:"listeners"`
+	Scratch   *ebpf.Map `ebpf:"scratch"`
 	Stats     *ebpf.Map `ebpf:"stats"`
 }
 
@@ -171,6 +187,7 @@ func (m *flowMaps) Close() error {
 		m.Conns,
 		m.Events,
 		m.Listeners,
+		m.Scratch,
 		m.Stats,
 	)
 }
@@ -186,6 +203,7 @@ type flowVariables struct {
 //
 // It can be passed to loadFlowObjects or ebpf.CollectionSpec.LoadAndAssign.
 type flowPrograms struct {
+	NetsightIter    *ebpf.Program `ebpf:"netsight_iter"`
 	NetsightRstRecv *ebpf.Program `ebpf:"netsight_rst_recv"`
 	NetsightRstSend *ebpf.Program `ebpf:"netsight_rst_send"`
 	NetsightSockops *ebpf.Program `ebpf:"netsight_sockops"`
@@ -193,6 +211,7 @@ type flowPrograms struct {
 
 func (p *flowPrograms) Close() error {
 	return _FlowClose(
+		p.NetsightIter,
 		p.NetsightRstRecv,
 		p.NetsightRstSend,
 		p.NetsightSockops,

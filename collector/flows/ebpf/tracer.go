@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"net/netip"
 	"os"
 	"sync"
@@ -55,6 +56,9 @@ type Stats struct {
 type Tracer struct {
 	objs     flowObjects
 	links    []link.Link
+	iter     *link.Iter // refreshes the live state of open connections
+	usJiffy  int64      // microseconds per kernel jiffy (0: unknown)
+	nets     *netnsSet  // namespaces the iterator runs in
 	reader   *ringbuf.Reader
 	cgroup   string
 	flush    time.Duration
@@ -98,7 +102,7 @@ func Open(opts Options) (*Tracer, error) {
 	if err := spec.Variables["wakeup_bytes"].Set(ringBytes / 4); err != nil {
 		return nil, fmt.Errorf("set wakeup_bytes: %w", err)
 	}
-	t := &Tracer{cgroup: cg, flush: opts.FlushInterval}
+	t := &Tracer{cgroup: cg, flush: opts.FlushInterval, usJiffy: usecPerJiffy(), nets: newNetnsSet()}
 	if t.flush <= 0 {
 		t.flush = 100 * time.Millisecond
 	}
@@ -115,6 +119,12 @@ func Open(opts Options) (*Tracer, error) {
 		return nil, &UnsupportedError{What: "attaching sock_ops to cgroup " + cg, Err: err}
 	}
 	t.links = append(t.links, l)
+	t.iter, err = link.AttachIter(link.IterOptions{Program: t.objs.NetsightIter})
+	if err != nil {
+		t.Close()
+		return nil, &UnsupportedError{What: "attaching the TCP socket iterator (iter/tcp, Linux 5.8+)", Err: err}
+	}
+	t.links = append(t.links, t.iter)
 	// RST counting is optional: the rest works without it.
 	for _, p := range []*cebpf.Program{t.objs.NetsightRstRecv, t.objs.NetsightRstSend} {
 		if l, err := link.AttachTracing(link.TracingOptions{Program: p}); err == nil {
@@ -178,7 +188,7 @@ func (t *Tracer) RunBatch(ctx context.Context, sink func([]flow.Record)) error {
 	// Closing the reader is the one way to wake a blocked read.
 	stop := context.AfterFunc(ctx, func() { _ = t.reader.Close() })
 	defer stop()
-	clock := newClock()
+	clock := t.newClock()
 	comms := newInterner()
 	batch := make([]flow.Record, 0, maxBatch)
 	flush := func() {
@@ -215,7 +225,7 @@ func (t *Tracer) RunBatch(ctx context.Context, sink func([]flow.Record)) error {
 			// One clock pair per batch: the conversion of kernel
 			// monotonic times to wall time stays within the batch's
 			// wakeup latency.
-			clock = newClock()
+			clock = t.newClock()
 		}
 		t.records.Add(1)
 		// The record is the kernel's struct conn in host layout (bpf2go's
@@ -228,44 +238,86 @@ func (t *Tracer) RunBatch(ctx context.Context, sink func([]flow.Record)) error {
 	}
 }
 
-// Active calls fn for every open connection in the kernel table. It reads
-// the map in batches (BPF_MAP_LOOKUP_BATCH), which, unlike key-by-key
-// iteration, does not restart when connections close meanwhile; it falls
-// back to iteration on kernels without batch operations.
+// Active calls fn for every open connection in the kernel table. It first
+// refreshes the connections' live state (RTT, bytes, chrono times, windows,
+// receive queue) with one pass of the TCP socket iterator in each network
+// namespace that holds tracked connections and that it can enter (its own,
+// those named under /var/run/netns, those of the connections' processes);
+// connections of other namespaces keep the state of their last event. It
+// then reads the map in batches (BPF_MAP_LOOKUP_BATCH), which, unlike
+// key-by-key iteration, does not restart when connections close meanwhile;
+// it falls back to iteration on kernels without batch operations.
 func (t *Tracer) Active(fn func(flow.Record)) error {
-	clock := newClock()
+	refreshErr := t.nets.each(t.runIter)
+	t.nets.beginScan()
+	clock := t.newClock()
 	const chunk = 1024
 	keys := make([]uint64, chunk)
 	vals := make([]flowConn, chunk)
+	var rec flow.Record
+	emit := func(c *flowConn) {
+		t.nets.see(c.Netns, c.Pid)
+		rec = flow.Record{}
+		toRecordInto(&rec, c, clock, nil)
+		fn(rec)
+	}
 	var cursor cebpf.MapBatchCursor
 	for {
 		n, err := t.objs.Conns.BatchLookup(&cursor, keys, vals, nil)
 		for i := range n {
-			fn(toRecord(&vals[i], clock))
+			emit(&vals[i])
 		}
 		if errors.Is(err, cebpf.ErrKeyNotExist) {
-			return nil
+			break
 		}
 		if errors.Is(err, cebpf.ErrNotSupported) {
-			return t.iterate(fn, clock)
+			if err := t.iterate(emit); err != nil {
+				return err
+			}
+			break
 		}
 		if err != nil {
 			return fmt.Errorf("batch lookup conns map: %w", err)
 		}
 	}
+	t.nets.endScan()
+	return refreshErr
 }
 
-func (t *Tracer) iterate(fn func(flow.Record), clock clock) error {
+func (t *Tracer) iterate(emit func(*flowConn)) error {
 	var key uint64
 	var c flowConn
 	it := t.objs.Conns.Iterate()
 	for it.Next(&key, &c) {
-		fn(toRecord(&c, clock))
+		emit(&c)
 	}
 	if err := it.Err(); err != nil {
 		return fmt.Errorf("iterate conns map: %w", err)
 	}
 	return nil
+}
+
+// runIter runs one pass of the TCP socket iterator in the calling thread's
+// network namespace; the program writes nothing, it refreshes the map.
+func (t *Tracer) runIter() error {
+	r, err := t.iter.Open()
+	if err != nil {
+		return fmt.Errorf("open tcp iterator: %w", err)
+	}
+	defer r.Close()
+	var buf [64]byte
+	for {
+		_, err := r.Read(buf[:])
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("read tcp iterator: %w", err)
+		}
+	}
 }
 
 // Stats returns the self-metrics.
@@ -284,16 +336,28 @@ func (t *Tracer) Stats() (Stats, error) {
 	return s, nil
 }
 
-// clock converts CLOCK_MONOTONIC nanoseconds (bpf_ktime_get_ns) to wall time.
+// clock converts CLOCK_MONOTONIC nanoseconds (bpf_ktime_get_ns) to wall
+// time, and kernel jiffies to durations.
 type clock struct {
-	wall time.Time
-	mono int64
+	wall    time.Time
+	mono    int64
+	usJiffy int64 // microseconds per jiffy; 0: unknown
 }
 
 func newClock() clock {
 	var ts unix.Timespec
 	_ = unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
 	return clock{wall: time.Now(), mono: ts.Nano()}
+}
+
+func (t *Tracer) newClock() clock {
+	c := newClock()
+	c.usJiffy = t.usJiffy
+	return c
+}
+
+func (c clock) jiffies(j uint64) time.Duration {
+	return time.Duration(int64(j)*c.usJiffy) * time.Microsecond
 }
 
 func (c clock) at(ns uint64) time.Time {
@@ -326,12 +390,6 @@ func addr(family uint8, a [4]uint32, port uint16) netip.AddrPort {
 	return netip.AddrPortFrom(ip, port)
 }
 
-func toRecord(c *flowConn, clk clock) flow.Record {
-	var r flow.Record
-	toRecordInto(&r, c, clk, nil)
-	return r
-}
-
 // toRecordInto fills r (zero) from c; comms interns process names (nil:
 // allocate each).
 func toRecordInto(r *flow.Record, c *flowConn, clk clock, comms *interner) {
@@ -360,6 +418,20 @@ func toRecordInto(r *flow.Record, c *flowConn, clk clock, comms *interner) {
 	r.RSTReceived = uint64(c.RstRecv)
 	r.ConnectLatency = time.Duration(c.ConnectLatencyUs) * time.Microsecond
 	r.ConnectFailed = c.Flags&flFailed != 0
+	if r.ConnectFailed {
+		r.ConnectResult = connectResult(c.SkErr)
+	}
+	busy := uint64(c.Chrono[0]) + uint64(c.Chrono[1]) + uint64(c.Chrono[2])
+	r.BusyTime = clk.jiffies(busy) // tcpi_busy_time counts all three
+	r.RwndLimited = clk.jiffies(uint64(c.Chrono[1]))
+	r.SndbufLimited = clk.jiffies(uint64(c.Chrono[2]))
+	r.DeliveryRate = c.DeliveryRate
+	r.DSACKDups = uint64(c.DsackDups)
+	r.SndWnd = c.SndWnd
+	r.RcvWnd = c.RcvWnd
+	r.RecvQueue = c.RecvQueue
+	r.ZeroWindowSent = uint64(c.ZeroWndSent)
+	r.ZeroWindowReceived = uint64(c.ZeroWndRecv)
 	switch c.Direction {
 	case dirClient:
 		r.Direction = flow.DirClient
@@ -369,6 +441,21 @@ func toRecordInto(r *flow.Record, c *flowConn, clk clock, comms *interner) {
 	if r.State == "unknown" {
 		r.State = "syn_sent"
 	}
+}
+
+// connectResult names how a connect failed from the socket's sk_err at its
+// close: 0 means the socket was closed (by the application, e.g. a dial
+// timeout) before any answer.
+func connectResult(skErr uint32) string {
+	switch unix.Errno(skErr) {
+	case unix.ECONNREFUSED:
+		return "refused"
+	case 0, unix.ETIMEDOUT:
+		return "timeout"
+	case unix.ECONNRESET:
+		return "reset"
+	}
+	return ""
 }
 
 // interner returns one string per distinct process name, so a busy host
@@ -411,7 +498,7 @@ func commString(c [16]int8) string {
 // (cilium/ebpf EnableStats or sysctl kernel.bpf_stats_enabled=1); used by
 // bench/flows to measure in-kernel cost.
 func (t *Tracer) ProgramStats() (runtime time.Duration, count uint64, err error) {
-	for _, p := range []*cebpf.Program{t.objs.NetsightSockops, t.objs.NetsightRstRecv, t.objs.NetsightRstSend} {
+	for _, p := range []*cebpf.Program{t.objs.NetsightSockops, t.objs.NetsightRstRecv, t.objs.NetsightRstSend, t.objs.NetsightIter} {
 		st, err := p.Stats()
 		if err != nil {
 			return 0, 0, fmt.Errorf("program stats: %w", err)

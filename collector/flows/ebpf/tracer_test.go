@@ -82,8 +82,8 @@ func TestTracerLoopback(t *testing.T) {
 		t.Errorf("server record: %+v", server)
 	}
 	st, err := tr.Stats()
-	if err != nil || st.ProgramsAttached != 3 {
-		t.Errorf("stats %+v, %v; want 3 programs attached", st, err)
+	if err != nil || st.ProgramsAttached != 4 {
+		t.Errorf("stats %+v, %v; want 4 programs attached", st, err)
 	}
 	cancel()
 	if err := <-done; err != nil {
