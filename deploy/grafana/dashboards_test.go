@@ -380,6 +380,7 @@ func TestPanelsReturnData(t *testing.T) {
 		`sum(netsight_monitor_connections_total{monitor="probe-port",result="ok"}) > 0`,
 		`sum(netsight_monitor_rtt_seconds_count{monitor="loopback"}) > 0`,
 		`sum(netsight_traffic_bytes_total{category="host"}) > 0`,
+		`count(netsight_monitor_verdict{monitor="loopback"} == 1) == 1`,
 	} {
 		for {
 			var r rangeResponse
@@ -435,6 +436,103 @@ func TestPanelsReturnData(t *testing.T) {
 			t.Errorf("%s: no data (%d samples, none a number) for %s", q, samples, expr)
 		default:
 			t.Logf("%s: %d series, %d samples, %d numbers", q, len(r.Data.Result), samples, numbers)
+		}
+	}
+	checkVerdictPanels(t, a)
+}
+
+// checkVerdictPanels: the "Verdict per monitor" timeline, read through its
+// value mappings, names the verdict GET /api/v1/health gives for every
+// monitor (both asked within one evaluation; retried when a verdict
+// changed between the two).
+func checkVerdictPanels(t *testing.T, a *agenttest.Agent) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, f := range dashboardFiles(t) {
+		raw, d := load(t, f)
+		var full struct {
+			Panels []struct {
+				Title       string `json:"title"`
+				FieldConfig struct {
+					Defaults struct {
+						Mappings []struct {
+							Options map[string]struct {
+								Text string `json:"text"`
+							} `json:"options"`
+						} `json:"mappings"`
+					} `json:"defaults"`
+				} `json:"fieldConfig"`
+				Targets []struct {
+					Expr string `json:"expr"`
+				} `json:"targets"`
+			} `json:"panels"`
+		}
+		if err := json.Unmarshal(raw, &full); err != nil {
+			t.Fatal(err)
+		}
+		found := false
+		for _, p := range full.Panels {
+			if p.Title != "Verdict per monitor" {
+				continue
+			}
+			found = true
+			if len(p.Targets) != 1 || len(p.FieldConfig.Defaults.Mappings) != 1 {
+				t.Fatalf("%s: verdict panel needs one query and one value mapping", d.Title)
+			}
+			names := p.FieldConfig.Defaults.Mappings[0].Options
+			var mismatch string
+			for range 5 {
+				var health struct {
+					Monitors []struct {
+						Name    string `json:"name"`
+						Verdict string `json:"verdict"`
+					} `json:"monitors"`
+				}
+				var r struct {
+					Data struct {
+						Result []struct {
+							Metric map[string]string `json:"metric"`
+							Value  [2]any            `json:"value"`
+						} `json:"result"`
+					} `json:"data"`
+				}
+				if err := a.GetJSON(ctx, "/api/v1/health", &health); err != nil {
+					t.Fatal(err)
+				}
+				if err := a.GetJSON(ctx, "/api/v1/query?query="+url.QueryEscape(expand(p.Targets[0].Expr, ".*", "10s")), &r); err != nil {
+					t.Fatal(err)
+				}
+				panel := map[string]string{}
+				for _, s := range r.Data.Result {
+					code, _ := s.Value[1].(string)
+					name, ok := names[code]
+					if !ok {
+						t.Fatalf("%s: verdict code %q of %s has no mapping", d.Title, code, s.Metric["monitor"])
+					}
+					panel[s.Metric["monitor"]] = name.Text
+				}
+				mismatch = ""
+				for _, m := range health.Monitors {
+					if panel[m.Name] != m.Verdict {
+						mismatch += fmt.Sprintf(" %s: panel %q, API %q;", m.Name, panel[m.Name], m.Verdict)
+					}
+				}
+				if len(health.Monitors) == 0 {
+					mismatch = " no monitors in /api/v1/health"
+				}
+				if mismatch == "" {
+					t.Logf("%s: verdict panel agrees with /api/v1/health on %d monitors: %v", d.Title, len(health.Monitors), panel)
+					break
+				}
+				time.Sleep(time.Second)
+			}
+			if mismatch != "" {
+				t.Errorf("%s: verdict panel disagrees with /api/v1/health:%s", d.Title, mismatch)
+			}
+		}
+		if !found {
+			t.Errorf("%s: no \"Verdict per monitor\" panel", d.Title)
 		}
 	}
 }
