@@ -115,7 +115,8 @@ func TestUnitUnderSystemd(t *testing.T) {
 	if err := os.WriteFile(cfgPath, cfg, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	run(t, "systemctl", "--root", root, "enable", "netsight.service")
+	controlPort := writeControlUnit(t, root)
+	run(t, "systemctl", "--root", root, "enable", "netsight.service", "netsight-control.service")
 	run(t, "systemctl", "--root", root, "mask", "apt-daily.timer", "apt-daily-upgrade.timer",
 		"systemd-networkd.service", "systemd-timesyncd.service", "getty@tty1.service")
 	if err := os.MkdirAll(filepath.Join(root, "var/log/journal"), 0o755); err != nil {
@@ -166,6 +167,14 @@ func TestUnitUnderSystemd(t *testing.T) {
 		}
 	}
 	checkProcess(t, uid)
+	// The control unit runs: its flows and sockets collectors stay up on
+	// sock_diag (the filter degrades them, it does not stop the agent).
+	control := waitCollectors(t, controlPort, done, console.Name())
+	for _, name := range []string{"flows", "sockets"} {
+		if s := control[name]; !s.Up {
+			t.Errorf("control unit: collector %s %+v, want up on sock_diag", name, s)
+		}
+	}
 
 	halt := time.Now()
 	stop()
@@ -185,6 +194,19 @@ func TestUnitUnderSystemd(t *testing.T) {
 	if t.Failed() {
 		t.Logf("journal of netsight.service:\n%s", journal)
 	}
+	// The control: the same unit minus bpf/perf_event_open must lose eBPF
+	// (so the checks above can fail, and the filter is what systemd
+	// enforces), and say so.
+	cj := run(t, "journalctl", "--directory", filepath.Join(root, "var/log/journal"), "--no-pager", "-o", "cat",
+		"-u", "netsight-control.service")
+	for _, want := range []string{"falling back to sock_diag", "counting sockets with sock_diag"} {
+		if !strings.Contains(cj, want) {
+			t.Errorf("control unit (bpf filtered out) journal lacks %q:\n%s", want, cj)
+		}
+	}
+	if strings.Contains(cj, "eBPF back end attached") {
+		t.Errorf("control unit attached eBPF although its SystemCallFilter denies bpf():\n%s", cj)
+	}
 
 	// rpm -e runs the pre/post-remove scriptlets in the tree: the binary,
 	// unit, config and state are gone; the user stays (documented).
@@ -198,6 +220,34 @@ func TestUnitUnderSystemd(t *testing.T) {
 		}
 	}
 	passwdUID(t, root, "netsight")
+}
+
+// writeControlUnit installs netsight-control.service: netsight.service with
+// its own port and state directory and bpf() and perf_event_open() taken
+// out of its SystemCallFilter. It returns the control's port.
+func writeControlUnit(t *testing.T, root string) int {
+	t.Helper()
+	raw, err := os.ReadFile(unit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := agenttest.FreePort(t)
+	const exec = "ExecStart=/usr/bin/netsight run --config /etc/netsight/netsight.yaml --data-dir /var/lib/netsight\n"
+	text := string(raw)
+	for old, repl := range map[string]string{
+		exec:                            fmt.Sprintf("ExecStart=/usr/bin/netsight run --config /etc/netsight/netsight.yaml --data-dir /var/lib/netsight-control --listen 127.0.0.1:%d\n", port),
+		"StateDirectory=netsight\n":     "StateDirectory=netsight-control\n",
+		"SystemCallErrorNumber=EPERM\n": "SystemCallErrorNumber=EPERM\nSystemCallFilter=~bpf perf_event_open\n",
+	} {
+		if !strings.Contains(text, old) {
+			t.Fatalf("unit has no %q line", strings.TrimSpace(old))
+		}
+		text = strings.Replace(text, old, repl, 1)
+	}
+	if err := os.WriteFile(filepath.Join(root, "etc/systemd/system/netsight-control.service"), []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return port
 }
 
 func run(t *testing.T, name string, args ...string) string {
@@ -276,7 +326,7 @@ func checkProcess(t *testing.T, uid int) {
 	var agent, init map[string]string
 	for _, p := range pids {
 		cmdline, err := os.ReadFile(filepath.Join(p, "cmdline"))
-		if err == nil && strings.HasPrefix(string(cmdline), "/usr/bin/netsight\x00run\x00--config\x00/etc/netsight/netsight.yaml") {
+		if err == nil && string(cmdline) == "/usr/bin/netsight\x00run\x00--config\x00/etc/netsight/netsight.yaml\x00--data-dir\x00/var/lib/netsight\x00" {
 			agent = procStatus(p)
 			break
 		}
