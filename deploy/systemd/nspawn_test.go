@@ -30,8 +30,9 @@ func TestMain(m *testing.M) {
 // the Debian tree; NETSIGHT_SYSTEMD_ROOTFS overrides it.
 const defaultRootfs = "/var/cache/netsight/systemd-rootfs"
 
-// defaultCollectors run without configuration (capture and nftables are
-// opt-in; probe idles, up, without targets).
+// defaultCollectors run without configuration whatever else the agent
+// reports (capture and nftables are opt-in; probe idles, up, without
+// targets); defaultNames adds every other collector not "disabled".
 var defaultCollectors = []string{"conntrack", "flows", "nic", "probe", "sockets"}
 
 // unitCapMask is CAP_NET_ADMIN(12) CAP_NET_RAW(13) CAP_PERFMON(38) CAP_BPF(39),
@@ -160,7 +161,8 @@ func TestUnitUnderSystemd(t *testing.T) {
 
 	status := waitCollectors(t, port, done, console.Name())
 	t.Logf("boot to every default collector reporting: %s", time.Since(booted).Round(100*time.Millisecond))
-	for _, name := range defaultCollectors {
+	t.Logf("default collectors under the unit: %v", defaultNames(status))
+	for _, name := range defaultNames(status) {
 		s, ok := status[name]
 		if !ok || !s.Up {
 			t.Errorf("collector %s under the unit: %+v (reported %v)", name, s, ok)
@@ -298,7 +300,7 @@ func waitCollectors(t *testing.T, port int, done <-chan error, console string) m
 			settled := true
 			for _, s := range list {
 				m[s.Name] = s
-				if slices.Contains(defaultCollectors, s.Name) && !s.Up && s.Reason == "" {
+				if isDefault(s) && !s.Up && s.Reason == "" {
 					settled = false
 				}
 			}
@@ -376,4 +378,23 @@ func procStatus(p string) map[string]string {
 		}
 	}
 	return out
+}
+
+// isDefault: the collector runs without configuration (opt-in ones report
+// state "disabled").
+func isDefault(s agenttest.Status) bool {
+	return slices.Contains(defaultCollectors, s.Name) || s.State != "disabled"
+}
+
+// defaultNames lists the known default collectors and every other one the
+// agent runs without configuration (collectors added later count too).
+func defaultNames(status map[string]agenttest.Status) []string {
+	names := slices.Clone(defaultCollectors)
+	for n, s := range status {
+		if isDefault(s) && !slices.Contains(names, n) {
+			names = append(names, n)
+		}
+	}
+	slices.Sort(names)
+	return names
 }
