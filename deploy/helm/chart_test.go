@@ -49,9 +49,6 @@ type objects struct {
 	prometheusRules []monitoringv1.PrometheusRule
 	clusterRoles    []rbacv1.ClusterRole
 	roleBindings    []rbacv1.ClusterRoleBinding
-	// other counts RBAC objects the chart must never create (namespaced
-	// Roles and RoleBindings).
-	other []string
 }
 
 func loadChart(t *testing.T) *chart.Chart {
