@@ -439,6 +439,50 @@ func TestPanelsReturnData(t *testing.T) {
 		}
 	}
 	checkVerdictPanels(t, a)
+	checkVariables(t, a)
+}
+
+var labelValuesCall = regexp.MustCompile(`^label_values\((.+),\s*([a-zA-Z_][a-zA-Z0-9_]*)\)$`)
+
+// checkVariables runs every query variable as Grafana does
+// (label_values(selector, label) = GET /api/v1/label/<label>/values with
+// match[]) against the agent: each must succeed, and monitor and category
+// must list values (instance has none on one agent's own store: All).
+func checkVariables(t *testing.T, a *agenttest.Agent) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for _, f := range dashboardFiles(t) {
+		_, d := load(t, f)
+		for _, v := range d.Templating.List {
+			if v.Type != "query" {
+				continue
+			}
+			var q string
+			if err := json.Unmarshal(v.Query, &q); err != nil {
+				t.Errorf("%s: variable %s: query is not a string: %s", d.Title, v.Name, v.Query)
+				continue
+			}
+			m := labelValuesCall.FindStringSubmatch(q)
+			if m == nil {
+				t.Errorf("%s: variable %s: %q is not label_values(selector, label)", d.Title, v.Name, q)
+				continue
+			}
+			var r struct {
+				Status string   `json:"status"`
+				Data   []string `json:"data"`
+			}
+			path := "/api/v1/label/" + m[2] + "/values?match[]=" + url.QueryEscape(expand(m[1], ".*", "10s"))
+			if err := a.GetJSON(ctx, path, &r); err != nil || r.Status != "success" {
+				t.Errorf("%s: variable %s: %s: %v %s", d.Title, v.Name, path, err, r.Status)
+				continue
+			}
+			t.Logf("%s: variable %s: %v", d.Title, v.Name, r.Data)
+			if v.Name != "instance" && len(r.Data) == 0 {
+				t.Errorf("%s: variable %s lists no values", d.Title, v.Name)
+			}
+		}
+	}
 }
 
 // checkVerdictPanels: the "Verdict per monitor" timeline, read through its
