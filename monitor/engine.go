@@ -4,7 +4,9 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/netsight/netsight/flow"
 	"github.com/netsight/netsight/monitor/topology"
@@ -169,7 +171,7 @@ type Engine struct {
 	spare     *group
 	evicted   uint64
 	localSeen map[netip.Addr]struct{}
-	lastNow   time.Time
+	winSlots  atomic.Int64 // slots in cfg.Window (read by Observe before it locks)
 }
 
 // NewEngine returns an engine classifying with res (nil: an empty
@@ -220,6 +222,7 @@ func (e *Engine) Configure(cfg Config) {
 	e.scopes = scopes
 	e.cfg = cfg
 	e.cfgGen++
+	e.winSlots.Store(int64((cfg.Window + FineSlot - 1) / FineSlot))
 	for len(e.groups) > cfg.MaxGroups {
 		e.evict()
 	}
@@ -234,13 +237,14 @@ func (e *Engine) Observe(d *flow.Delta) {
 	now := d.Now
 	fi, ci := now.Unix()/fineWidth, now.Unix()/coarseWidth
 	o.rttBucket, o.hsBucket = -1, -1
-	if r.SRTT > 0 && !r.ConnectFailed && *d.Mark != uint64(fi)+1 && !d.Gone {
-		*d.Mark = uint64(fi) + 1 // one RTT observation per connection per slot
+	// At most one RTT observation per connection per window: the mark is
+	// the slot of its last observation (+1, 0: none yet).
+	if m := *d.Mark; r.SRTT > 0 && !r.ConnectFailed && !d.Gone && (m == 0 || uint64(fi)+1 >= m+uint64(e.winSlots.Load())) {
+		*d.Mark = uint64(fi) + 1
 		o.rtt = r.SRTT.Seconds()
 		o.rttBucket = bucketOf(o.rtt)
 	}
-	client := r.Direction == flow.DirClient
-	if d.Established && client {
+	if d.Established && r.Direction == flow.DirClient {
 		o.ok = true
 		if r.ConnectLatency > 0 {
 			o.hs = r.ConnectLatency.Seconds()
@@ -268,16 +272,9 @@ func (e *Engine) Observe(d *flow.Delta) {
 	k := groupKey{local: r.Local.Addr().Unmap(), remote: r.Remote.Addr().Unmap(), port: r.ServerPort(), dir: r.Direction, comm: r.Comm}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if now.After(e.lastNow) {
-		e.lastNow = now
-	}
-	if client {
-		if _, ok := e.localSeen[k.local]; !ok {
-			if len(e.localSeen) >= maxLocalSeen {
-				clear(e.localSeen)
-			}
-			e.localSeen[k.local] = struct{}{}
-		}
+	if d.Gone {
+		e.gone(&k, &o, fi, ci)
+		return
 	}
 	g := e.group(&k, now)
 	if g.inAll && k.dir == flow.DirServer {
@@ -298,6 +295,33 @@ func (e *Engine) Observe(d *flow.Delta) {
 	for m := g.mask; m != 0; m &= m - 1 {
 		i := trailingZeros(m)
 		e.scopes[i+1].add(&o, fi, ci)
+	}
+}
+
+// gone counts a connection the table dropped while open (evicted or idle):
+// it leaves the open-connection gauges. Its group may have been evicted
+// already; then it is classified afresh, without keeping a group.
+func (e *Engine) gone(k *groupKey, o *obs, fi, ci int64) {
+	g, ok := e.groups[*k]
+	if !ok {
+		var tmp group
+		tmp.key = *k
+		e.classify(&tmp, 0)
+		if _, dup := e.localSeen[k.remote]; dup && k.dir == flow.DirServer {
+			tmp.inAll = false
+		}
+		g = &tmp
+	} else {
+		g.fine.at(fi, FineSlots).add(o)
+		g.coarse.at(ci, CoarseSlots).add(o)
+		g.open = gauge(g.open, o.d)
+	}
+	if g.inAll {
+		e.scopes[0].add(o, fi, ci)
+		e.cats[g.cat].add(o, fi, ci)
+	}
+	for m := g.mask; m != 0; m &= m - 1 {
+		e.scopes[trailingZeros(m)+1].add(o, fi, ci)
 	}
 }
 
@@ -331,6 +355,15 @@ func (e *Engine) group(k *groupKey, now time.Time) *group {
 		}
 		g.key, g.first = *k, now
 		e.groups[*k] = g
+		if k.dir == flow.DirClient {
+			// Remember the client side's address, to recognise the
+			// server side of a connection between two sockets of this
+			// host.
+			if len(e.localSeen) >= maxLocalSeen {
+				clear(e.localSeen)
+			}
+			e.localSeen[k.local] = struct{}{}
+		}
 	}
 	e.pushBack(g)
 	if gen := e.res.Gen()<<20 | e.cfgGen; !ok || g.gen != gen {
@@ -401,4 +434,24 @@ func (e *Engine) Groups() int {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return len(e.groups)
+}
+
+// MemoryBound is the most heap the engine's slots and groups hold, in
+// bytes, with maxGroups groups (0: DefaultMaxGroups) and monitors
+// configured monitors: every group with all its 10 s and 1 min slots, every
+// scope (all, the monitors, the categories) likewise, and the set of
+// client addresses. docs/monitors.md quotes it for the defaults.
+func MemoryBound(maxGroups, monitors int) int64 {
+	if maxGroups <= 0 {
+		maxGroups = DefaultMaxGroups
+	}
+	const mapEntry = 128 // key, pointer and the map's per-entry overhead
+	// Slot arrays rounded up to the allocator's size classes (within 512
+	// bytes at these sizes).
+	arr := func(n int, size uintptr) int64 { return (int64(n)*int64(size) + 511) &^ 511 }
+	perGroup := int64(unsafe.Sizeof(group{})) + arr(FineSlots, unsafe.Sizeof(slot[acc]{})) +
+		arr(CoarseSlots, unsafe.Sizeof(slot[lite]{})) + mapEntry
+	perScope := int64(unsafe.Sizeof(scope{})) + arr(FineSlots, unsafe.Sizeof(slot[acc]{})) + arr(CoarseSlots, unsafe.Sizeof(slot[acc]{}))
+	scopes := int64(1 + monitors + len(topology.Categories))
+	return int64(maxGroups)*perGroup + scopes*perScope + maxLocalSeen*64
 }

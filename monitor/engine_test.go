@@ -81,8 +81,8 @@ func TestEngineWindows(t *testing.T) {
 	if ok := all.Totals.ConnectOK; ok != 2 {
 		t.Errorf("connect ok = %d, want 2", ok)
 	}
-	if n := all.Totals.RTT.Count; n != 12 { // one per connection per 10 s slot
-		t.Errorf("rtt observations = %d, want 12", n)
+	if n := all.Totals.RTT.Count; n != 2 { // one per connection per window
+		t.Errorf("rtt observations = %d, want 2", n)
 	}
 	// A window later than the activity holds the open connections and no
 	// bytes.
@@ -106,5 +106,25 @@ func TestEngineEvicts(t *testing.T) {
 	}
 	if s := e.Windows(t0)[0].Totals; s.BytesSent != 100 || s.Connections != 100 {
 		t.Errorf("all: sent %d conns %d, want 100 each (scopes are not evicted)", s.BytesSent, s.Connections)
+	}
+}
+
+// A connection the table drops while open (idle expiry) leaves the
+// open-connection count, even when its group was evicted meanwhile.
+func TestEngineGone(t *testing.T) {
+	e := NewEngine(Config{MaxGroups: 1, Monitors: []Spec{{Name: "to-a", RemoteNets: []string{"srv-a"}}}}, testResolver())
+	tab := flow.NewTable(flow.Config{IdleTimeout: time.Minute})
+	tab.SetObserver(e.Observe)
+	tab.Upsert(conn(1, "10.1.0.2:40000", "10.2.0.2:80", flow.DirClient), t0)
+	tab.Upsert(conn(2, "10.1.0.2:40001", "10.2.0.3:80", flow.DirClient), t0) // evicts the first group
+	if w := e.Windows(t0)[1]; w.Totals.Connections != 2 {
+		t.Fatalf("to-a connections %d, want 2", w.Totals.Connections)
+	}
+	tab.Expire(t0.Add(2 * time.Minute))
+	now := t0.Add(5 * time.Minute)
+	for _, w := range e.Windows(now) {
+		if w.Totals.Connections != 0 {
+			t.Errorf("%s: %d connections after both left the table", w.Name, w.Totals.Connections)
+		}
 	}
 }

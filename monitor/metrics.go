@@ -14,7 +14,7 @@ var (
 	monConnDesc = prometheus.NewDesc("netsight_monitor_connections_total",
 		"Connects this host made in the monitor, by result (ok, refused, timeout, reset).", []string{"monitor", "result"}, nil)
 	monRTTDesc = prometheus.NewDesc("netsight_monitor_rtt_seconds",
-		"Smoothed RTT of the monitor's connections: one observation per connection per 10 s slot it was active in.", []string{"monitor"}, nil)
+		"Smoothed RTT of the monitor's connections: at most one observation per connection per monitors.window.", []string{"monitor"}, nil)
 	monHSDesc = prometheus.NewDesc("netsight_monitor_handshake_seconds",
 		"Connect latency (SYN to ESTABLISHED) of the monitor's successful connects.", []string{"monitor"}, nil)
 	trafficBytesDesc = prometheus.NewDesc("netsight_traffic_bytes_total",

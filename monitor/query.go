@@ -69,12 +69,11 @@ func (e *Engine) Windows(now time.Time) []Window {
 	start := time.Unix(from*fineWidth, 0)
 	out := make([]Window, len(e.scopes))
 	type remoteAcc struct {
-		a      acc
-		open   int64
-		port   uint16
-		multi  bool
-		place  topology.Place
-		active bool
+		a     acc
+		open  int64
+		port  uint16
+		multi bool
+		place topology.Place
 	}
 	per := make([]map[netip.Addr]*remoteAcc, len(e.scopes))
 	for i := range per {

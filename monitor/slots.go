@@ -265,6 +265,12 @@ func (r *ring[T]) at(idx int64, n int) *T {
 	} else if drop > 0 {
 		r.slots = r.slots[:copy(r.slots, r.slots[drop:])]
 	}
+	if len(r.slots) == cap(r.slots) {
+		// Grow by doubling, but never past n: the memory bound is exact.
+		grown := make([]slot[T], len(r.slots), min(max(2*cap(r.slots), 1), n))
+		copy(grown, r.slots)
+		r.slots = grown
+	}
 	var zero slot[T]
 	zero.idx = idx
 	r.slots = append(r.slots, zero)

@@ -6,7 +6,10 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"net/url"
+	"os"
 	"strings"
+	"testing"
 	"time"
 
 	"github.com/netsight/netsight/config"
@@ -35,6 +38,25 @@ type Status struct {
 	State    string `json:"state"`
 	Detail   string `json:"detail,omitempty"`
 	Networks int    `json:"networks"`
+}
+
+// NoMetadataEnv, when set in the environment (CI sets it), keeps the agent
+// from contacting the real instance metadata address whatever topology.imds
+// says; a test binary never contacts it either.
+const NoMetadataEnv = "NETSIGHT_NO_METADATA"
+
+// metadataForbidden reports whether endpoint is the real metadata service
+// (169.254.169.254 or fd00:ec2::254) and this process must not reach it.
+func metadataForbidden(endpoint string) bool {
+	u, err := url.Parse(endpoint)
+	if err != nil {
+		return true
+	}
+	a, err := netip.ParseAddr(u.Hostname())
+	if err != nil || a.Unmap() != netip.MustParseAddr("169.254.169.254") && a != netip.MustParseAddr("fd00:ec2::254") {
+		return false
+	}
+	return testing.Testing() || os.Getenv(NoMetadataEnv) != ""
 }
 
 // ConfigNetworks converts topology.networks (already validated).
@@ -76,6 +98,10 @@ func (r *Resolver) Load(ctx context.Context, o Options) []Status {
 	case mode == "off":
 	case mode == "auto" && !OnEC2(o.SysFS):
 		imds.Detail = "auto: " + o.SysFS + "/class/dmi/id/sys_vendor and board_vendor do not say Amazon EC2"
+	case metadataForbidden(o.Config.IMDSEndpoint):
+		imds.State = "error"
+		imds.Detail = "refusing the real metadata address in a test (set topology.imds_endpoint to a loopback server; " + NoMetadataEnv + " is set or this is a test binary)"
+		log.Warn("topology: " + imds.Detail)
 	default:
 		info, err := FetchIMDS(ctx, o.Config.IMDSEndpoint, o.Timeout)
 		if err != nil {

@@ -257,3 +257,17 @@ func TestKubernetesAPI(t *testing.T) {
 		}
 	}
 }
+
+// A test binary never reaches the real metadata address, even with imds: on.
+func TestIMDSRealAddressRefusedInTests(t *testing.T) {
+	for _, ep := range []string{"http://169.254.169.254", "http://[fd00:ec2::254]"} {
+		st := (&Resolver{}).Load(context.Background(), Options{
+			Config:    config.Topology{IMDS: "on", IMDSEndpoint: ep, Kubernetes: "off"},
+			Timeout:   time.Millisecond,
+			HostAddrs: func() ([]netip.Addr, error) { return nil, nil },
+		})
+		if st[1].State != "error" || !strings.Contains(st[1].Detail, "refusing") {
+			t.Errorf("%s: %+v", ep, st[1])
+		}
+	}
+}
