@@ -74,6 +74,7 @@ func runFor(t *testing.T, bin string, cfg map[string]any, d time.Duration) (stri
 	// chart's volume would provide it.
 	cmd := exec.CommandContext(ctx, bin, "run", "--config", f, "--data-dir", filepath.Join(dir, "data"),
 		fmt.Sprintf("--listen=[127.0.0.1]:%d", agenttest.FreePort(t)))
+	cmd.Env = append(os.Environ(), "NETSIGHT_NO_METADATA=1") // never the real EC2 metadata service
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	out, err := cmd.CombinedOutput()
 	if ctx.Err() != nil {

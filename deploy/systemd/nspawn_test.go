@@ -99,8 +99,8 @@ func TestUnitUnderSystemd(t *testing.T) {
 		t.Errorf("netsight check --json from the rpm: %s", out)
 	}
 
-	// Listen on a free loopback port (the only edit to the packaged
-	// config); enable the unit; mask the timers that would reach the
+	// Listen on a free loopback port and turn IMDS off (the only edits to
+	// the packaged config); enable the unit; mask the timers that would reach the
 	// network (apt) and keep a journal on disk to read it afterwards.
 	port := agenttest.FreePort(t)
 	cfgPath := filepath.Join(root, "etc/netsight/netsight.yaml")
@@ -113,6 +113,13 @@ func TestUnitUnderSystemd(t *testing.T) {
 		t.Fatalf("packaged config has no %q line", strings.TrimSpace(listen))
 	}
 	cfg = []byte(strings.Replace(string(cfg), listen, fmt.Sprintf("\n  listen: 127.0.0.1:%d\n", port), 1))
+	// The unit does not inherit NETSIGHT_NO_METADATA: on an EC2 CI host
+	// imds: auto would ask the real metadata service. Off, in the config.
+	const imds = "\n  imds: auto\n"
+	if !strings.Contains(string(cfg), imds) {
+		t.Fatalf("packaged config has no %q line", strings.TrimSpace(imds))
+	}
+	cfg = []byte(strings.Replace(string(cfg), imds, "\n  imds: \"off\"\n", 1))
 	if err := os.WriteFile(cfgPath, cfg, 0o644); err != nil {
 		t.Fatal(err)
 	}
