@@ -218,15 +218,74 @@ func TestQueriesParse(t *testing.T) {
 			continue
 		}
 		for _, sel := range parser.ExtractSelectors(expr) {
-			ok := false
-			for _, m := range sel {
-				ok = ok || (m.Name == "instance" && m.Type == labels.MatchRegexp && m.Value == instanceSentinel)
-			}
-			if !ok {
+			if !filters(sel, "instance", instanceSentinel) {
 				t.Errorf("%s: selector %v does not filter on instance=~\"$instance\"", q, sel)
 			}
 		}
 	}
+}
+
+// TestScopeVariablesApply: in a dashboard with a monitor (category)
+// variable, every selector of a per-monitor (per-category) family filters
+// on monitor=~"$monitor" (category=~"$category"), so the variables do
+// narrow every panel.
+func TestScopeVariablesApply(t *testing.T) {
+	p := parser.NewParser(parser.Options{})
+	scoped := map[string]string{ // family prefix -> variable
+		"netsight_monitor_bytes": "monitor", "netsight_monitor_retransmits": "monitor", "netsight_monitor_rtos": "monitor",
+		"netsight_monitor_connections": "monitor", "netsight_monitor_rtt": "monitor", "netsight_monitor_handshake": "monitor",
+		"netsight_monitor_verdict": "monitor", "netsight_monitor_health_indicator": "monitor",
+		"netsight_traffic_": "category",
+	}
+	for _, f := range dashboardFiles(t) {
+		_, d := load(t, f)
+		vars := map[string]bool{}
+		for _, v := range d.Templating.List {
+			vars[v.Name] = true
+		}
+		checked := 0
+		for _, q := range queries(t) {
+			if q.dashboard != d.Title {
+				continue
+			}
+			e := strings.NewReplacer("$monitor", "MONITOR_SENTINEL", "$category", "CATEGORY_SENTINEL").Replace(q.expr)
+			expr, err := p.ParseExpr(expand(e, ".*", "1m"))
+			if err != nil {
+				t.Fatalf("%s: %v", q, err)
+			}
+			for _, sel := range parser.ExtractSelectors(expr) {
+				name := ""
+				for _, m := range sel {
+					if m.Name == model.MetricNameLabel {
+						name = m.Value
+					}
+				}
+				for prefix, v := range scoped {
+					if !strings.HasPrefix(name, prefix) || !vars[v] {
+						continue
+					}
+					checked++
+					if !filters(sel, v, strings.ToUpper(v)+"_SENTINEL") {
+						t.Errorf("%s: selector %v does not filter on %s=~\"$%s\"", q, sel, v, v)
+					}
+				}
+			}
+		}
+		t.Logf("%s: %d scoped selectors checked", d.Title, checked)
+		if (vars["monitor"] || vars["category"]) && checked == 0 {
+			t.Errorf("%s has scope variables but no scoped selector", d.Title)
+		}
+	}
+}
+
+// filters: sel has label=~value.
+func filters(sel []*labels.Matcher, label, value string) bool {
+	for _, m := range sel {
+		if m.Name == label && m.Type == labels.MatchRegexp && m.Value == value {
+			return true
+		}
+	}
+	return false
 }
 
 // metricNames returns the metric names a query selects.
