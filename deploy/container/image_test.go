@@ -89,7 +89,10 @@ func TestImage(t *testing.T) {
 
 	port := agenttest.FreePort(t)
 	name := fmt.Sprintf("netsight-test-%d", os.Getpid())
-	args := append(append([]string{"run", "-d", "--name", name, "--tmpfs", "/var/lib/netsight"}, runArgs...),
+	// -e NETSIGHT_NO_METADATA: never the real EC2 metadata service (the
+	// container shares the host's network).
+	args := append(append([]string{"run", "-d", "--name", name, "--tmpfs", "/var/lib/netsight",
+		"-e", "NETSIGHT_NO_METADATA=1"}, runArgs...),
 		tag, "run", fmt.Sprintf("--listen=127.0.0.1:%d", port), "--data-dir=/var/lib/netsight")
 	if _, err := podman(t, args...); err != nil {
 		t.Fatal(err)

@@ -126,6 +126,7 @@ func TestDebInstall(t *testing.T) {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "/usr/bin/netsight", "run", "--config", "/etc/netsight/netsight.yaml",
 		"--listen", fmt.Sprintf("127.0.0.1:%d", agenttest.FreePort(t)), "--data-dir", t.TempDir())
+	cmd.Env = append(os.Environ(), "NETSIGHT_NO_METADATA=1") // never the real EC2 metadata service
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	if out, err := cmd.CombinedOutput(); ctx.Err() == nil {
 		t.Errorf("agent with the packaged config exited early: %v\n%s", err, out)

@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -193,11 +195,15 @@ func TestVariables(t *testing.T) {
 // that every selector filters on it.
 const instanceSentinel = "INSTANCE_SENTINEL"
 
-// expand replaces Grafana's variables with values PromQL accepts.
+// expand replaces Grafana's variables with values PromQL accepts: the
+// monitor and category variables by their All value (.*), $__range by the
+// rate interval.
 func expand(expr, instance, rateInterval string) string {
 	return strings.NewReplacer(
 		"$__rate_interval", rateInterval, "${__rate_interval}", rateInterval,
-		"$__interval", rateInterval, "$instance", instance, "${instance}", instance,
+		"$__interval", rateInterval, "$__range", rateInterval, "${__range}", rateInterval,
+		"$instance", instance, "${instance}", instance,
+		"$monitor", ".*", "${monitor}", ".*", "$category", ".*", "${category}", ".*",
 	).Replace(expr)
 }
 
@@ -212,15 +218,74 @@ func TestQueriesParse(t *testing.T) {
 			continue
 		}
 		for _, sel := range parser.ExtractSelectors(expr) {
-			ok := false
-			for _, m := range sel {
-				ok = ok || (m.Name == "instance" && m.Type == labels.MatchRegexp && m.Value == instanceSentinel)
-			}
-			if !ok {
+			if !filters(sel, "instance", instanceSentinel) {
 				t.Errorf("%s: selector %v does not filter on instance=~\"$instance\"", q, sel)
 			}
 		}
 	}
+}
+
+// TestScopeVariablesApply: in a dashboard with a monitor (category)
+// variable, every selector of a per-monitor (per-category) family filters
+// on monitor=~"$monitor" (category=~"$category"), so the variables do
+// narrow every panel.
+func TestScopeVariablesApply(t *testing.T) {
+	p := parser.NewParser(parser.Options{})
+	scoped := map[string]string{ // family prefix -> variable
+		"netsight_monitor_bytes": "monitor", "netsight_monitor_retransmits": "monitor", "netsight_monitor_rtos": "monitor",
+		"netsight_monitor_connections": "monitor", "netsight_monitor_rtt": "monitor", "netsight_monitor_handshake": "monitor",
+		"netsight_monitor_verdict": "monitor", "netsight_monitor_health_indicator": "monitor",
+		"netsight_traffic_": "category",
+	}
+	for _, f := range dashboardFiles(t) {
+		_, d := load(t, f)
+		vars := map[string]bool{}
+		for _, v := range d.Templating.List {
+			vars[v.Name] = true
+		}
+		checked := 0
+		for _, q := range queries(t) {
+			if q.dashboard != d.Title {
+				continue
+			}
+			e := strings.NewReplacer("$monitor", "MONITOR_SENTINEL", "$category", "CATEGORY_SENTINEL").Replace(q.expr)
+			expr, err := p.ParseExpr(expand(e, ".*", "1m"))
+			if err != nil {
+				t.Fatalf("%s: %v", q, err)
+			}
+			for _, sel := range parser.ExtractSelectors(expr) {
+				name := ""
+				for _, m := range sel {
+					if m.Name == model.MetricNameLabel {
+						name = m.Value
+					}
+				}
+				for prefix, v := range scoped {
+					if !strings.HasPrefix(name, prefix) || !vars[v] {
+						continue
+					}
+					checked++
+					if !filters(sel, v, strings.ToUpper(v)+"_SENTINEL") {
+						t.Errorf("%s: selector %v does not filter on %s=~\"$%s\"", q, sel, v, v)
+					}
+				}
+			}
+		}
+		t.Logf("%s: %d scoped selectors checked", d.Title, checked)
+		if (vars["monitor"] || vars["category"]) && checked == 0 {
+			t.Errorf("%s has scope variables but no scoped selector", d.Title)
+		}
+	}
+}
+
+// filters: sel has label=~value.
+func filters(sel []*labels.Matcher, label, value string) bool {
+	for _, m := range sel {
+		if m.Name == label && m.Type == labels.MatchRegexp && m.Value == value {
+			return true
+		}
+	}
+	return false
 }
 
 // metricNames returns the metric names a query selects.
@@ -304,9 +369,21 @@ var enaOnly = map[string]bool{
 }
 
 // labConfig runs every collector the dashboards read with short intervals,
-// and probes to loopback (ICMP, and TCP to a listener of the test).
+// probes to loopback (ICMP, and TCP to a listener of the test), and two
+// monitors besides the implicit all: loopback (every connection here) and
+// one for the listener's port.
 const labConfig = `store:
   scrape_interval: 1s
+monitors:
+  evaluate_every: 1s
+  window: 10s
+  items:
+    - name: loopback
+      remote:
+        cidrs: [127.0.0.0/8]
+    - name: probe-port
+      remote:
+        ports: [%[1]d]
 collectors:
   conntrack:
     interval: 1s
@@ -322,7 +399,7 @@ collectors:
         interval: 200ms
       - address: 127.0.0.1
         protocol: tcp
-        port: %d
+        port: %[1]d
         interval: 200ms
 `
 
@@ -338,10 +415,12 @@ type rangeResponse struct {
 	Error string `json:"error"`
 }
 
-// TestPanelsReturnData runs the agent (root, every default collector), lets
-// it record ~12 s of loopback probes and TCP connections, then runs every
-// panel query through /api/v1/query_range as Grafana would ($instance = All
-// = .*) and requires data from each (ENA-only panels: a successful query).
+// TestPanelsReturnData runs the agent (root, every default collector, two
+// monitors), lets it record ~12 s of loopback probes and TCP connections
+// until the monitors have counted them, then runs every panel query through
+// /api/v1/query_range as Grafana would ($instance, $monitor, $category =
+// All = .*) and requires from each at least one sample that is a number
+// (ENA-only panels: a successful query).
 func TestPanelsReturnData(t *testing.T) {
 	agenttest.RequireRoot(t)
 	ln := agenttest.Listen(t)
@@ -357,6 +436,10 @@ func TestPanelsReturnData(t *testing.T) {
 		`count(netsight_probe_period_loss_ratio) >= 2`,
 		`sum(netsight_flow_rtt_seconds_count) > 0`,
 		`count_over_time(netsight_conntrack_entries[1m]) >= 5`,
+		`sum(netsight_monitor_connections_total{monitor="probe-port",result="ok"}) > 0`,
+		`sum(netsight_monitor_rtt_seconds_count{monitor="loopback"}) > 0`,
+		`sum(netsight_traffic_bytes_total{category="host"}) > 0`,
+		`count(netsight_monitor_verdict{monitor="loopback"} == 1) == 1`,
 	} {
 		for {
 			var r rangeResponse
@@ -392,17 +475,167 @@ func TestPanelsReturnData(t *testing.T) {
 			t.Errorf("%s: status %q type %q error %q", q, r.Status, r.Data.ResultType, r.Error)
 			continue
 		}
-		samples := 0
+		samples, numbers := 0, 0
 		for _, s := range r.Data.Result {
 			samples += len(s.Values)
+			for _, v := range s.Values {
+				// A value is [time, "string"]; NaN (a quantile of no
+				// observations, 0/0) is a sample that draws nothing.
+				if str, ok := v[1].(string); ok {
+					if f, err := strconv.ParseFloat(str, 64); err == nil && !math.IsNaN(f) {
+						numbers++
+					}
+				}
+			}
 		}
 		switch {
 		case enaOnly[q.panel]:
 			t.Logf("%s: ENA-only, %d series (no ENA device in the lab)", q, len(r.Data.Result))
-		case samples == 0:
-			t.Errorf("%s: no data for %s", q, expr)
+		case numbers == 0:
+			t.Errorf("%s: no data (%d samples, none a number) for %s", q, samples, expr)
 		default:
-			t.Logf("%s: %d series, %d samples", q, len(r.Data.Result), samples)
+			t.Logf("%s: %d series, %d samples, %d numbers", q, len(r.Data.Result), samples, numbers)
+		}
+	}
+	checkVerdictPanels(t, a)
+	checkVariables(t, a)
+}
+
+var labelValuesCall = regexp.MustCompile(`^label_values\((.+),\s*([a-zA-Z_][a-zA-Z0-9_]*)\)$`)
+
+// checkVariables runs every query variable as Grafana does
+// (label_values(selector, label) = GET /api/v1/label/<label>/values with
+// match[]) against the agent: each must succeed, and monitor and category
+// must list values (instance has none on one agent's own store: All).
+func checkVariables(t *testing.T, a *agenttest.Agent) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for _, f := range dashboardFiles(t) {
+		_, d := load(t, f)
+		for _, v := range d.Templating.List {
+			if v.Type != "query" {
+				continue
+			}
+			var q string
+			if err := json.Unmarshal(v.Query, &q); err != nil {
+				t.Errorf("%s: variable %s: query is not a string: %s", d.Title, v.Name, v.Query)
+				continue
+			}
+			m := labelValuesCall.FindStringSubmatch(q)
+			if m == nil {
+				t.Errorf("%s: variable %s: %q is not label_values(selector, label)", d.Title, v.Name, q)
+				continue
+			}
+			var r struct {
+				Status string   `json:"status"`
+				Data   []string `json:"data"`
+			}
+			path := "/api/v1/label/" + m[2] + "/values?match[]=" + url.QueryEscape(expand(m[1], ".*", "10s"))
+			if err := a.GetJSON(ctx, path, &r); err != nil || r.Status != "success" {
+				t.Errorf("%s: variable %s: %s: %v %s", d.Title, v.Name, path, err, r.Status)
+				continue
+			}
+			t.Logf("%s: variable %s: %v", d.Title, v.Name, r.Data)
+			if v.Name != "instance" && len(r.Data) == 0 {
+				t.Errorf("%s: variable %s lists no values", d.Title, v.Name)
+			}
+		}
+	}
+}
+
+// checkVerdictPanels: the "Verdict per monitor" timeline, read through its
+// value mappings, names the verdict GET /api/v1/health gives for every
+// monitor (both asked within one evaluation; retried when a verdict
+// changed between the two).
+func checkVerdictPanels(t *testing.T, a *agenttest.Agent) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, f := range dashboardFiles(t) {
+		raw, d := load(t, f)
+		var full struct {
+			Panels []struct {
+				Title       string `json:"title"`
+				FieldConfig struct {
+					Defaults struct {
+						Mappings []struct {
+							Options map[string]struct {
+								Text string `json:"text"`
+							} `json:"options"`
+						} `json:"mappings"`
+					} `json:"defaults"`
+				} `json:"fieldConfig"`
+				Targets []struct {
+					Expr string `json:"expr"`
+				} `json:"targets"`
+			} `json:"panels"`
+		}
+		if err := json.Unmarshal(raw, &full); err != nil {
+			t.Fatal(err)
+		}
+		found := false
+		for _, p := range full.Panels {
+			if p.Title != "Verdict per monitor" {
+				continue
+			}
+			found = true
+			if len(p.Targets) != 1 || len(p.FieldConfig.Defaults.Mappings) != 1 {
+				t.Fatalf("%s: verdict panel needs one query and one value mapping", d.Title)
+			}
+			names := p.FieldConfig.Defaults.Mappings[0].Options
+			var mismatch string
+			for range 5 {
+				var health struct {
+					Monitors []struct {
+						Name    string `json:"name"`
+						Verdict string `json:"verdict"`
+					} `json:"monitors"`
+				}
+				var r struct {
+					Data struct {
+						Result []struct {
+							Metric map[string]string `json:"metric"`
+							Value  [2]any            `json:"value"`
+						} `json:"result"`
+					} `json:"data"`
+				}
+				if err := a.GetJSON(ctx, "/api/v1/health", &health); err != nil {
+					t.Fatal(err)
+				}
+				if err := a.GetJSON(ctx, "/api/v1/query?query="+url.QueryEscape(expand(p.Targets[0].Expr, ".*", "10s")), &r); err != nil {
+					t.Fatal(err)
+				}
+				panel := map[string]string{}
+				for _, s := range r.Data.Result {
+					code, _ := s.Value[1].(string)
+					name, ok := names[code]
+					if !ok {
+						t.Fatalf("%s: verdict code %q of %s has no mapping", d.Title, code, s.Metric["monitor"])
+					}
+					panel[s.Metric["monitor"]] = name.Text
+				}
+				mismatch = ""
+				for _, m := range health.Monitors {
+					if panel[m.Name] != m.Verdict {
+						mismatch += fmt.Sprintf(" %s: panel %q, API %q;", m.Name, panel[m.Name], m.Verdict)
+					}
+				}
+				if len(health.Monitors) == 0 {
+					mismatch = " no monitors in /api/v1/health"
+				}
+				if mismatch == "" {
+					t.Logf("%s: verdict panel agrees with /api/v1/health on %d monitors: %v", d.Title, len(health.Monitors), panel)
+					break
+				}
+				time.Sleep(time.Second)
+			}
+			if mismatch != "" {
+				t.Errorf("%s: verdict panel disagrees with /api/v1/health:%s", d.Title, mismatch)
+			}
+		}
+		if !found {
+			t.Errorf("%s: no \"Verdict per monitor\" panel", d.Title)
 		}
 	}
 }

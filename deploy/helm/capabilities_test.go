@@ -62,8 +62,10 @@ func TestCapabilitySets(t *testing.T) {
 	}
 }
 
-// defaultCollectors run without configuration; capture and nftables are
-// opt-in, probe has no targets by default (then it idles, up).
+// defaultCollectors run without configuration whatever else the agent
+// reports; capture and nftables are opt-in, probe has no targets by default
+// (then it idles, up); defaultNames adds every other collector not
+// "disabled".
 var defaultCollectors = []string{"conntrack", "flows", "nic", "probe", "sockets"}
 
 // checkReport is the part of `netsight check --json` the test reads.
@@ -127,7 +129,7 @@ func TestSetprivCheckAndRun(t *testing.T) {
 			}
 			a := agenttest.Start(t, agenttest.Options{Prefix: prefix, UID: uid})
 			status := waitFirstUpdates(t, a)
-			for _, name := range defaultCollectors {
+			for _, name := range defaultNames(status) {
 				s, ok := status[name]
 				switch {
 				case !ok:
@@ -173,7 +175,7 @@ func waitFirstUpdates(t *testing.T, a *agenttest.Agent) map[string]agenttest.Sta
 		settled := true
 		for _, s := range list {
 			m[s.Name] = s
-			if slices.Contains(defaultCollectors, s.Name) && !s.Up && s.Reason == "" {
+			if isDefault(s) && !s.Up && s.Reason == "" {
 				settled = false
 			}
 		}
@@ -186,4 +188,23 @@ func waitFirstUpdates(t *testing.T, a *agenttest.Agent) map[string]agenttest.Sta
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
+}
+
+// isDefault: the collector runs without configuration (opt-in ones report
+// state "disabled").
+func isDefault(s agenttest.Status) bool {
+	return slices.Contains(defaultCollectors, s.Name) || s.State != "disabled"
+}
+
+// defaultNames lists the known default collectors and every other one the
+// agent runs without configuration (collectors added later count too).
+func defaultNames(status map[string]agenttest.Status) []string {
+	names := slices.Clone(defaultCollectors)
+	for n, s := range status {
+		if isDefault(s) && !slices.Contains(names, n) {
+			names = append(names, n)
+		}
+	}
+	slices.Sort(names)
+	return names
 }

@@ -18,6 +18,7 @@ import (
 	"helm.sh/helm/v3/pkg/engine"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	"sigs.k8s.io/yaml"
 
 	"github.com/netsight/netsight/deploy/internal/agenttest"
@@ -46,6 +47,8 @@ type objects struct {
 	serviceMonitors []monitoringv1.ServiceMonitor
 	podMonitors     []monitoringv1.PodMonitor
 	prometheusRules []monitoringv1.PrometheusRule
+	clusterRoles    []rbacv1.ClusterRole
+	roleBindings    []rbacv1.ClusterRoleBinding
 }
 
 func loadChart(t *testing.T) *chart.Chart {
@@ -115,6 +118,10 @@ func decode(t *testing.T, files map[string]string) objects {
 				o.serviceMonitors = append(o.serviceMonitors, strict[monitoringv1.ServiceMonitor](t, where, doc))
 			case "monitoring.coreos.com/v1/PodMonitor":
 				o.podMonitors = append(o.podMonitors, strict[monitoringv1.PodMonitor](t, where, doc))
+			case "rbac.authorization.k8s.io/v1/ClusterRole":
+				o.clusterRoles = append(o.clusterRoles, strict[rbacv1.ClusterRole](t, where, doc))
+			case "rbac.authorization.k8s.io/v1/ClusterRoleBinding":
+				o.roleBindings = append(o.roleBindings, strict[rbacv1.ClusterRoleBinding](t, where, doc))
 			case "monitoring.coreos.com/v1/PrometheusRule":
 				o.prometheusRules = append(o.prometheusRules, strict[monitoringv1.PrometheusRule](t, where, doc))
 			default:
@@ -169,6 +176,7 @@ func TestRenderCIValues(t *testing.T) {
 				checkDaemonSet(t, o, merged)
 				checkConfig(t, o)
 				checkMonitoring(t, o, merged, withCRDs)
+				checkRBAC(t, o, merged)
 			})
 		}
 	}
@@ -202,8 +210,9 @@ func checkDaemonSet(t *testing.T, o objects, vals chartutil.Values) {
 	}) {
 		t.Errorf("no toleration for every taint: %+v", spec.Tolerations)
 	}
-	if spec.AutomountServiceAccountToken == nil || *spec.AutomountServiceAccountToken {
-		t.Error("service account token is mounted; the agent does not use the API")
+	api := kubernetesAPI(vals)
+	if spec.AutomountServiceAccountToken == nil || *spec.AutomountServiceAccountToken != api {
+		t.Errorf("pod automountServiceAccountToken %v, want %v (topology.kubernetes: api)", ptrStr(spec.AutomountServiceAccountToken), api)
 	}
 	if len(spec.InitContainers) != 0 || len(spec.Containers) != 1 {
 		t.Fatalf("want exactly one container, got %d (+%d init)", len(spec.Containers), len(spec.InitContainers))
@@ -292,6 +301,76 @@ func checkDaemonSet(t *testing.T, o objects, vals chartutil.Values) {
 	for mp, src := range wantHost {
 		t.Errorf("host %s not mounted at %s", src, mp)
 	}
+}
+
+// kubernetesAPI: the values ask for nodes from the API server.
+func kubernetesAPI(vals chartutil.Values) bool {
+	v, _ := vals.PathValue("config.topology.kubernetes")
+	return v == "api"
+}
+
+func ptrStr(b *bool) string {
+	if b == nil {
+		return "unset"
+	}
+	return fmt.Sprint(*b)
+}
+
+// checkRBAC: with topology.kubernetes: api exactly one ClusterRole whose
+// only rule is get/list/watch on core nodes, bound to the chart's
+// ServiceAccount and nothing else, and the token mounted; otherwise no RBAC
+// object at all and no token.
+func checkRBAC(t *testing.T, o objects, vals chartutil.Values) {
+	t.Helper()
+	api := kubernetesAPI(vals)
+	if len(o.serviceAccounts) != 1 {
+		t.Fatalf("want 1 ServiceAccount, got %d", len(o.serviceAccounts))
+	}
+	sa := o.serviceAccounts[0]
+	if sa.AutomountServiceAccountToken == nil || *sa.AutomountServiceAccountToken != api {
+		t.Errorf("ServiceAccount automountServiceAccountToken %s, want %v", ptrStr(sa.AutomountServiceAccountToken), api)
+	}
+	if ds := o.daemonSets; len(ds) == 1 && ds[0].Spec.Template.Spec.ServiceAccountName != sa.Name {
+		t.Errorf("DaemonSet runs as ServiceAccount %q, chart's is %q", ds[0].Spec.Template.Spec.ServiceAccountName, sa.Name)
+	}
+	if !api {
+		if len(o.clusterRoles)+len(o.roleBindings) != 0 {
+			t.Errorf("topology.kubernetes is not api but %d ClusterRoles and %d ClusterRoleBindings", len(o.clusterRoles), len(o.roleBindings))
+		}
+		return
+	}
+	if len(o.clusterRoles) != 1 || len(o.roleBindings) != 1 {
+		t.Fatalf("topology.kubernetes: api: %d ClusterRoles and %d ClusterRoleBindings, want 1 and 1", len(o.clusterRoles), len(o.roleBindings))
+	}
+	if err := readOnlyNodes(o.clusterRoles[0]); err != nil {
+		t.Error(err)
+	}
+	b := o.roleBindings[0]
+	if b.RoleRef != (rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: o.clusterRoles[0].Name}) {
+		t.Errorf("ClusterRoleBinding roleRef %+v, want the chart's ClusterRole %s", b.RoleRef, o.clusterRoles[0].Name)
+	}
+	want := []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: sa.Name, Namespace: "monitoring"}}
+	if !slices.Equal(b.Subjects, want) {
+		t.Errorf("ClusterRoleBinding subjects %+v, want exactly %+v", b.Subjects, want)
+	}
+}
+
+// readOnlyNodes: one rule, core group, resource nodes, verbs exactly get,
+// list, watch; no resource names, URLs or aggregation.
+func readOnlyNodes(cr rbacv1.ClusterRole) error {
+	if cr.AggregationRule != nil {
+		return fmt.Errorf("ClusterRole %s aggregates other roles", cr.Name)
+	}
+	if len(cr.Rules) != 1 {
+		return fmt.Errorf("ClusterRole %s has %d rules, want exactly 1", cr.Name, len(cr.Rules))
+	}
+	r := cr.Rules[0]
+	verbs := slices.Sorted(slices.Values(r.Verbs))
+	if !slices.Equal(r.APIGroups, []string{""}) || !slices.Equal(r.Resources, []string{"nodes"}) ||
+		!slices.Equal(verbs, []string{"get", "list", "watch"}) || len(r.ResourceNames) != 0 || len(r.NonResourceURLs) != 0 {
+		return fmt.Errorf("ClusterRole %s rule %+v, want exactly get/list/watch on core nodes", cr.Name, r)
+	}
+	return nil
 }
 
 func capNames(cs []corev1.Capability) []string {
@@ -447,6 +526,34 @@ func TestChartFiles(t *testing.T) {
 			if !slices.Contains(names, filepath.Base(h)) {
 				t.Errorf("%s has no source in %s", h, filepath.Dir(set.src))
 			}
+		}
+	}
+}
+
+// TestReadOnlyNodesRejects: the RBAC check does reject any widening.
+func TestReadOnlyNodesRejects(t *testing.T) {
+	nodes := rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"nodes"}, Verbs: []string{"list", "get", "watch"}}
+	if err := readOnlyNodes(rbacv1.ClusterRole{Rules: []rbacv1.PolicyRule{nodes}}); err != nil {
+		t.Fatalf("the chart's rule is rejected: %v", err)
+	}
+	for name, edit := range map[string]func(cr *rbacv1.ClusterRole){
+		"write verb":    func(cr *rbacv1.ClusterRole) { cr.Rules[0].Verbs = append(cr.Rules[0].Verbs, "patch") },
+		"wildcard verb": func(cr *rbacv1.ClusterRole) { cr.Rules[0].Verbs = []string{"*"} },
+		"secrets":       func(cr *rbacv1.ClusterRole) { cr.Rules[0].Resources = append(cr.Rules[0].Resources, "secrets") },
+		"nodes/proxy":   func(cr *rbacv1.ClusterRole) { cr.Rules[0].Resources = []string{"nodes/proxy"} },
+		"any group":     func(cr *rbacv1.ClusterRole) { cr.Rules[0].APIGroups = []string{"*"} },
+		"second rule": func(cr *rbacv1.ClusterRole) {
+			cr.Rules = append(cr.Rules, rbacv1.PolicyRule{Verbs: []string{"get"}, NonResourceURLs: []string{"/metrics"}})
+		},
+		"url":            func(cr *rbacv1.ClusterRole) { cr.Rules[0].NonResourceURLs = []string{"/healthz"} },
+		"aggregation":    func(cr *rbacv1.ClusterRole) { cr.AggregationRule = &rbacv1.AggregationRule{} },
+		"missing watch":  func(cr *rbacv1.ClusterRole) { cr.Rules[0].Verbs = []string{"get", "list"} },
+		"resource names": func(cr *rbacv1.ClusterRole) { cr.Rules[0].ResourceNames = []string{"n1"} },
+	} {
+		cr := rbacv1.ClusterRole{Rules: []rbacv1.PolicyRule{*nodes.DeepCopy()}}
+		edit(&cr)
+		if readOnlyNodes(cr) == nil {
+			t.Errorf("%s: accepted", name)
 		}
 	}
 }

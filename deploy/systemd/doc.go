@@ -1,4 +1,7 @@
 // Package systemd tests the hardened unit deploy/systemd/netsight.service:
-// systemd-analyze scores its exposure and verifies its syntax. The unit's
-// capability set is run for real by deploy/helm's setpriv test.
+// systemd-analyze scores its exposure and verifies its syntax, and a lab
+// test boots a minimal Debian tree (deploy/systemd/rootfs.sh) with
+// systemd-nspawn, installs the .rpm into it and lets a real systemd start
+// the unit: every default collector must come up under the unit's exact
+// capabilities and SystemCallFilter.
 package systemd

@@ -205,6 +205,9 @@ func Start(tb testing.TB, opts Options) *Agent {
 	args = append(args, opts.Args...)
 	argv := append(slices.Clone(opts.Prefix), append([]string{bin}, args...)...)
 	cmd := exec.Command(argv[0], argv[1:]...)
+	// Never the real EC2 metadata service from a test (imds: auto would
+	// ask it on an EC2 host).
+	cmd.Env = append(os.Environ(), "NETSIGHT_NO_METADATA=1")
 	a := &Agent{URL: fmt.Sprintf("http://127.0.0.1:%d", port), cmd: cmd, stderr: &syncBuffer{}, done: make(chan struct{})}
 	cmd.Stdout = a.stderr
 	cmd.Stderr = a.stderr

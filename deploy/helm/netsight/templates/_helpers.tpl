@@ -44,3 +44,13 @@ the node IP at run time.
 {{- $_ := set $cfg "paths" (dict "procfs" "/host/proc" "sysfs" "/host/sys" "cgroupfs" "/host/sys/fs/cgroup") -}}
 {{- toYaml $cfg -}}
 {{- end -}}
+
+{{/*
+"true" when the agent reads nodes from the Kubernetes API
+(config.topology.kubernetes: api): the pod then gets the service account
+token and the read-only node RBAC (templates/rbac.yaml).
+*/}}
+{{- define "netsight.kubernetesAPI" -}}
+{{- $topo := .Values.config.topology | default dict -}}
+{{- if eq (toString (get $topo "kubernetes")) "api" -}}true{{- end -}}
+{{- end -}}
