@@ -5,7 +5,10 @@
 #     (eBPF back end, then sock_diag), alternating ROUNDS times; prints the
 #     medians and the ratio (goal: under 2% loss).
 #  2. The agent's CPU per 10k flows/s: short connections at RATE/s for
-#     GEN_DUR seconds; the agent's user+sys CPU (getrusage) plus, for eBPF,
+#     WARMUP (default 5) + GEN_DUR seconds, measured over the last GEN_DUR
+#     (steady state: by then the flow table has filled and recycles its
+#     entries; the cost of the warm-up, the table's one-time first fill
+#     included, is printed apart); the agent's user+sys CPU (getrusage) plus, for eBPF,
 #     the in-kernel run time of its programs (run_time_ns of each program,
 #     counted while the sysctl kernel.bpf_stats_enabled is 1: the script sets
 #     it and restores it at exit), as a share of one core, scaled to 10k
@@ -36,6 +39,7 @@ DUR=${DUR:-5}
 ROUNDS=${ROUNDS:-3}
 RATE=${RATE:-10000}
 GEN_DUR=${GEN_DUR:-10}
+WARMUP=${WARMUP:-5}
 root=$(cd "$(dirname "$0")/../.." && pwd)
 tmp=$(mktemp -d)
 A=fbench-a-$$
@@ -87,14 +91,14 @@ iperf_bps() { # appends the receiver's bit/s to $1; keeps the JSON in $1.json
 }
 
 AGENT=
-start_agent() { # backend; sets AGENT; report in $tmp/agent-<backend>.json
+start_agent() { # backend [flowbench flags]; sets AGENT; report in $tmp/agent-<backend>.json
 	rm -f "$tmp/ready"
 	# sock_diag sees one network namespace: run it in the client's.
 	local in=()
 	[ "$1" = sockdiag ] && in=(ip netns exec "$A")
 	local prof=()
 	[ -n "${PROFILE_DIR:-}" ] && prof=(-cpuprofile "$PROFILE_DIR/agent-$1.pprof")
-	"${in[@]}" "$tmp/flowbench" agent -backend "$1" -interval "$AGENT_INTERVAL" "${prof[@]}" -duration 10m -ready "$tmp/ready" >"$tmp/agent-$1.json" 2>"$tmp/agent-$1.log" &
+	"${in[@]}" "$tmp/flowbench" agent -backend "$1" -interval "$AGENT_INTERVAL" "${prof[@]}" -duration 10m -ready "$tmp/ready" "${@:2}" >"$tmp/agent-$1.json" 2>"$tmp/agent-$1.log" &
 	AGENT=$!
 	for _ in $(seq 100); do [ -e "$tmp/ready" ] && break; sleep 0.1; done
 	[ -e "$tmp/ready" ] || { echo "agent ($1) did not start:" >&2; cat "$tmp/agent-$1.log" >&2; exit 1; }
@@ -128,14 +132,14 @@ done
 echo "ebpf: the programs ran $(median <"$tmp/bpfshare")% of one core during the transfers, iperf3 (both ends) used $(median <"$tmp/ebpf.cpu")% of a core"
 echo
 fi
-echo "== connection churn: $RATE conn/s target for ${GEN_DUR}s =="
-ip netns exec "$B" "$tmp/flowbench" sink -listen $IPB:7000 -duration $((GEN_DUR * 4 + 30))s &
+echo "== connection churn: $RATE conn/s target for ${WARMUP}s of warm-up + ${GEN_DUR}s measured =="
+ip netns exec "$B" "$tmp/flowbench" sink -listen $IPB:7000 -duration $(((WARMUP + GEN_DUR) * 4 + 30))s &
 pids+=($!)
 sleep 0.5
 for b in ${CHURN_BACKENDS:-ebpf sockdiag}; do
 	[ "$b" = none ] && continue
-	start_agent $b
-	gen=$(ip netns exec "$A" "$tmp/flowbench" gen -target $IPB:7000 -rate "$RATE" -duration "${GEN_DUR}s")
+	start_agent $b -warmup "${WARMUP}s" ${RING_BYTES:+-ring-bytes "$RING_BYTES"}
+	gen=$(ip netns exec "$A" "$tmp/flowbench" gen -target $IPB:7000 -rate "$RATE" -duration "$((WARMUP + GEN_DUR))s")
 	sleep 1.5 # let the last closes arrive
 	stop_agent
 	rep=$(cat "$tmp/agent-$b.json")
@@ -143,9 +147,10 @@ for b in ${CHURN_BACKENDS:-ebpf sockdiag}; do
 	bpf=$(echo "$rep" | jq .bpf_seconds)
 	wall=$(echo "$rep" | jq .wall_seconds)
 	closed=$(echo "$rep" | jq .connections_closed)
-	gsec=$(echo "$gen" | jq .seconds)
+	gsec=$(echo "$gen" | jq ".seconds - $WARMUP")
 	echo "$b: generator $(echo "$gen" | jq -c .)"
-	echo "$b: agent saw $closed closed flows (eBPF: both ends of each connection plus any other TCP on the host; sockdiag: the client namespace) in ${wall}s"
+	echo "$b: warm-up (${WARMUP}s, the flow table's first fill): $(echo "$rep" | jq .warmup_connections_closed) closed flows, agent CPU $(echo "$rep" | jq .warmup_cpu_seconds)s user+sys, $(echo "$rep" | jq .warmup_bpf_seconds)s in eBPF programs"
+	echo "$b: measured: agent saw $closed closed flows (eBPF: both ends of each connection plus any other TCP on the host; sockdiag: the client namespace) in ${wall}s"
 	echo "$b: agent CPU ${cpu}s user+sys (of which the socket iterator's program $(echo "$rep" | jq .iter_seconds)s, $(echo "$rep" | jq .iter_runs) runs), ${bpf}s in sock_ops/tracepoint programs ($(echo "$rep" | jq .bpf_runs) runs)"
 	if [ "$closed" -gt 0 ]; then
 		fr=$(calc "$closed/$gsec")
@@ -153,7 +158,9 @@ for b in ${CHURN_BACKENDS:-ebpf sockdiag}; do
 		echo "$b: per-flow cost: user space $(calc "$cpu/$closed*1e6") us, eBPF $(calc "$bpf/$closed*1e6") us"
 		runs=$(echo "$rep" | jq .bpf_runs)
 		[ "$runs" -gt 0 ] && echo "$b: eBPF program runs per flow $(calc "$runs/$closed"), ns per run $(calc "$bpf/$runs*1e9")"
+		[ "$runs" -gt 0 ] && echo "$b: per program: $(echo "$rep" | jq -r --argjson n "$closed" '.programs // {} | to_entries | map("\(.key) \(.value.runs / $n * 100 | round / 100) runs/flow x \(.value.ns_per_run | round) ns = \(.value.seconds / $n * 1e9 | round) ns/flow") | join("; ")')"
 	fi
+	echo "$b: programs (ns per run): $(echo "$rep" | jq -c '.programs // {} | map_values(.ns_per_run | round)')"
 	echo "$b: load average after: $(cut -d' ' -f1-3 /proc/loadavg); other sock_ops programs loaded: $(echo "$rep" | jq .other_sockops_programs)"
 done
 if [ "$IPERF_DUR" -gt 0 ]; then

@@ -23,7 +23,7 @@ type Config struct {
 	// MaxConnections bounds the connection table (and the in-kernel map of
 	// the eBPF back end).
 	MaxConnections int `yaml:"max_connections"`
-	// RingBufferBytes sizes the eBPF ring buffer of closed connections
+	// RingBufferBytes sizes the eBPF ring of closed connections
 	// (power of two, at least 4096).
 	RingBufferBytes int `yaml:"ring_buffer_bytes"`
 	// PollInterval is how often the sock_diag back end dumps sockets.
@@ -50,7 +50,7 @@ func DefaultConfig() *Config {
 		CollectorCommon: config.CollectorCommon{Interval: 10 * time.Second},
 		Backend:         BackendAuto,
 		MaxConnections:  65536,
-		RingBufferBytes: 4 << 20,
+		RingBufferBytes: 1 << 20,
 		PollInterval:    time.Second,
 		IdleTimeout:     2 * time.Minute,
 		Retention:       30 * time.Second,

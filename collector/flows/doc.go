@@ -5,7 +5,7 @@
 //
 //   - ebpf (collector/flows/ebpf): a sock_ops program on the cgroup v2 root
 //     (connect/accept, RTO and retransmit callbacks), closed connections
-//     from the tcp_destroy_sock tracepoint through a ring buffer, live
+//     from the tcp_destroy_sock tracepoint through a memory-mapped ring, live
 //     per-connection signals from an iter/tcp pass per refresh, RSTs and
 //     connect errors from tp_btf programs.
 //   - sockdiag (collector/flows/sockdiag): INET_DIAG dumps with tcp_info plus

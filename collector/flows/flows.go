@@ -189,7 +189,6 @@ func (s *ebpfSource) collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(mapFullDesc, prometheus.CounterValue, float64(st.MapFull), "conns")
 	ch <- prometheus.MustNewConstMetric(mapFullDesc, prometheus.CounterValue, float64(st.ListenersFull), "listeners")
 	ch <- prometheus.MustNewConstMetric(eventsDesc, prometheus.CounterValue, float64(st.RingBufferRecords))
-	ch <- prometheus.MustNewConstMetric(decodeErrDesc, prometheus.CounterValue, float64(st.DecodeErrors))
 	ch <- prometheus.MustNewConstMetric(untrackedDesc, prometheus.CounterValue, float64(st.UntrackedCloses))
 }
 

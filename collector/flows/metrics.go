@@ -34,10 +34,9 @@ var (
 	backendDesc  = desc("backend_info", "The flow back end in use (1).", "backend")
 
 	progsDesc     = desc("ebpf_programs_attached", "eBPF programs attached by the flows collector.")
-	ringLostDesc  = desc("ebpf_ringbuf_lost_total", "Closed connections dropped because the eBPF ring buffer was full.")
+	ringLostDesc  = desc("ebpf_ringbuf_lost_total", "Closed connections lost: overwritten in the eBPF ring of closed connections before user space read them.")
 	mapFullDesc   = desc("ebpf_map_full_total", "Connections (conns) or listeners not tracked because the eBPF map was full.", "map")
-	eventsDesc    = desc("ebpf_ringbuf_events_total", "Closed-connection records read from the eBPF ring buffer.")
-	decodeErrDesc = desc("ebpf_decode_errors_total", "Malformed records read from the eBPF ring buffer.")
+	eventsDesc    = desc("ebpf_ringbuf_events_total", "Closed-connection records read from the eBPF ring of closed connections.")
 	untrackedDesc = desc("ebpf_untracked_closes_total", "Closes of sockets the eBPF programs did not track (opened before the agent attached).")
 
 	sdPollErrDesc = desc("sockdiag_poll_errors_total", "sock_diag dumps that failed.")

@@ -98,10 +98,10 @@ func checkKernel(add func(Result)) {
 	var maj, min int
 	_, _ = fmt.Sscanf(rel, "%d.%d", &maj, &min)
 	switch {
-	case maj > 5 || (maj == 5 && min >= 8):
+	case maj > 5 || (maj == 5 && min >= 15):
 		add(Result{"kernel", OK, rel, ""})
 	case maj == 5 || (maj == 4 && min >= 18):
-		add(Result{"kernel", Warn, rel + " (eBPF flows need 5.8+ for ring buffers; sock_diag fallback works)", "flows"})
+		add(Result{"kernel", Warn, rel + " (eBPF flows need 5.15+; sock_diag fallback works)", "flows"})
 	default:
 		add(Result{"kernel", Warn, rel + " (too old for eBPF flows; sock_diag fallback works)", "flows"})
 	}
@@ -168,7 +168,7 @@ func checkEBPF(caps uint64, add func(Result)) {
 		add(Result{"ebpf", Fail, strings.Join(append(problems, notes...), "; "), "flows (falls back to sock_diag)"})
 		return
 	}
-	detail := "sock_ops programs and ring buffers load"
+	detail := "sock_ops programs and memory-mapped arrays load"
 	if len(notes) > 0 {
 		detail += "; " + strings.Join(notes, "; ")
 	}

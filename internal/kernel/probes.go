@@ -47,15 +47,16 @@ func NftablesUsable() error {
 	return nil
 }
 
-// EBPFFlowSupport reports whether sock_ops programs and BPF ring buffers
-// load here (the eBPF flow back end needs both).
+// EBPFFlowSupport reports whether sock_ops programs and memory-mapped BPF
+// arrays load here (the eBPF flow back end needs both: closed connections
+// reach user space through a memory-mapped ring).
 func EBPFFlowSupport() error {
 	var errs []error
 	if err := features.HaveProgramType(ebpf.SockOps); err != nil {
 		errs = append(errs, fmt.Errorf("sock_ops: %w", err))
 	}
-	if err := features.HaveMapType(ebpf.RingBuf); err != nil {
-		errs = append(errs, fmt.Errorf("ringbuf: %w", err))
+	if err := features.HaveMapFlag(features.BPF_F_MMAPABLE); err != nil {
+		errs = append(errs, fmt.Errorf("memory-mapped arrays: %w", err))
 	}
 	return errors.Join(errs...)
 }

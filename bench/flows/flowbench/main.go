@@ -26,6 +26,7 @@ import (
 
 	"github.com/netsight/netsight/collector"
 	"github.com/netsight/netsight/collector/flows"
+	"github.com/netsight/netsight/collector/flows/ebpf"
 	"github.com/netsight/netsight/flow"
 )
 
@@ -68,6 +69,19 @@ type agentReport struct {
 	// flags (per-ACK RTT, state changes) make the kernel call every
 	// sock_ops program, this one included, for those events too.
 	OtherSockOps int `json:"other_sockops_programs"`
+	// Before -warmup: the agent's CPU and eBPF time and the connections
+	// closed (the flow table's first fill).
+	WarmupCPUSeconds float64 `json:"warmup_cpu_seconds,omitempty"`
+	WarmupBPFSeconds float64 `json:"warmup_bpf_seconds,omitempty"`
+	WarmupClosed     uint64  `json:"warmup_connections_closed,omitempty"`
+	// Programs is each eBPF program's run time and runs (ns per run).
+	Programs map[string]programReport `json:"programs,omitempty"`
+}
+
+type programReport struct {
+	Seconds  float64 `json:"seconds"`
+	Runs     uint64  `json:"runs"`
+	NsPerRun float64 `json:"ns_per_run"`
 }
 
 // sockOpsPrograms counts the sock_ops programs loaded on the host.
@@ -101,6 +115,8 @@ func agent(args []string) error {
 	ready := fs.String("ready", "", "file to create once attached")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile to this file")
 	attribution := fs.Bool("attribution", true, "sock_diag: scan /proc for socket owners")
+	ringBytes := fs.Int("ring-bytes", 0, "eBPF: ring of closed connections (0: the default)")
+	warmup := fs.Duration("warmup", 0, "measure from this long after the start (steady state: the flow table has filled); the report's warmup_* fields give the cost before")
 	_ = fs.Parse(args)
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
@@ -121,6 +137,9 @@ func agent(args []string) error {
 	cfg.Backend = *backend
 	cfg.Interval = *interval
 	cfg.ProcessAttribution = attribution
+	if *ringBytes > 0 {
+		cfg.RingBufferBytes = *ringBytes
+	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	c, err := flows.New(cfg, collector.Deps{Logger: logger})
 	if err != nil {
@@ -132,9 +151,20 @@ func agent(args []string) error {
 	ctx, cancel := context.WithTimeout(ctx, *duration)
 	defer cancel()
 	others := sockOpsPrograms() - 1
-	var ru0 unix.Rusage
+	var ru0, ruStart unix.Rusage
 	_ = unix.Getrusage(unix.RUSAGE_SELF, &ru0)
+	ruStart = ru0
 	start := time.Now()
+	var ps0 ebpf.ProgramStats
+	var closed0 uint64
+	closedNow := func() uint64 {
+		tot := c.Table().Totals()
+		return tot.Closed[flow.DirClient] + tot.Closed[flow.DirServer]
+	}
+	var warm <-chan time.Time
+	if *warmup > 0 {
+		warm = time.After(*warmup)
+	}
 	var wg sync.WaitGroup
 	wg.Go(func() { _ = c.Run(ctx) })
 	if *ready != "" {
@@ -147,6 +177,12 @@ func agent(args []string) error {
 		select {
 		case <-ctx.Done():
 			done = true
+		case <-warm:
+			// Steady state from here: take the baselines again.
+			_ = unix.Getrusage(unix.RUSAGE_SELF, &ru0)
+			ps0, _ = c.EBPFProgramStats()
+			closed0 = closedNow()
+			start = time.Now()
 		case <-t.C:
 			ch := make(chan prometheus.Metric, 1024)
 			go func() { _ = c.Update(ctx, ch); close(ch) }()
@@ -162,7 +198,8 @@ func agent(args []string) error {
 	tot := c.Table().Totals()
 	rep := agentReport{Backend: c.Backend(), WallSeconds: time.Since(start).Seconds(),
 		UserCPUSeconds: tv(ru0.Utime, ru.Utime), SysCPUSeconds: tv(ru0.Stime, ru.Stime),
-		Opened: tot.Opened[flow.DirClient] + tot.Opened[flow.DirServer], Closed: tot.Closed[flow.DirClient] + tot.Closed[flow.DirServer]}
+		Opened: tot.Opened[flow.DirClient] + tot.Opened[flow.DirServer], Closed: closedNow() - closed0,
+		WarmupCPUSeconds: tv(ruStart.Utime, ru0.Utime) + tv(ruStart.Stime, ru0.Stime), WarmupClosed: closed0}
 	rep.OtherSockOps = others
 	if c.Backend() == flows.BackendEBPF {
 		rep.OtherSockOps = max(others, sockOpsPrograms()-1)
@@ -170,8 +207,17 @@ func agent(args []string) error {
 		rep.OtherSockOps = max(others+1, sockOpsPrograms())
 	}
 	if ps, err := c.EBPFProgramStats(); err == nil {
-		rep.BPFSeconds, rep.BPFRuns = ps.Runtime.Seconds(), ps.Runs
-		rep.IterSeconds, rep.IterRuns = ps.IterRuntime.Seconds(), ps.IterRuns
+		rep.BPFSeconds, rep.BPFRuns = (ps.Runtime - ps0.Runtime).Seconds(), ps.Runs-ps0.Runs
+		rep.IterSeconds, rep.IterRuns = (ps.IterRuntime - ps0.IterRuntime).Seconds(), ps.IterRuns-ps0.IterRuns
+		rep.WarmupBPFSeconds = ps0.Runtime.Seconds()
+		rep.Programs = map[string]programReport{}
+		for name, pr := range ps.PerProgram {
+			pr0 := ps0.PerProgram[name]
+			if runs := pr.Runs - pr0.Runs; runs > 0 {
+				rt := pr.Runtime - pr0.Runtime
+				rep.Programs[name] = programReport{Seconds: rt.Seconds(), Runs: runs, NsPerRun: float64(rt.Nanoseconds()) / float64(runs)}
+			}
+		}
 	}
 	return json.NewEncoder(os.Stdout).Encode(rep)
 }

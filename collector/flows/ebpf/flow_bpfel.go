@@ -13,6 +13,12 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type flowClosedRec struct {
+	_   structs.HostLayout
+	Seq uint64
+	C   flowConn
+}
+
 type flowConn struct {
 	_                structs.HostLayout
 	Cookie           uint64
@@ -73,12 +79,19 @@ type flowOwner struct {
 	_      [4]byte
 }
 
+type flowRingHead struct {
+	_    structs.HostLayout
+	Head uint64
+	Pad  [7]uint64
+}
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	flowMapClosed           = "closed"
 	flowMapConns            = "conns"
-	flowMapEvents           = "events"
+	flowMapHead             = "head"
 	flowMapListeners        = "listeners"
 	flowMapScratch          = "scratch"
 	flowMapStats            = "stats"
@@ -88,7 +101,7 @@ const (
 	flowProgNetsightRstSend = "netsight_rst_send"
 	flowProgNetsightSkError = "netsight_sk_error"
 	flowProgNetsightSockops = "netsight_sockops"
-	flowVarWakeupBytes      = "wakeup_bytes"
+	flowVarRingMask         = "ring_mask"
 )
 
 // loadFlow returns the embedded CollectionSpec for flow.
@@ -145,8 +158,9 @@ type flowProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type flowMapSpecs struct {
+	Closed    *ebpf.MapSpec `ebpf:"closed"`
 	Conns     *ebpf.MapSpec `ebpf:"conns"`
-	Events    *ebpf.MapSpec `ebpf:"events"`
+	Head      *ebpf.MapSpec `ebpf:"head"`
 	Listeners *ebpf.MapSpec `ebpf:"listeners"`
 	Scratch   *ebpf.MapSpec `ebpf:"scratch"`
 	Stats     *ebpf.MapSpec `ebpf:"stats"`
@@ -156,7 +170,7 @@ type flowMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type flowVariableSpecs struct {
-	WakeupBytes *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
+	RingMask *ebpf.VariableSpec `ebpf:"ring_mask"`
 }
 
 // flowObjects contains all objects after they have been loaded into the kernel.
@@ -179,8 +193,9 @@ func (o *flowObjects) Close() error {
 //
 // It can be passed to loadFlowObjects or ebpf.CollectionSpec.LoadAndAssign.
 type flowMaps struct {
+	Closed    *ebpf.Map `ebpf:"closed"`
 	Conns     *ebpf.Map `ebpf:"conns"`
-	Events    *ebpf.Map `ebpf:"events"`
+	Head      *ebpf.Map `ebpf:"head"`
 	Listeners *ebpf.Map `ebpf:"listeners"`
 	Scratch   *ebpf.Map `ebpf:"scratch"`
 	Stats     *ebpf.Map `ebpf:"stats"`
@@ -188,8 +203,9 @@ type flowMaps struct {
 
 func (m *flowMaps) Close() error {
 	return _FlowClose(
+		m.Closed,
 		m.Conns,
-		m.Events,
+		m.Head,
 		m.Listeners,
 		m.Scratch,
 		m.Stats,
@@ -200,7 +216,7 @@ func (m *flowMaps) Close() error {
 //
 // It can be passed to loadFlowObjects or ebpf.CollectionSpec.LoadAndAssign.
 type flowVariables struct {
-	WakeupBytes *ebpf.Variable `ebpf:"wakeup_bytes"`
+	RingMask *ebpf.Variable `ebpf:"ring_mask"`
 }
 
 // flowPrograms contains all programs after they have been loaded into the kernel.

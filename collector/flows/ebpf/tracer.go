@@ -7,15 +7,12 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
-	"unsafe"
 
 	cebpf "github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
-	"github.com/cilium/ebpf/ringbuf"
 	"github.com/cilium/ebpf/rlimit"
 	"golang.org/x/sys/unix"
 
@@ -27,28 +24,29 @@ import (
 type Options struct {
 	// MaxConns bounds the in-kernel table of open connections.
 	MaxConns uint32
-	// RingBufferBytes sizes the ring buffer of closed connections (a power
-	// of two, multiple of the page size).
+	// RingBufferBytes sizes the ring of closed connections (the largest
+	// power of two of records that fits).
 	RingBufferBytes uint32
 	// CgroupPath is the cgroup v2 directory to attach to; empty:
 	// kernel.Cgroup2Root of the default paths (the collector passes the
 	// one of paths.cgroupfs).
 	CgroupPath string
-	// FlushInterval is how often user space drains the ring buffer; the
-	// kernel wakes it earlier only when a quarter of the buffer is used.
-	// Batching keeps the cost per closed connection low. Default 100ms.
+	// FlushInterval is how often, at most, user space waits between two
+	// reads of the ring of closed connections; at high connection rates it
+	// reads sooner, so that the ring never gets more than about a quarter
+	// full. Batching keeps the cost per closed connection low. Default
+	// 100ms.
 	FlushInterval time.Duration
 }
 
 // Stats are the tracer's self-metrics.
 type Stats struct {
 	ProgramsAttached  int
-	RingBufferLost    uint64 // closed connections dropped: ring buffer full
+	RingBufferLost    uint64 // closed connections dropped: overwritten in the ring before user space read them
 	MapFull           uint64 // connections not tracked: conns map full
 	ListenersFull     uint64 // listeners not recorded: listeners map full
 	Events            uint64 // closed connections sent to user space
 	UntrackedCloses   uint64 // unused since closes come from tcp_destroy_sock (every socket); 0
-	DecodeErrors      uint64 // malformed ring buffer records
 	RingBufferRecords uint64 // records read by user space
 }
 
@@ -64,10 +62,11 @@ type Tracer struct {
 	vals     []flowConn
 	recs     []flow.Record
 	comms    *interner
-	reader   *ringbuf.Reader
+	ringMu   sync.Mutex // guards ring; Close unmaps under it
+	ring     closeRing
+	closed   bool
 	cgroup   string
 	flush    time.Duration
-	decErrs  atomic.Uint64
 	records  atomic.Uint64
 	closeOne sync.Once
 }
@@ -97,17 +96,20 @@ func Open(opts Options) (*Tracer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load flow spec: %w", err)
 	}
-	if opts.MaxConns > 0 {
-		spec.Maps[flowMapConns].MaxEntries = opts.MaxConns
+	if opts.MaxConns == 0 {
+		opts.MaxConns = 65536
 	}
-	if opts.RingBufferBytes > 0 {
-		spec.Maps[flowMapEvents].MaxEntries = opts.RingBufferBytes
+	if opts.RingBufferBytes == 0 {
+		opts.RingBufferBytes = 1 << 20
 	}
-	ringBytes := spec.Maps[flowMapEvents].MaxEntries
-	if err := spec.Variables["wakeup_bytes"].Set(ringBytes / 4); err != nil {
-		return nil, fmt.Errorf("set wakeup_bytes: %w", err)
+	slots := ringSlots(opts.RingBufferBytes)
+	spec.Maps[flowMapConns].MaxEntries = opts.MaxConns
+	spec.Maps[flowMapClosed].MaxEntries = slots
+	if err := spec.Variables["ring_mask"].Set(slots - 1); err != nil {
+		return nil, fmt.Errorf("set ring_mask: %w", err)
 	}
 	t := &Tracer{cgroup: cg, flush: opts.FlushInterval, usJiffy: usecPerJiffy(), nets: newNetnsSet(), comms: newInterner()}
+	t.ring.slots = uint64(slots)
 	if t.flush <= 0 {
 		t.flush = 100 * time.Millisecond
 	}
@@ -143,10 +145,14 @@ func Open(opts Options) (*Tracer, error) {
 			t.links = append(t.links, l)
 		}
 	}
-	t.reader, err = ringbuf.NewReader(t.objs.Events)
-	if err != nil {
-		t.Close()
-		return nil, fmt.Errorf("open ring buffer: %w", err)
+	for _, m := range []struct {
+		dst *mapping
+		m   *cebpf.Map
+	}{{&t.ring.recs, t.objs.Closed}, {&t.ring.head, t.objs.Head}} {
+		if *m.dst, err = mmapArray(m.m); err != nil {
+			t.Close()
+			return nil, &UnsupportedError{What: "memory-mapped BPF arrays (Linux 5.5+)", Err: err}
+		}
 	}
 	return t, nil
 }
@@ -167,12 +173,13 @@ func (e *UnsupportedError) Unwrap() error { return e.Err }
 func (t *Tracer) Close() error {
 	var errs []error
 	t.closeOne.Do(func() {
-		if t.reader != nil {
-			errs = append(errs, t.reader.Close())
-		}
 		for _, l := range t.links {
 			errs = append(errs, l.Close())
 		}
+		t.ringMu.Lock()
+		t.closed = true
+		errs = append(errs, t.ring.recs.unmap(), t.ring.head.unmap())
+		t.ringMu.Unlock()
 		errs = append(errs, t.objs.Close())
 	})
 	return errors.Join(errs...)
@@ -192,63 +199,76 @@ func (t *Tracer) Run(ctx context.Context, sink func(flow.Record)) error {
 const maxBatch = 512
 
 // RunBatch delivers closed connections in batches until ctx ends or the
-// tracer is closed: everything the ring holds when user space wakes up (at
-// most maxBatch records at once), so the consumer pays for one lock and one
-// clock read per batch instead of per connection. sink must not keep the
-// slice.
+// tracer is closed: every FlushInterval it reads what the ring holds (at
+// most maxBatch records per batch), so the consumer pays for one lock and
+// one clock read per batch instead of per connection, and no system call is
+// made per connection. sink must not keep the slice.
 func (t *Tracer) RunBatch(ctx context.Context, sink func([]flow.Record)) error {
-	// Closing the reader is the one way to wake a blocked read.
-	stop := context.AfterFunc(ctx, func() { _ = t.reader.Close() })
-	defer stop()
-	clock := t.newClock()
 	comms := newInterner()
 	batch := make([]flow.Record, 0, maxBatch)
-	flush := func() {
-		if len(batch) > 0 {
-			sink(batch)
-			clear(batch) // drop string references
-			batch = batch[:0]
-		}
-	}
-	var rec ringbuf.Record
-	t.reader.SetDeadline(time.Now().Add(t.flush))
+	var buf flowConn
+	timer := time.NewTimer(t.flush)
+	defer timer.Stop()
+	last := time.Now()
 	for {
-		err := t.reader.ReadInto(&rec)
-		switch {
-		case err == nil:
-		case errors.Is(err, os.ErrDeadlineExceeded):
-			// Drained: deliver, then sleep until the next flush or a
-			// forced wakeup.
-			flush()
-			t.reader.SetDeadline(time.Now().Add(t.flush))
-			continue
-		case errors.Is(err, ringbuf.ErrClosed), errors.Is(err, os.ErrClosed):
-			flush()
+		select {
+		case <-ctx.Done():
 			return nil
-		default:
-			flush()
-			return fmt.Errorf("read ring buffer: %w", err)
+		case <-timer.C:
 		}
-		if len(rec.RawSample) < int(unsafe.Sizeof(flowConn{})) {
-			t.decErrs.Add(1)
-			continue
+		n, err := t.drain(&buf, batch, comms, sink)
+		if err != nil {
+			return err
 		}
-		if len(batch) == 0 {
-			// One clock pair per batch: the conversion of kernel
-			// monotonic times to wall time stays within the batch's
-			// wakeup latency.
-			clock = t.newClock()
-		}
-		t.records.Add(1)
-		// The record is the kernel's struct conn in host layout (bpf2go's
-		// flowConn mirrors it); convert it in place in the ring's copy.
-		batch = append(batch, flow.Record{})
-		toRecordInto(&batch[len(batch)-1], (*flowConn)(unsafe.Pointer(&rec.RawSample[0])), clock, comms)
-		if len(batch) == maxBatch {
-			flush()
-		}
+		now := time.Now()
+		timer.Reset(t.nextDrain(n, now.Sub(last)))
+		last = now
 	}
 }
+
+// nextDrain returns when to read the ring again after n records arrived in
+// elapsed: soon enough that, at that rate, the ring is at most a quarter
+// full by then (the ring is read without any wakeup from the kernel), at
+// most FlushInterval and at least 2ms apart.
+func (t *Tracer) nextDrain(n int, elapsed time.Duration) time.Duration {
+	if n == 0 || elapsed <= 0 {
+		return t.flush
+	}
+	perRecord := elapsed / time.Duration(n)
+	return min(t.flush, max(2*time.Millisecond, perRecord*time.Duration(t.ring.slots/4)))
+}
+
+// drain delivers every published record in batches of at most maxBatch
+// and returns how many.
+func (t *Tracer) drain(buf *flowConn, batch []flow.Record, comms *interner, sink func([]flow.Record)) (int, error) {
+	t.ringMu.Lock()
+	defer t.ringMu.Unlock()
+	if t.closed {
+		return 0, errTracerClosed
+	}
+	total := 0
+	for {
+		clock := t.newClock()
+		batch = batch[:0]
+		n := t.ring.drain(buf, maxBatch, func(c *flowConn) {
+			batch = append(batch, flow.Record{})
+			toRecordInto(&batch[len(batch)-1], c, clock, comms)
+		})
+		if n == 0 {
+			break
+		}
+		total += n
+		t.records.Add(uint64(n))
+		sink(batch)
+		clear(batch) // drop string references
+		if n < maxBatch {
+			break
+		}
+	}
+	return total, nil
+}
+
+var errTracerClosed = errors.New("flows tracer closed")
 
 // Active calls fn for every open connection in the kernel table. It first
 // refreshes the connections' live state (RTT, bytes, chrono times, windows,
@@ -380,9 +400,10 @@ func (t *Tracer) runIter() error {
 // Stats returns the self-metrics.
 func (t *Tracer) Stats() (Stats, error) {
 	s := Stats{ProgramsAttached: len(t.links)}
-	s.DecodeErrors, s.RingBufferRecords = t.decErrs.Load(), t.records.Load()
+	s.RingBufferRecords = t.records.Load()
 	var vals []uint64
-	for idx, dst := range []*uint64{&s.RingBufferLost, &s.MapFull, &s.ListenersFull, &s.Events, &s.UntrackedCloses} {
+	var kernelLost uint64
+	for idx, dst := range []*uint64{&kernelLost, &s.MapFull, &s.ListenersFull, &s.Events, &s.UntrackedCloses} {
 		if err := t.objs.Stats.Lookup(uint32(idx), &vals); err != nil {
 			return s, fmt.Errorf("read stats[%d]: %w", idx, err)
 		}
@@ -390,6 +411,7 @@ func (t *Tracer) Stats() (Stats, error) {
 			*dst += v
 		}
 	}
+	s.RingBufferLost = t.ring.lost.Load()
 	return s, nil
 }
 
@@ -568,6 +590,12 @@ func (t *Tracer) ProgramStats() (ProgramStats, error) {
 		if err != nil {
 			return ps, fmt.Errorf("program stats: %w", err)
 		}
+		if info, err := p.Info(); err == nil {
+			if ps.PerProgram == nil {
+				ps.PerProgram = map[string]ProgramRun{}
+			}
+			ps.PerProgram[info.Name] = ProgramRun{Runtime: st.Runtime, Runs: st.RunCount}
+		}
 		if p == t.objs.NetsightIter {
 			ps.IterRuntime, ps.IterRuns = st.Runtime, st.RunCount
 			continue
@@ -584,4 +612,12 @@ type ProgramStats struct {
 	Runs        uint64
 	IterRuntime time.Duration // socket iterator (in the agent's reads)
 	IterRuns    uint64
+	// PerProgram is each program's share, by program name.
+	PerProgram map[string]ProgramRun
+}
+
+// ProgramRun is one program's run time and count.
+type ProgramRun struct {
+	Runtime time.Duration
+	Runs    uint64
 }

@@ -1,0 +1,141 @@
+package ebpf
+
+import (
+	"fmt"
+	"sync/atomic"
+	"unsafe"
+
+	cebpf "github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
+)
+
+// The kernel side shares the ring of closed connections (`closed`) and its
+// head counter (`head`) with user space through mmap (see flow.bpf.c):
+// reading them takes no system call. The programs write while user space
+// reads, so a record counts only if its sequence word is the same before
+// and after the copy, which is made of atomic 64-bit loads.
+
+const (
+	connWords = unsafe.Sizeof(flowConn{}) / 8
+	recSize   = unsafe.Sizeof(flowClosedRec{})
+)
+
+// Compile-time checks: the records are made of whole 64-bit words, which
+// the snapshot copy relies on.
+var (
+	_ [0]struct{} = [unsafe.Sizeof(flowConn{}) % 8]struct{}{}
+	_ [0]struct{} = [unsafe.Sizeof(flowClosedRec{}) % 8]struct{}{}
+	_ [0]struct{} = [unsafe.Offsetof(flowClosedRec{}.C) - 8]struct{}{}
+)
+
+// ringSlots returns the closed-connection ring's slots for about bytes of
+// memory: a power of two, at least 64.
+func ringSlots(bytes uint32) uint32 {
+	n := uint32(64)
+	for uint64(n)*2*uint64(recSize) <= uint64(bytes) {
+		n *= 2
+	}
+	return n
+}
+
+// mapping is one mmapped array.
+type mapping struct {
+	mem []byte
+}
+
+func mmapArray(m *cebpf.Map) (mapping, error) {
+	stride := (uint64(m.ValueSize()) + 7) &^ 7
+	size := stride * uint64(m.MaxEntries())
+	page := uint64(unix.Getpagesize())
+	size = (size + page - 1) &^ (page - 1)
+	mem, err := unix.Mmap(m.FD(), 0, int(size), unix.PROT_READ, unix.MAP_SHARED)
+	if err != nil {
+		return mapping{}, fmt.Errorf("mmap map %s: %w", m.String(), err)
+	}
+	return mapping{mem: mem}, nil
+}
+
+func (mp *mapping) unmap() error {
+	if mp.mem == nil {
+		return nil
+	}
+	err := unix.Munmap(mp.mem)
+	mp.mem = nil
+	return err
+}
+
+func (mp *mapping) word(off uintptr) *uint64 {
+	return (*uint64)(unsafe.Pointer(&mp.mem[off]))
+}
+
+// loadConn copies the entry at p with atomic 64-bit loads.
+func loadConn(dst *flowConn, p unsafe.Pointer) {
+	d := (*[connWords]uint64)(unsafe.Pointer(dst))
+	s := (*[connWords]uint64)(p)
+	for i := range d {
+		d[i] = atomic.LoadUint64(&s[i])
+	}
+}
+
+// closeRing reads the ring of closed connections. One reader.
+type closeRing struct {
+	recs, head mapping
+	slots      uint64
+	tail       uint64 // next record to read
+	lost       atomic.Uint64
+	waits      int // drains that stopped at the same unpublished record
+}
+
+// maxWaits is how many drains (at the flush interval) may stop at one
+// record reserved and never published before it is skipped as lost; a
+// program publishes within microseconds, so this only guards against a
+// reader stuck for good.
+const maxWaits = 20
+
+// drain calls fn for every published record after the last one read, in
+// order, up to limit records; it returns how many it delivered. A record
+// reserved but not yet published (its program is still copying it) ends the
+// drain: the next one resumes there. Records overwritten before they were
+// read (the reader fell more than a lap behind) are counted in lost.
+func (r *closeRing) drain(buf *flowConn, limit int, fn func(*flowConn)) int {
+	h := atomic.LoadUint64(r.head.word(0))
+	if h-r.tail > r.slots {
+		r.lost.Add(h - r.tail - r.slots)
+		r.tail = h - r.slots
+	}
+	base := unsafe.Pointer(&r.recs.mem[0])
+	n := 0
+	for r.tail < h && n < limit {
+		p := unsafe.Add(base, uintptr(r.tail&(r.slots-1))*recSize)
+		seq := (*uint64)(p)
+		s := atomic.LoadUint64(seq)
+		want := r.tail + 1
+		if s != want {
+			if s == 0 || s < want {
+				// Reserved, not yet published.
+				if r.waits++; r.waits < maxWaits {
+					break
+				}
+				r.lost.Add(1)
+				r.tail++
+				r.waits = 0
+				continue
+			}
+			// A later lap's record: this one was overwritten.
+			r.lost.Add(1)
+			r.tail++
+			continue
+		}
+		loadConn(buf, unsafe.Add(p, 8))
+		if atomic.LoadUint64(seq) != want {
+			r.lost.Add(1) // overwritten while copied
+			r.tail++
+			continue
+		}
+		r.tail++
+		r.waits = 0
+		n++
+		fn(buf)
+	}
+	return n
+}
