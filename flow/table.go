@@ -135,8 +135,13 @@ type Table struct {
 	// burst's connections have left.
 	free    *entry
 	freeLen int
-	gen     uint64 // current interval, starts at 1
-	lastNow time.Time
+	// closed holds the closed connections (the index and lru only open
+	// ones); closedIDs recognises late reports of them.
+	closed    closedRing
+	closedIDs closedIDs
+	scratch   entry  // bookkeeping of a connection first seen closed
+	gen       uint64 // current interval, starts at 1
+	lastNow   time.Time
 	// touched are the entries first updated while open in this interval
 	// (the ones Roll may observe an RTT for); stale pointers (evicted or
 	// reused entries) are recognised by their gen. Past touchedMax Roll
@@ -171,7 +176,8 @@ func NewTable(cfg Config) *Table {
 	if cfg.MaxGroups <= 0 {
 		cfg.MaxGroups = def.MaxGroups
 	}
-	t := &Table{cfg: cfg, groups: map[GroupKey]*Group{}, lastRoll: time.Now(), gen: 1, notable: NewNotable(cfg.NotablePerReason)}
+	t := &Table{cfg: cfg, groups: map[GroupKey]*Group{}, lastRoll: time.Now(), gen: 1, notable: NewNotable(cfg.NotablePerReason),
+		closed: newClosedRing(cfg.MaxEntries), closedIDs: newClosedIDs(cfg.MaxEntries)}
 	for i := range t.totals.RTT {
 		t.totals.RTT[i] = NewHistogram(RTTBuckets)
 	}
@@ -205,33 +211,21 @@ func (t *Table) UpsertBatch(recs []Record, now time.Time) {
 // upsert may modify *in (the caller's copy).
 func (t *Table) upsert(in *Record, now time.Time) {
 	r := in
-	// Entries are kept in update order (the LRU list), which Roll relies on
-	// to expire entries from the head: never let the clock go back.
+	// Entries are kept in update order (the LRU list and the closed ring),
+	// which expiry relies on: never let the clock go back.
 	if now.Before(t.lastNow) {
 		now = t.lastNow
 	} else {
 		t.lastNow = now
 	}
 	e, ok := t.entries.get(r.ID)
-	if ok && e.rec.Closed {
+	if !ok && t.closedIDs.has(r.ID) {
+		// Already closed: a late poll result or a second close.
 		t.totals.StaleIgnored++
 		return
 	}
 	prev := &zeroRecord
-	if !ok {
-		if t.entries.len() >= t.cfg.MaxEntries {
-			t.evictOldest()
-		}
-		if e = t.free; e != nil {
-			t.free = e.next
-			t.freeLen--
-			e.entryState = entryState{}
-		} else {
-			e = &entry{}
-		}
-		t.lru.pushBack(e)
-		t.entries.put(r.ID, e)
-	} else {
+	if ok {
 		t.lru.moveToBack(e)
 		prev = &e.rec
 		// Keep attribution learnt earlier when a later report lacks it.
@@ -251,16 +245,54 @@ func (t *Table) upsert(in *Record, now time.Time) {
 			r.MinRTT = prev.MinRTT
 		}
 	}
+	if r.Closed {
+		// Closed connections move to the closed ring: appended in order,
+		// never updated again.
+		if !ok {
+			e = &t.scratch
+			e.entryState = entryState{}
+		}
+		if !ok && t.held() >= t.cfg.MaxEntries {
+			t.evictOldest()
+		}
+		slot := t.closed.push()
+		e.updated = now
+		t.account(e, prev, r, &slot.rec, !ok)
+		slot.updated = now
+		t.closedIDs.add(r.ID)
+		if ok {
+			t.dropEntry(e)
+		}
+		return
+	}
+	if !ok {
+		if t.held() >= t.cfg.MaxEntries {
+			t.evictOldest()
+		}
+		if e = t.free; e != nil {
+			t.free = e.next
+			t.freeLen--
+			e.entryState = entryState{}
+		} else {
+			e = &entry{}
+		}
+		t.lru.pushBack(e)
+		t.entries.put(r.ID, e)
+	}
 	e.updated = now
-	t.account(e, prev, r, !ok)
+	t.account(e, prev, r, &e.rec, !ok)
 }
+
+// held is the number of connections held, open and closed.
+func (t *Table) held() int { return t.entries.len() + t.closed.len() }
 
 // zeroRecord is the previous state of a new connection (read only).
 var zeroRecord Record
 
-// account counts r's changes since prev and stores r as e's record; prev
-// may be &e.rec (read before it is overwritten).
-func (t *Table) account(e *entry, prev, r *Record, isNew bool) {
+// account counts r's changes since prev and stores r in dst (e's record, or
+// the closed ring's slot); prev may be &e.rec (read before it is
+// overwritten).
+func (t *Table) account(e *entry, prev, r *Record, dst *Record, isNew bool) {
 	d := r.Direction
 	tt := &t.totals
 	dl := &t.delta
@@ -349,9 +381,9 @@ func (t *Table) account(e *entry, prev, r *Record, isNew bool) {
 	if t.observer != nil {
 		t.observerDeltas(prev, r, dl)
 	}
-	e.rec = *r
+	*dst = *r
 	if t.observer != nil {
-		dl.Rec, dl.Now, dl.Mark = &e.rec, e.updated, &e.mark
+		dl.Rec, dl.Now, dl.Mark = dst, e.updated, &e.mark
 		t.observer(dl)
 	}
 }
@@ -369,24 +401,36 @@ func (t *Table) group(k *GroupKey) *Group {
 	return g
 }
 
+// evictOldest makes room: it drops the least recently updated connection,
+// the oldest closed one or the least recently updated open one.
 func (t *Table) evictOldest() {
+	c := t.closed.oldest()
 	e := t.lru.head
-	if e == nil {
+	if c == nil && e == nil {
+		return
+	}
+	t.totals.Evicted++
+	if c != nil && (e == nil || !e.updated.Before(c.updated)) {
+		t.popClosed()
 		return
 	}
 	t.observeGone(e)
-	t.remove(e)
-	t.totals.Evicted++
+	t.dropEntry(e)
 }
 
-func (t *Table) remove(e *entry) {
-	if e.rec.Closed {
-		// Leaving the table: keep it if it mattered.
-		if e.rec.End.IsZero() {
-			e.rec.End = e.updated
-		}
-		t.notable.Offer(&e.rec)
+// popClosed drops the oldest closed connection; it is kept if it mattered.
+func (t *Table) popClosed() {
+	c := t.closed.oldest()
+	if c.rec.End.IsZero() {
+		c.rec.End = c.updated
 	}
+	t.notable.Offer(&c.rec)
+	t.closed.pop()
+}
+
+// dropEntry removes an entry from the index and the LRU list and keeps it
+// for reuse.
+func (t *Table) dropEntry(e *entry) {
 	e.gen = 0 // stale in touched
 	t.lru.remove(e)
 	t.entries.del(e.rec.ID)
@@ -492,22 +536,17 @@ func (t *Table) Expire(now time.Time) {
 	t.expire(now)
 }
 
-// expire walks from the least recently updated end: the list is in update
-// order, so the walk stops at the first entry younger than both Retention
-// and IdleTimeout.
+// expire drops closed connections older than Retention (the closed ring
+// is in close order) and open ones idle for IdleTimeout (the LRU list is in
+// update order: the walk stops at the first entry updated since).
 func (t *Table) expire(now time.Time) {
-	minAge := min(t.cfg.Retention, t.cfg.IdleTimeout)
-	for e := t.lru.head; e != nil && now.Sub(e.updated) >= minAge; {
-		next := e.next
-		switch {
-		case e.rec.Closed && now.Sub(e.updated) >= t.cfg.Retention:
-			t.remove(e)
-		case !e.rec.Closed && now.Sub(e.updated) >= t.cfg.IdleTimeout:
-			t.observeGone(e)
-			t.remove(e)
-			t.totals.IdleExpired++
-		}
-		e = next
+	for c := t.closed.oldest(); c != nil && now.Sub(c.updated) >= t.cfg.Retention; c = t.closed.oldest() {
+		t.popClosed()
+	}
+	for e := t.lru.head; e != nil && now.Sub(e.updated) >= t.cfg.IdleTimeout; e = t.lru.head {
+		t.observeGone(e)
+		t.dropEntry(e)
+		t.totals.IdleExpired++
 	}
 	// Release what a burst left on the free list.
 	for t.freeLen > t.entries.len()+freeSlack {
@@ -564,7 +603,7 @@ func (t *Table) Totals() Totals {
 		out.RTT[i] = out.RTT[i].Clone()
 	}
 	out.ConnectLatency = out.ConnectLatency.Clone()
-	out.Entries = uint64(t.entries.len())
+	out.Entries = uint64(t.held())
 	return out
 }
 
@@ -572,7 +611,7 @@ func (t *Table) Totals() Totals {
 func (t *Table) Len() int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return t.entries.len()
+	return t.held()
 }
 
 // Filter selects connections for Flows. Zero fields match everything.
@@ -617,12 +656,17 @@ func (f *Filter) Match(r *Record) bool {
 // that match f, most retransmissions first, then most recent first.
 func (t *Table) Flows(f Filter) []Record {
 	t.mu.Lock()
-	out := make([]Record, 0, min(t.entries.len(), 1024))
+	out := make([]Record, 0, min(t.held(), 1024))
 	for e := t.lru.head; e != nil; e = e.next {
 		if f.Match(&e.rec) {
 			out = append(out, e.rec)
 		}
 	}
+	t.closed.each(func(c *closedRec) {
+		if f.Match(&c.rec) {
+			out = append(out, c.rec)
+		}
+	})
 	t.mu.Unlock()
 	slices.SortFunc(out, func(a, b Record) int {
 		if c := cmp.Compare(b.Retransmits, a.Retransmits); c != 0 {

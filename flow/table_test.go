@@ -311,25 +311,92 @@ func TestHostNetNSFallback(t *testing.T) {
 	}
 }
 
-// TestFreeListBounded: the entries of a burst that left the table are kept
-// for reuse only up to the table's size plus freeSlack.
+// TestFreeListBounded: the memory of a burst that left the table is kept
+// for reuse only up to a bound: entries of open connections up to the
+// table's size plus freeSlack, chunks of closed ones up to maxSpare.
 func TestFreeListBounded(t *testing.T) {
-	tab := NewTable(Config{Retention: time.Second})
+	tab := NewTable(Config{Retention: time.Second, IdleTimeout: time.Minute})
 	r := rec(0, "10.0.0.1:40000", "10.1.0.1:443", DirClient)
-	r.Closed, r.State = true, "close"
-	for i := range uint64(3 * freeSlack) {
-		r.ID = i + 1
+	for i := range uint64(3 * freeSlack) { // open, then closed
+		r.ID, r.Closed, r.State = i+1, false, "established"
 		tab.Upsert(r, t0)
 	}
+	for i := range uint64(3 * freeSlack) {
+		r.ID, r.Closed, r.State = i+1, true, "close"
+		tab.Upsert(r, t0)
+	}
+	for i := range uint64(10 * chunkSlots) { // closed at once
+		r.ID = 1e6 + i
+		tab.Upsert(r, t0)
+	}
+	if got := tab.Len(); got != 3*freeSlack+10*chunkSlots {
+		t.Fatalf("%d held, want %d", got, 3*freeSlack+10*chunkSlots)
+	}
 	tab.Roll(t0.Add(2 * time.Second))
-	if tab.Len() != 0 || tab.freeLen != freeSlack {
-		t.Fatalf("after the burst left: %d held, %d free, want 0 and %d", tab.Len(), tab.freeLen, freeSlack)
+	chunks := 0
+	for _, c := range tab.closed.chunks {
+		if c != nil {
+			chunks++
+		}
+	}
+	if tab.Len() != 0 || tab.freeLen != freeSlack || chunks > 1 || len(tab.closed.spare) > maxSpare {
+		t.Fatalf("after the burst left: %d held, %d free entries, %d chunks, %d spare chunks; want 0, %d, <= 1, <= %d",
+			tab.Len(), tab.freeLen, chunks, len(tab.closed.spare), freeSlack, maxSpare)
 	}
 	for i := range uint64(10) {
-		r.ID = 1e6 + i
+		r.ID, r.Closed, r.State = 2e6+i, false, "established"
 		tab.Upsert(r, t0.Add(3*time.Second))
 	}
 	if tab.Len() != 10 || tab.freeLen != freeSlack-10 {
 		t.Errorf("%d held, %d free, want 10 and %d", tab.Len(), tab.freeLen, freeSlack-10)
+	}
+}
+
+// TestClosedRing: closed connections are held in close order, listed by
+// Flows, dropped after Retention or when the table is full (oldest of open
+// and closed first), and late reports of them are ignored.
+func TestClosedRing(t *testing.T) {
+	tab := NewTable(Config{MaxEntries: 2500, Retention: 10 * time.Second, IdleTimeout: time.Minute})
+	r := rec(0, "10.0.0.1:40000", "10.1.0.1:443", DirClient)
+	r.Closed, r.State = true, "close"
+	for i := range uint64(2000) {
+		r.ID = i + 1
+		tab.Upsert(r, t0.Add(time.Duration(i)*time.Millisecond))
+	}
+	open := rec(5000, "10.0.0.1:50000", "10.1.0.1:443", DirClient)
+	tab.Upsert(open, t0.Add(3*time.Second))
+	for i := range uint64(1000) { // 500 beyond the bound: the oldest closed go
+		r.ID = 10001 + i
+		tab.Upsert(r, t0.Add(4*time.Second))
+	}
+	tt := tab.Totals()
+	if tab.Len() != 2500 || tt.Evicted != 501 || tt.Closed[DirClient] != 3000 {
+		t.Fatalf("len %d evicted %d closed %d, want 2500, 501, 3000", tab.Len(), tt.Evicted, tt.Closed[DirClient])
+	}
+	if got := tab.Flows(Filter{Port: 50000}); len(got) != 1 || got[0].Closed {
+		t.Fatalf("open connection: %+v", got)
+	}
+	// A late open report and a second close of a closed connection.
+	late := r
+	late.ID, late.Closed, late.State = 1500, false, "established"
+	tab.Upsert(late, t0.Add(5*time.Second))
+	late.Closed = true
+	tab.Upsert(late, t0.Add(5*time.Second))
+	if got := tab.Totals().StaleIgnored; got != 2 {
+		t.Errorf("stale ignored %d, want 2", got)
+	}
+	// The open one closes: it moves to the ring.
+	open.Closed, open.State = true, "close"
+	tab.Upsert(open, t0.Add(6*time.Second))
+	if got := tab.Flows(Filter{Port: 50000}); len(got) != 1 || !got[0].Closed || tab.Len() != 2500 {
+		t.Fatalf("closed connection: %+v, len %d", got, tab.Len())
+	}
+	tab.Roll(t0.Add(12 * time.Second)) // the first 2000 closed before 2s: gone
+	if got := tab.Len(); got != 1001 {
+		t.Errorf("len %d after retention, want 1001", got)
+	}
+	tab.Roll(t0.Add(20 * time.Second))
+	if got := tab.Len(); got != 0 {
+		t.Errorf("len %d, want 0", got)
 	}
 }
