@@ -160,6 +160,7 @@ for b in ${CHURN_BACKENDS:-ebpf sockdiag}; do
 		[ "$runs" -gt 0 ] && echo "$b: eBPF program runs per flow $(calc "$runs/$closed"), ns per run $(calc "$bpf/$runs*1e9")"
 		[ "$runs" -gt 0 ] && echo "$b: per program: $(echo "$rep" | jq -r --argjson n "$closed" '.programs // {} | to_entries | map("\(.key) \(.value.runs / $n * 100 | round / 100) runs/flow x \(.value.ns_per_run | round) ns = \(.value.seconds / $n * 1e9 | round) ns/flow") | join("; ")')"
 	fi
+	echo "$b: closed records read $(echo "$rep" | jq .records_read), lost $(echo "$rep" | jq .ringbuf_lost); new connections past the hot window $(echo "$rep" | jq .hot_window_full)"
 	echo "$b: programs (ns per run): $(echo "$rep" | jq -c '.programs // {} | map_values(.ns_per_run | round)')"
 	echo "$b: load average after: $(cut -d' ' -f1-3 /proc/loadavg); other sock_ops programs loaded: $(echo "$rep" | jq .other_sockops_programs)"
 done

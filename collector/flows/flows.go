@@ -189,6 +189,7 @@ func (s *ebpfSource) collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(mapFullDesc, prometheus.CounterValue, float64(st.MapFull), "conns")
 	ch <- prometheus.MustNewConstMetric(mapFullDesc, prometheus.CounterValue, float64(st.ListenersFull), "listeners")
 	ch <- prometheus.MustNewConstMetric(eventsDesc, prometheus.CounterValue, float64(st.RingBufferRecords))
+	ch <- prometheus.MustNewConstMetric(hotFullDesc, prometheus.CounterValue, float64(st.HotFull))
 	ch <- prometheus.MustNewConstMetric(untrackedDesc, prometheus.CounterValue, float64(st.UntrackedCloses))
 }
 
@@ -259,6 +260,16 @@ func (s *sockdiagSource) collect(ch chan<- prometheus.Metric) {
 var _ collector.Collector = (*Collector)(nil)
 var _ collector.Runner = (*Collector)(nil)
 var _ collector.Closer = (*Collector)(nil)
+
+// EBPFStats returns the eBPF back end's self-metrics; an error with the
+// sock_diag back end.
+func (c *Collector) EBPFStats() (ebpf.Stats, error) {
+	s, ok := c.src.(*ebpfSource)
+	if !ok {
+		return ebpf.Stats{}, errors.New("not the eBPF back end")
+	}
+	return s.tr.Stats()
+}
 
 // EBPFProgramStats returns the in-kernel run time and run count of the eBPF
 // programs (zero unless BPF statistics are enabled); an error with the

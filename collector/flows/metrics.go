@@ -36,7 +36,8 @@ var (
 	progsDesc     = desc("ebpf_programs_attached", "eBPF programs attached by the flows collector.")
 	ringLostDesc  = desc("ebpf_ringbuf_lost_total", "Closed connections lost: overwritten in the eBPF ring of closed connections before user space read them.")
 	mapFullDesc   = desc("ebpf_map_full_total", "Connections (conns) or listeners not tracked because the eBPF map was full.", "map")
-	eventsDesc    = desc("ebpf_ringbuf_events_total", "Closed-connection records read from the eBPF ring of closed connections.")
+	eventsDesc    = desc("ebpf_ringbuf_events_total", "Closed-connection records read from the eBPF programs (hot window and ring of closed connections).")
+	hotFullDesc   = desc("ebpf_hot_window_full_total", "New connections tracked in the eBPF conns hash map because their bucket of the hot window was full (long-lived connections there, or user space behind).")
 	untrackedDesc = desc("ebpf_untracked_closes_total", "Closes of sockets the eBPF programs did not track (opened before the agent attached).")
 
 	sdPollErrDesc = desc("sockdiag_poll_errors_total", "sock_diag dumps that failed.")

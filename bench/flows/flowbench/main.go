@@ -64,6 +64,8 @@ type agentReport struct {
 	Opened         uint64  `json:"connections_opened"`
 	Closed         uint64  `json:"connections_closed"`
 	RingLost       uint64  `json:"ringbuf_lost"`
+	HotFull        uint64  `json:"hot_window_full"`
+	Records        uint64  `json:"records_read"`
 	// OtherSockOps is the most sock_ops programs loaded besides this
 	// agent's (at start or end): other agents on the host. Their callback
 	// flags (per-ACK RTT, state changes) make the kernel call every
@@ -205,6 +207,9 @@ func agent(args []string) error {
 		rep.OtherSockOps = max(others, sockOpsPrograms()-1)
 	} else {
 		rep.OtherSockOps = max(others+1, sockOpsPrograms())
+	}
+	if st, err := c.EBPFStats(); err == nil {
+		rep.RingLost, rep.HotFull, rep.Records = st.RingBufferLost, st.HotFull, st.RingBufferRecords
 	}
 	if ps, err := c.EBPFProgramStats(); err == nil {
 		rep.BPFSeconds, rep.BPFRuns = (ps.Runtime - ps0.Runtime).Seconds(), ps.Runs-ps0.Runs

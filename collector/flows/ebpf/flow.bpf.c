@@ -8,11 +8,22 @@
 // process below it (network namespaces do not matter). At connect/accept it
 // enables the RTO, retransmit and state callbacks on the socket (no per-ACK
 // RTT callback: RTT, bytes and segments are read from the socket instead),
-// keeps one entry per connection (keyed by socket cookie) in `conns` (a hash
-// map: one update when the connection is created, built in per-CPU
-// scratch), and when the socket is destroyed (tcp_destroy_sock tracepoint)
-// reads its final state, copies the record into `closed` and deletes the
-// entry. `closed` is a ring of slots that user space reads through mmap:
+// keeps one entry per connection, keyed by socket cookie, and when the
+// socket is destroyed (tcp_destroy_sock tracepoint) reads its final state.
+//
+// Entries live first in the hot window: `hot_keys` holds buckets of eight
+// cookies (one cache line), `hot` the entries at the same indexes, and a
+// cookie's bucket is its run of eight in the kernel's cookie sequence, so
+// connections opened one after another take neighbouring slots and short
+// ones keep reusing a small, cache-warm window. A slot is claimed with a
+// compare-and-swap (cookie | BUSY while filled, then the cookie); at close
+// the program marks it (cookie | CLOSED) and user space, which maps the
+// window, copies the record and frees the slot: a short connection costs
+// no lock, no copy and no map operation in the kernel. When its bucket is
+// full (long-lived connections, or user space behind), a connection goes
+// to `conns`, a hash map (one update when created, built in per-CPU
+// scratch), and at close its record is copied into `closed` and the entry
+// deleted. `closed` is a ring of slots that user space reads through mmap:
 // a record is reserved by an atomic counter and published by a sequence
 // word, so a close takes no lock and never disables interrupts (a BPF ring
 // buffer does both for every record: on a paravirtualised VM that was a
@@ -123,7 +134,8 @@ struct bpf_iter__tcp {
 #define STAT_LISTENERS_FULL 2
 #define STAT_EVENTS 3
 #define STAT_UNTRACKED_CLOSE 4
-#define STAT_MAX 5
+#define STAT_HOT_FULL 5 // new connections that found their hot bucket full
+#define STAT_MAX 6
 
 struct conn {
 	__u64 cookie;
@@ -205,6 +217,33 @@ struct {
 	__type(key, struct listen_key);
 	__type(value, struct owner);
 } listeners SEC(".maps");
+
+// The hot window (see the top of the file); its size is set before load.
+#define SLOTS 8
+#define BUSY (1ULL << 63)   // slot being filled: cookie | BUSY
+#define CLOSED (1ULL << 62) // closed, for user space to read and free
+
+struct bucket {
+	__u64 k[SLOTS];
+};
+
+const volatile __u32 hot_buckets = 1;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct bucket);
+} hot_keys SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, SLOTS);
+	__type(key, __u32);
+	__type(value, struct conn);
+} hot SEC(".maps");
 
 // The ring of closed connections: record i goes to slot i & ring_mask and
 // is published by writing seq = i + 1 last; user space follows the head.
@@ -360,15 +399,58 @@ static __always_inline void copy_owner(struct conn *c, struct owner *o)
 	__builtin_memcpy(c->comm, o->comm, sizeof(c->comm));
 }
 
-// new_conn returns the zeroed per-CPU scratch entry with the identity of
-// the connection filled; the caller completes it and stores it with
-// bpf_map_update_elem (one update per connection).
-static __always_inline struct conn *new_conn(struct bpf_sock_ops *skops, __u64 cookie, __u8 dir, struct tcp_sock *tp)
+// find returns the entry of a tracked connection and, for one in the hot
+// window, its key in *key (NULL for one in `conns`).
+static __always_inline struct conn *find(__u64 cookie, __u64 **key)
 {
-	__u32 zero = 0;
-	struct conn *c = bpf_map_lookup_elem(&scratch, &zero);
-	if (!c)
-		return 0;
+	__u32 b = (__u32)((cookie / SLOTS) % hot_buckets);
+	struct bucket *bk = bpf_map_lookup_elem(&hot_keys, &b);
+	if (bk) {
+#pragma unroll
+		for (int i = 0; i < SLOTS; i++) {
+			if (bk->k[i] == cookie) {
+				__u32 idx = b * SLOTS + i;
+				struct conn *c = bpf_map_lookup_elem(&hot, &idx);
+				if (c) {
+					*key = &bk->k[i];
+					return c;
+				}
+			}
+		}
+	}
+	*key = 0;
+	return bpf_map_lookup_elem(&conns, &cookie);
+}
+
+// new_conn returns a zeroed entry for a new connection with its identity
+// filled: a claimed slot of the hot window (*key set, cookie | BUSY until
+// store), else the per-CPU scratch entry that store() copies into `conns`.
+static __always_inline struct conn *new_conn(struct bpf_sock_ops *skops, __u64 cookie, __u8 dir, struct tcp_sock *tp, __u64 **key)
+{
+	struct conn *c = 0;
+	*key = 0;
+	__u32 b = (__u32)((cookie / SLOTS) % hot_buckets);
+	struct bucket *bk = bpf_map_lookup_elem(&hot_keys, &b);
+	if (bk) {
+#pragma unroll
+		for (int i = 0; i < SLOTS; i++) {
+			if (!c && bk->k[i] == 0 && __sync_val_compare_and_swap(&bk->k[i], 0, cookie | BUSY) == 0) {
+				__u32 idx = b * SLOTS + i;
+				c = bpf_map_lookup_elem(&hot, &idx);
+				if (c)
+					*key = &bk->k[i];
+				else
+					bk->k[i] = 0;
+			}
+		}
+	}
+	if (!c) {
+		stat_inc(STAT_HOT_FULL);
+		__u32 zero = 0;
+		c = bpf_map_lookup_elem(&scratch, &zero);
+		if (!c)
+			return 0;
+	}
 	__builtin_memset(c, 0, sizeof(*c));
 	c->cookie = cookie;
 	c->direction = dir;
@@ -378,8 +460,14 @@ static __always_inline struct conn *new_conn(struct bpf_sock_ops *skops, __u64 c
 	return c;
 }
 
-static __always_inline void store(__u64 *cookie, struct conn *c)
+// store makes a new entry findable: publishes its hot slot (the exchange
+// orders the entry's writes before it) or copies it into `conns`.
+static __always_inline void store(__u64 *key, __u64 *cookie, struct conn *c)
 {
+	if (key) {
+		__sync_lock_test_and_set(key, *cookie);
+		return;
+	}
 	if (bpf_map_update_elem(&conns, cookie, c, BPF_ANY) != 0)
 		stat_inc(STAT_CONNS_FULL);
 }
@@ -389,7 +477,8 @@ static __always_inline void store(__u64 *cookie, struct conn *c)
 static __always_inline void emit_close(struct sock *sk)
 {
 	__u64 cookie = bpf_get_socket_cookie(sk);
-	struct conn *c = bpf_map_lookup_elem(&conns, &cookie);
+	__u64 *key;
+	struct conn *c = find(cookie, &key);
 	if (!c)
 		return; // listeners, sockets never connected or opened before attach
 	struct tcp_sock *tp = bpf_skc_to_tcp_sock(sk);
@@ -399,6 +488,13 @@ static __always_inline void emit_close(struct sock *sk)
 	c->state = BPF_TCP_CLOSE;
 	if (c->direction == DIR_CLIENT && !(c->flags & F_ESTABLISHED))
 		c->flags |= F_FAILED;
+	if (key) {
+		// Hot window: user space reads the record in place and frees
+		// the slot.
+		__sync_lock_test_and_set(key, cookie | CLOSED);
+		stat_inc(STAT_EVENTS);
+		return;
+	}
 	__u32 zero = 0;
 	struct ring_head *h = bpf_map_lookup_elem(&head, &zero);
 	if (h) {
@@ -435,6 +531,7 @@ int netsight_sockops(struct bpf_sock_ops *skops)
 		return 1;
 	__u32 op = skops->op;
 	__u64 cookie;
+	__u64 *key;
 	struct conn *c;
 	struct tcp_sock *tp;
 
@@ -455,13 +552,13 @@ int netsight_sockops(struct bpf_sock_ops *skops)
 	case BPF_SOCK_OPS_TCP_CONNECT_CB:
 		// connect(2) runs in the caller's process context.
 		cookie = bpf_get_socket_cookie(skops);
-		c = new_conn(skops, cookie, DIR_CLIENT, tcp_of(skops));
+		c = new_conn(skops, cookie, DIR_CLIENT, tcp_of(skops), &key);
 		if (c) {
 			c->connect_ns = c->start_ns;
 			c->pid = bpf_get_current_pid_tgid() >> 32;
 			c->cgroup = bpf_get_current_cgroup_id();
 			bpf_get_current_comm(&c->comm, sizeof(c->comm));
-			store(&cookie, c);
+			store(key, &cookie, c);
 		}
 		set_cb_flags(skops, CB_FLAGS);
 		return 1;
@@ -469,7 +566,7 @@ int netsight_sockops(struct bpf_sock_ops *skops)
 		cookie = bpf_get_socket_cookie(skops);
 		tp = tcp_of(skops);
 		// Normally tracked since connect: one lookup, updated in place.
-		c = bpf_map_lookup_elem(&conns, &cookie);
+		c = find(cookie, &key);
 		if (c) {
 			__u64 now = bpf_ktime_get_ns();
 			if (c->connect_ns && now > c->connect_ns)
@@ -479,12 +576,12 @@ int netsight_sockops(struct bpf_sock_ops *skops)
 			if (tp)
 				sample(tp, c); // the SYN-ACK's RTT sample
 		} else {
-			c = new_conn(skops, cookie, DIR_CLIENT, tp);
+			c = new_conn(skops, cookie, DIR_CLIENT, tp, &key);
 			if (c) {
 				c->flags = F_ESTABLISHED;
 				if (tp)
 					sample(tp, c);
-				store(&cookie, c);
+				store(key, &cookie, c);
 			}
 		}
 		set_cb_flags(skops, CB_FLAGS);
@@ -492,7 +589,7 @@ int netsight_sockops(struct bpf_sock_ops *skops)
 	case BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB: {
 		cookie = bpf_get_socket_cookie(skops);
 		tp = tcp_of(skops);
-		c = new_conn(skops, cookie, DIR_SERVER, tp);
+		c = new_conn(skops, cookie, DIR_SERVER, tp, &key);
 		if (c) {
 			c->flags = F_ESTABLISHED;
 			if (tp)
@@ -503,14 +600,14 @@ int netsight_sockops(struct bpf_sock_ops *skops)
 			struct owner *o = bpf_map_lookup_elem(&listeners, &k);
 			if (o)
 				copy_owner(c, o);
-			store(&cookie, c);
+			store(key, &cookie, c);
 		}
 		set_cb_flags(skops, CB_FLAGS);
 		return 1;
 	}
 	case BPF_SOCK_OPS_RTO_CB:
 		cookie = bpf_get_socket_cookie(skops);
-		c = bpf_map_lookup_elem(&conns, &cookie);
+		c = find(cookie, &key);
 		if (c)
 			c->rtos++;
 		return 1;
@@ -519,7 +616,7 @@ int netsight_sockops(struct bpf_sock_ops *skops)
 		if (skops->args[2] != 0)
 			return 1;
 		cookie = bpf_get_socket_cookie(skops);
-		c = bpf_map_lookup_elem(&conns, &cookie);
+		c = find(cookie, &key);
 		if (c) {
 			__u32 segs = skops->args[1];
 			c->retrans_segs += segs;
@@ -547,7 +644,8 @@ int netsight_iter(struct bpf_iter__tcp *ctx)
 	if (!tp)
 		return 0; // listening sockets are tcp_socks too; request and time-wait are not
 	__u64 cookie = bpf_get_socket_cookie(tp);
-	struct conn *c = bpf_map_lookup_elem(&conns, &cookie);
+	__u64 *key;
+	struct conn *c = find(cookie, &key);
 	if (c)
 		sample(tp, c);
 	return 0;
@@ -560,7 +658,8 @@ static __always_inline void count_rst(void *sk, int sent)
 	if (!sk)
 		return;
 	__u64 cookie = bpf_get_socket_cookie(sk);
-	struct conn *c = bpf_map_lookup_elem(&conns, &cookie);
+	__u64 *key;
+	struct conn *c = find(cookie, &key);
 	if (!c)
 		return;
 	if (sent)
@@ -591,7 +690,8 @@ int netsight_sk_error(__u64 *ctx)
 	if (!sk)
 		return 0;
 	__u64 cookie = bpf_get_socket_cookie(sk);
-	struct conn *c = bpf_map_lookup_elem(&conns, &cookie);
+	__u64 *key;
+	struct conn *c = find(cookie, &key);
 	if (c && !(c->flags & F_ESTABLISHED))
 		c->sk_err = sk->sk_err;
 	return 0;

@@ -13,6 +13,11 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type flowBucket struct {
+	_ structs.HostLayout
+	K [8]uint64
+}
+
 type flowClosedRec struct {
 	_   structs.HostLayout
 	Seq uint64
@@ -92,6 +97,8 @@ const (
 	flowMapClosed           = "closed"
 	flowMapConns            = "conns"
 	flowMapHead             = "head"
+	flowMapHot              = "hot"
+	flowMapHotKeys          = "hot_keys"
 	flowMapListeners        = "listeners"
 	flowMapScratch          = "scratch"
 	flowMapStats            = "stats"
@@ -101,6 +108,7 @@ const (
 	flowProgNetsightRstSend = "netsight_rst_send"
 	flowProgNetsightSkError = "netsight_sk_error"
 	flowProgNetsightSockops = "netsight_sockops"
+	flowVarHotBuckets       = "hot_buckets"
 	flowVarRingMask         = "ring_mask"
 )
 
@@ -161,6 +169,8 @@ type flowMapSpecs struct {
 	Closed    *ebpf.MapSpec `ebpf:"closed"`
 	Conns     *ebpf.MapSpec `ebpf:"conns"`
 	Head      *ebpf.MapSpec `ebpf:"head"`
+	Hot       *ebpf.MapSpec `ebpf:"hot"`
+	HotKeys   *ebpf.MapSpec `ebpf:"hot_keys"`
 	Listeners *ebpf.MapSpec `ebpf:"listeners"`
 	Scratch   *ebpf.MapSpec `ebpf:"scratch"`
 	Stats     *ebpf.MapSpec `ebpf:"stats"`
@@ -170,7 +180,8 @@ type flowMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type flowVariableSpecs struct {
-	RingMask *ebpf.VariableSpec `ebpf:"ring_mask"`
+	HotBuckets *ebpf.VariableSpec `ebpf:"hot_buckets"`
+	RingMask   *ebpf.VariableSpec `ebpf:"ring_mask"`
 }
 
 // flowObjects contains all objects after they have been loaded into the kernel.
@@ -196,6 +207,8 @@ type flowMaps struct {
 	Closed    *ebpf.Map `ebpf:"closed"`
 	Conns     *ebpf.Map `ebpf:"conns"`
 	Head      *ebpf.Map `ebpf:"head"`
+	Hot       *ebpf.Map `ebpf:"hot"`
+	HotKeys   *ebpf.Map `ebpf:"hot_keys"`
 	Listeners *ebpf.Map `ebpf:"listeners"`
 	Scratch   *ebpf.Map `ebpf:"scratch"`
 	Stats     *ebpf.Map `ebpf:"stats"`
@@ -206,6 +219,8 @@ func (m *flowMaps) Close() error {
 		m.Closed,
 		m.Conns,
 		m.Head,
+		m.Hot,
+		m.HotKeys,
 		m.Listeners,
 		m.Scratch,
 		m.Stats,
@@ -216,7 +231,8 @@ func (m *flowMaps) Close() error {
 //
 // It can be passed to loadFlowObjects or ebpf.CollectionSpec.LoadAndAssign.
 type flowVariables struct {
-	RingMask *ebpf.Variable `ebpf:"ring_mask"`
+	HotBuckets *ebpf.Variable `ebpf:"hot_buckets"`
+	RingMask   *ebpf.Variable `ebpf:"ring_mask"`
 }
 
 // flowPrograms contains all programs after they have been loaded into the kernel.

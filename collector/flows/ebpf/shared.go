@@ -9,11 +9,12 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// The kernel side shares the ring of closed connections (`closed`) and its
-// head counter (`head`) with user space through mmap (see flow.bpf.c):
-// reading them takes no system call. The programs write while user space
-// reads, so a record counts only if its sequence word is the same before
-// and after the copy, which is made of atomic 64-bit loads.
+// The kernel side shares the hot window (`hot_keys`, `hot`), the ring of
+// closed connections (`closed`) and its head counter (`head`) with user
+// space through mmap (see flow.bpf.c): reading them takes no system call.
+// The programs write while user space reads, so a copy (made of atomic
+// 64-bit loads) counts only if the slot's key or sequence word is the same
+// before and after it.
 
 const (
 	connWords = unsafe.Sizeof(flowConn{}) / 8
@@ -43,12 +44,16 @@ type mapping struct {
 	mem []byte
 }
 
-func mmapArray(m *cebpf.Map) (mapping, error) {
+func mmapArray(m *cebpf.Map, writable bool) (mapping, error) {
 	stride := (uint64(m.ValueSize()) + 7) &^ 7
 	size := stride * uint64(m.MaxEntries())
 	page := uint64(unix.Getpagesize())
 	size = (size + page - 1) &^ (page - 1)
-	mem, err := unix.Mmap(m.FD(), 0, int(size), unix.PROT_READ, unix.MAP_SHARED)
+	prot := unix.PROT_READ
+	if writable {
+		prot |= unix.PROT_WRITE
+	}
+	mem, err := unix.Mmap(m.FD(), 0, int(size), prot, unix.MAP_SHARED)
 	if err != nil {
 		return mapping{}, fmt.Errorf("mmap map %s: %w", m.String(), err)
 	}
@@ -134,6 +139,72 @@ func (r *closeRing) drain(buf *flowConn, limit int, fn func(*flowConn)) int {
 		}
 		r.tail++
 		r.waits = 0
+		n++
+		fn(buf)
+	}
+	return n
+}
+
+// Sizes shared with flow.bpf.c's hot window.
+const (
+	hotSlots  = 8       // cookies per bucket (SLOTS)
+	busyBit   = 1 << 63 // slot being filled (BUSY)
+	closedBit = 1 << 62 // closed, to read and free (CLOSED)
+)
+
+// hotBuckets sizes the hot window for a table of maxConns: small enough to
+// stay in cache (256 buckets: 2,048 connections, 450 KiB), which holds the
+// connections opened in the last 2,048 socket cookies that are still open
+// or not yet read.
+func hotBuckets(maxConns uint32) uint32 {
+	return min(512, max(8, maxConns/64))
+}
+
+// hotWindow reads the kernel's hot window: keys (read-write: user space
+// frees the slots of closed connections) and entries.
+type hotWindow struct {
+	keys, conns mapping
+	buckets     uint32
+}
+
+// each calls fn with a snapshot of every open connection in the window.
+func (w *hotWindow) each(buf *flowConn, fn func(*flowConn)) {
+	kbase := unsafe.Pointer(&w.keys.mem[0])
+	cbase := unsafe.Pointer(&w.conns.mem[0])
+	for i := range uintptr(w.buckets) * hotSlots {
+		kp := (*uint64)(unsafe.Add(kbase, i*8))
+		k := atomic.LoadUint64(kp)
+		if k == 0 || k&(busyBit|closedBit) != 0 {
+			continue
+		}
+		loadConn(buf, unsafe.Add(cbase, i*unsafe.Sizeof(flowConn{})))
+		// Closed (and maybe reused) while copied: skip; the close is
+		// read by harvest.
+		if atomic.LoadUint64(kp) != k || buf.Cookie != k {
+			continue
+		}
+		fn(buf)
+	}
+}
+
+// harvest calls fn with every closed connection in the window (up to
+// limit) and frees its slot; it returns how many. The kernel does not touch
+// a closed slot until it is freed, so the copy needs no check.
+func (w *hotWindow) harvest(buf *flowConn, limit int, fn func(*flowConn)) int {
+	kbase := unsafe.Pointer(&w.keys.mem[0])
+	cbase := unsafe.Pointer(&w.conns.mem[0])
+	n := 0
+	for i := range uintptr(w.buckets) * hotSlots {
+		if n == limit {
+			break
+		}
+		kp := (*uint64)(unsafe.Add(kbase, i*8))
+		k := atomic.LoadUint64(kp)
+		if k&closedBit == 0 || k&busyBit != 0 {
+			continue
+		}
+		loadConn(buf, unsafe.Add(cbase, i*unsafe.Sizeof(flowConn{})))
+		atomic.StoreUint64(kp, 0)
 		n++
 		fn(buf)
 	}

@@ -47,6 +47,7 @@ type Stats struct {
 	ListenersFull     uint64 // listeners not recorded: listeners map full
 	Events            uint64 // closed connections sent to user space
 	UntrackedCloses   uint64 // unused since closes come from tcp_destroy_sock (every socket); 0
+	HotFull           uint64 // new connections tracked in the conns map: their hot-window bucket was full
 	RingBufferRecords uint64 // records read by user space
 }
 
@@ -62,8 +63,10 @@ type Tracer struct {
 	vals     []flowConn
 	recs     []flow.Record
 	comms    *interner
-	ringMu   sync.Mutex // guards ring; Close unmaps under it
+	ringMu   sync.Mutex // guards ring and hot's harvest; Close unmaps under it
 	ring     closeRing
+	hot      hotWindow
+	buf      flowConn // ActiveBatch's copy of hot entries
 	closed   bool
 	cgroup   string
 	flush    time.Duration
@@ -103,13 +106,20 @@ func Open(opts Options) (*Tracer, error) {
 		opts.RingBufferBytes = 1 << 20
 	}
 	slots := ringSlots(opts.RingBufferBytes)
+	hb := hotBuckets(opts.MaxConns)
 	spec.Maps[flowMapConns].MaxEntries = opts.MaxConns
 	spec.Maps[flowMapClosed].MaxEntries = slots
+	spec.Maps[flowMapHotKeys].MaxEntries = hb
+	spec.Maps[flowMapHot].MaxEntries = hb * hotSlots
+	if err := spec.Variables["hot_buckets"].Set(hb); err != nil {
+		return nil, fmt.Errorf("set hot_buckets: %w", err)
+	}
 	if err := spec.Variables["ring_mask"].Set(slots - 1); err != nil {
 		return nil, fmt.Errorf("set ring_mask: %w", err)
 	}
 	t := &Tracer{cgroup: cg, flush: opts.FlushInterval, usJiffy: usecPerJiffy(), nets: newNetnsSet(), comms: newInterner()}
 	t.ring.slots = uint64(slots)
+	t.hot.buckets = hb
 	if t.flush <= 0 {
 		t.flush = 100 * time.Millisecond
 	}
@@ -146,10 +156,11 @@ func Open(opts Options) (*Tracer, error) {
 		}
 	}
 	for _, m := range []struct {
-		dst *mapping
-		m   *cebpf.Map
-	}{{&t.ring.recs, t.objs.Closed}, {&t.ring.head, t.objs.Head}} {
-		if *m.dst, err = mmapArray(m.m); err != nil {
+		dst      *mapping
+		m        *cebpf.Map
+		writable bool
+	}{{&t.ring.recs, t.objs.Closed, false}, {&t.ring.head, t.objs.Head, false}, {&t.hot.keys, t.objs.HotKeys, true}, {&t.hot.conns, t.objs.Hot, false}} {
+		if *m.dst, err = mmapArray(m.m, m.writable); err != nil {
 			t.Close()
 			return nil, &UnsupportedError{What: "memory-mapped BPF arrays (Linux 5.5+)", Err: err}
 		}
@@ -180,6 +191,9 @@ func (t *Tracer) Close() error {
 		t.closed = true
 		errs = append(errs, t.ring.recs.unmap(), t.ring.head.unmap())
 		t.ringMu.Unlock()
+		t.activeMu.Lock()
+		errs = append(errs, t.hot.keys.unmap(), t.hot.conns.unmap())
+		t.activeMu.Unlock()
 		errs = append(errs, t.objs.Close())
 	})
 	return errors.Join(errs...)
@@ -235,7 +249,8 @@ func (t *Tracer) nextDrain(n int, elapsed time.Duration) time.Duration {
 		return t.flush
 	}
 	perRecord := elapsed / time.Duration(n)
-	return min(t.flush, max(2*time.Millisecond, perRecord*time.Duration(t.ring.slots/4)))
+	room := min(t.ring.slots, uint64(t.hot.buckets)*hotSlots) / 4
+	return min(t.flush, max(2*time.Millisecond, perRecord*time.Duration(room)))
 }
 
 // drain delivers every published record in batches of at most maxBatch
@@ -247,13 +262,24 @@ func (t *Tracer) drain(buf *flowConn, batch []flow.Record, comms *interner, sink
 		return 0, errTracerClosed
 	}
 	total := 0
-	for {
+	for hot := true; ; {
 		clock := t.newClock()
 		batch = batch[:0]
-		n := t.ring.drain(buf, maxBatch, func(c *flowConn) {
+		add := func(c *flowConn) {
 			batch = append(batch, flow.Record{})
 			toRecordInto(&batch[len(batch)-1], c, clock, comms)
-		})
+		}
+		var n int
+		if hot {
+			// Closed connections of the hot window first (their slots
+			// are free again once read), then the ring's.
+			if n = t.hot.harvest(buf, maxBatch, add); n < maxBatch {
+				hot = false
+				n += t.ring.drain(buf, maxBatch-n, add)
+			}
+		} else {
+			n = t.ring.drain(buf, maxBatch, add)
+		}
 		if n == 0 {
 			break
 		}
@@ -334,10 +360,14 @@ func (t *Tracer) ActiveBatch(sink func([]flow.Record)) error {
 	return refreshErr
 }
 
-// scan reads the whole conns map in batches, noting each connection's
-// namespace for the next refresh.
+// scan reads the hot window and the whole conns map (in batches), noting
+// each connection's namespace for the next refresh.
 func (t *Tracer) scan(emit func(*flowConn)) error {
+	if t.hot.keys.mem == nil {
+		return errTracerClosed
+	}
 	t.nets.beginScan()
+	t.hot.each(&t.buf, emit)
 	var cursor cebpf.MapBatchCursor
 	for {
 		n, err := t.objs.Conns.BatchLookup(&cursor, t.keys, t.vals, nil)
@@ -403,7 +433,7 @@ func (t *Tracer) Stats() (Stats, error) {
 	s.RingBufferRecords = t.records.Load()
 	var vals []uint64
 	var kernelLost uint64
-	for idx, dst := range []*uint64{&kernelLost, &s.MapFull, &s.ListenersFull, &s.Events, &s.UntrackedCloses} {
+	for idx, dst := range []*uint64{&kernelLost, &s.MapFull, &s.ListenersFull, &s.Events, &s.UntrackedCloses, &s.HotFull} {
 		if err := t.objs.Stats.Lookup(uint32(idx), &vals); err != nil {
 			return s, fmt.Errorf("read stats[%d]: %w", idx, err)
 		}

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
@@ -91,8 +92,10 @@ func TestTracerLoopback(t *testing.T) {
 	}
 }
 
-// TestTracerActiveMany: more open connections than one batch are all
-// reported by Active, with the right directions.
+// TestTracerActiveMany: more open connections than one batch, and than the
+// hot window holds (the rest go to the conns map), are all reported by
+// Active, with the right directions, and every close arrives, from both
+// places.
 func TestTracerActiveMany(t *testing.T) {
 	testlab.RequireRoot(t)
 	tr, err := Open(Options{})
@@ -151,5 +154,59 @@ func TestTracerActiveMany(t *testing.T) {
 	}
 	if clients != n || servers != n {
 		t.Errorf("active: %d clients, %d servers; want %d each", clients, servers, n)
+	}
+	st, err := tr.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hot := uint64(hotBuckets(65536)) * hotSlots; st.HotFull < 2*n-hot {
+		t.Errorf("%d connections went to the conns map, want at least %d (hot window of %d)", st.HotFull, 2*n-hot, hot)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	closed := map[uint64]flow.Direction{}
+	var mu sync.Mutex
+	go func() {
+		defer close(done)
+		_ = tr.RunBatch(ctx, func(recs []flow.Record) {
+			mu.Lock()
+			defer mu.Unlock()
+			for _, r := range recs {
+				if (r.Remote.Port() == port || r.Local.Port() == port) && r.Closed {
+					closed[r.ID] = r.Direction
+				}
+			}
+		})
+	}()
+	for _, c := range conns {
+		c.Close()
+	}
+	conns = nil
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		mu.Lock()
+		got := len(closed)
+		mu.Unlock()
+		if got >= 2*n || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	clients, servers = 0, 0
+	for _, d := range closed {
+		if d == flow.DirClient {
+			clients++
+		} else if d == flow.DirServer {
+			servers++
+		}
+	}
+	if clients != n || servers != n {
+		t.Errorf("closed: %d clients, %d servers; want %d each", clients, servers, n)
+	}
+	if st, err := tr.Stats(); err != nil || st.RingBufferLost != 0 {
+		t.Errorf("stats %+v, %v: want no record lost", st, err)
 	}
 }
