@@ -187,13 +187,14 @@ func (t *Tracer) Close() error {
 		for _, l := range t.links {
 			errs = append(errs, l.Close())
 		}
+		// The readers (drain under ringMu, scan under activeMu) check
+		// for the unmapping under their lock.
 		t.ringMu.Lock()
-		t.closed = true
-		errs = append(errs, t.ring.recs.unmap(), t.ring.head.unmap())
-		t.ringMu.Unlock()
 		t.activeMu.Lock()
-		errs = append(errs, t.hot.keys.unmap(), t.hot.conns.unmap())
+		t.closed = true
+		errs = append(errs, t.ring.recs.unmap(), t.ring.head.unmap(), t.hot.keys.unmap(), t.hot.conns.unmap())
 		t.activeMu.Unlock()
+		t.ringMu.Unlock()
 		errs = append(errs, t.objs.Close())
 	})
 	return errors.Join(errs...)
@@ -302,9 +303,10 @@ var errTracerClosed = errors.New("flows tracer closed")
 // namespace that holds tracked connections and that it can enter (its own,
 // those named under /var/run/netns, those of the connections' processes);
 // connections of other namespaces keep the state of their last event. It
-// then reads the map in batches (BPF_MAP_LOOKUP_BATCH), which, unlike
-// key-by-key iteration, does not restart when connections close meanwhile;
-// it falls back to iteration on kernels without batch operations.
+// then reads the hot window through its mapping and the conns map in
+// batches (BPF_MAP_LOOKUP_BATCH), which, unlike key-by-key iteration, does
+// not restart when connections close meanwhile; it falls back to iteration
+// on kernels without batch operations.
 func (t *Tracer) Active(fn func(flow.Record)) error {
 	return t.ActiveBatch(func(recs []flow.Record) {
 		for i := range recs {
