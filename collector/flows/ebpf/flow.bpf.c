@@ -53,9 +53,23 @@ struct ns_common {
 
 struct net {
 	struct ns_common ns;
+	__u64 net_cookie;
+} __attribute__((preserve_access_index));
+
+struct in6_addr {
+	union {
+		__u32 u6_addr32[4];
+	} in6_u;
 } __attribute__((preserve_access_index));
 
 struct sock_common {
+	__u32 skc_daddr;
+	__u32 skc_rcv_saddr;
+	__u16 skc_dport;
+	__u16 skc_num;
+	unsigned short skc_family;
+	struct in6_addr skc_v6_daddr;
+	struct in6_addr skc_v6_rcv_saddr;
 	unsigned char skc_state;
 	struct {
 		struct net *net;
@@ -135,7 +149,8 @@ struct bpf_iter__tcp {
 #define STAT_EVENTS 3
 #define STAT_UNTRACKED_CLOSE 4
 #define STAT_HOT_FULL 5 // new connections that found their hot bucket full
-#define STAT_MAX 6
+#define STAT_SEEDED 6   // connections opened before attach, tracked from an iterator pass
+#define STAT_MAX 7
 
 struct conn {
 	__u64 cookie;
@@ -630,10 +645,61 @@ int netsight_sockops(struct bpf_sock_ops *skops)
 	return 1;
 }
 
+// seed_conn starts tracking a connection the sock_ops program never saw
+// (opened before the programs were attached): identity from the socket, no
+// process (pid, comm and cgroup 0), direction from the listeners seen so
+// far, start = now. RTO and retransmit callbacks cannot be enabled from
+// here: its retransmissions come from the socket's total_retrans at each
+// sample, its RTOs are not counted.
+static __always_inline void seed_conn(struct tcp_sock *tp, __u64 cookie)
+{
+	struct sock_common *skc = &((struct sock *)tp)->__sk_common;
+	__u32 zero = 0;
+	struct conn *c = bpf_map_lookup_elem(&scratch, &zero);
+	if (!c)
+		return;
+	__builtin_memset(c, 0, sizeof(*c));
+	c->cookie = cookie;
+	c->start_ns = bpf_ktime_get_ns();
+	c->netns = netns_inum(tp);
+	__u16 family = skc->skc_family;
+	c->family = family;
+	c->lport = skc->skc_num;
+	c->rport = bpf_ntohs(skc->skc_dport);
+	if (family == AF_INET) {
+		c->laddr[0] = skc->skc_rcv_saddr;
+		c->raddr[0] = skc->skc_daddr;
+	} else {
+		c->laddr[0] = skc->skc_v6_rcv_saddr.in6_u.u6_addr32[0];
+		c->laddr[1] = skc->skc_v6_rcv_saddr.in6_u.u6_addr32[1];
+		c->laddr[2] = skc->skc_v6_rcv_saddr.in6_u.u6_addr32[2];
+		c->laddr[3] = skc->skc_v6_rcv_saddr.in6_u.u6_addr32[3];
+		c->raddr[0] = skc->skc_v6_daddr.in6_u.u6_addr32[0];
+		c->raddr[1] = skc->skc_v6_daddr.in6_u.u6_addr32[1];
+		c->raddr[2] = skc->skc_v6_daddr.in6_u.u6_addr32[2];
+		c->raddr[3] = skc->skc_v6_daddr.in6_u.u6_addr32[3];
+	}
+	struct listen_key k = {};
+	struct net *net = skc->skc_net.net;
+	if (net)
+		k.netns = net->net_cookie;
+	k.port = c->lport;
+	c->direction = bpf_map_lookup_elem(&listeners, &k) ? DIR_SERVER : DIR_CLIENT;
+	__u8 st = skc->skc_state;
+	if (st != BPF_TCP_SYN_SENT && st != BPF_TCP_SYN_RECV)
+		c->flags = F_ESTABLISHED;
+	sample(tp, c);
+	if (bpf_map_update_elem(&conns, &cookie, c, BPF_NOEXIST) == 0)
+		stat_inc(STAT_SEEDED);
+}
+
 // The live state of the tracked connections of one network namespace (the
 // reader's): each full TCP socket with an entry has it refreshed in place
-// (the socket is locked meanwhile); user space then reads the map. The
-// close record carries the zero-window samples taken here.
+// (the socket is locked meanwhile); user space then reads the entries. The
+// close record carries the zero-window samples taken here. A listener not
+// yet known is recorded (no owner: it was opened before attach) and a
+// connection not yet tracked is seeded; the iterator visits listeners
+// before connections, so a pass tells the server ends it seeds.
 SEC("iter/tcp")
 int netsight_iter(struct bpf_iter__tcp *ctx)
 {
@@ -642,12 +708,29 @@ int netsight_iter(struct bpf_iter__tcp *ctx)
 		return 0;
 	struct tcp_sock *tp = bpf_skc_to_tcp_sock(skc);
 	if (!tp)
-		return 0; // listening sockets are tcp_socks too; request and time-wait are not
+		return 0; // request and time-wait sockets are not tcp_socks
 	__u64 cookie = bpf_get_socket_cookie(tp);
 	__u64 *key;
 	struct conn *c = find(cookie, &key);
-	if (c)
+	if (c) {
 		sample(tp, c);
+		return 0;
+	}
+	struct sock_common *own = &((struct sock *)tp)->__sk_common;
+	__u8 st = own->skc_state;
+	if (st == BPF_TCP_LISTEN) {
+		struct listen_key k = {};
+		struct net *net = own->skc_net.net;
+		if (net)
+			k.netns = net->net_cookie;
+		k.port = own->skc_num;
+		struct owner o = {};
+		bpf_map_update_elem(&listeners, &k, &o, BPF_NOEXIST);
+		return 0;
+	}
+	if (st == BPF_TCP_CLOSE)
+		return 0;
+	seed_conn(tp, cookie);
 	return 0;
 }
 

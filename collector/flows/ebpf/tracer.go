@@ -48,6 +48,7 @@ type Stats struct {
 	Events            uint64 // closed connections sent to user space
 	UntrackedCloses   uint64 // unused since closes come from tcp_destroy_sock (every socket); 0
 	HotFull           uint64 // new connections tracked in the conns map: their hot-window bucket was full
+	Seeded            uint64 // connections opened before the programs were attached, tracked from an iterator pass
 	RingBufferRecords uint64 // records read by user space
 }
 
@@ -435,7 +436,7 @@ func (t *Tracer) Stats() (Stats, error) {
 	s.RingBufferRecords = t.records.Load()
 	var vals []uint64
 	var kernelLost uint64
-	for idx, dst := range []*uint64{&kernelLost, &s.MapFull, &s.ListenersFull, &s.Events, &s.UntrackedCloses, &s.HotFull} {
+	for idx, dst := range []*uint64{&kernelLost, &s.MapFull, &s.ListenersFull, &s.Events, &s.UntrackedCloses, &s.HotFull, &s.Seeded} {
 		if err := t.objs.Stats.Lookup(uint32(idx), &vals); err != nil {
 			return s, fmt.Errorf("read stats[%d]: %w", idx, err)
 		}

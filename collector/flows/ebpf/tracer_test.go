@@ -210,3 +210,95 @@ func TestTracerActiveMany(t *testing.T) {
 		t.Errorf("stats %+v, %v: want no record lost", st, err)
 	}
 }
+
+// TestTracerPreexisting: a connection opened before the tracer attached is
+// tracked from the first refresh on (both ends, the server told by its
+// listener, no process) and its close arrives.
+func TestTracerPreexisting(t *testing.T) {
+	testlab.RequireRoot(t)
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	cli, err := net.Dial("tcp4", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	srv, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	if _, err := cli.Write(make([]byte, 1000)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(srv, make([]byte, 1000)); err != nil {
+		t.Fatal(err)
+	}
+
+	tr, err := Open(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	port := uint16(ln.Addr().(*net.TCPAddr).Port)
+	ours := func(r *flow.Record) bool { return r.Remote.Port() == port || r.Local.Port() == port }
+	ids := map[uint64]flow.Direction{}
+	for pass := range 2 {
+		n := 0
+		if err := tr.Active(func(r flow.Record) {
+			if !ours(&r) {
+				return
+			}
+			n++
+			ids[r.ID] = r.Direction
+			switch {
+			case r.Remote.Port() == port && r.Direction == flow.DirClient:
+				if r.BytesSent < 1000 || r.PID != 0 || r.State != "established" {
+					t.Errorf("pass %d: client %+v", pass, r)
+				}
+			case r.Local.Port() == port && r.Direction == flow.DirServer:
+				if r.BytesReceived < 1000 {
+					t.Errorf("pass %d: server %+v", pass, r)
+				}
+			default:
+				t.Errorf("pass %d: direction %v for %v -> %v", pass, r.Direction, r.Local, r.Remote)
+			}
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if n != 2 {
+			t.Fatalf("pass %d: %d records for the connection, want 2 (client and server)", pass, n)
+		}
+	}
+	if st, err := tr.Stats(); err != nil || st.Seeded < 2 {
+		t.Errorf("stats %+v, %v: want at least 2 seeded", st, err)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	got := make(chan flow.Record, 16)
+	go func() {
+		_ = tr.RunBatch(ctx, func(recs []flow.Record) {
+			for _, r := range recs {
+				if ours(&r) {
+					got <- r
+				}
+			}
+		})
+	}()
+	cli.Close()
+	srv.Close()
+	for range 2 {
+		select {
+		case r := <-got:
+			if _, ok := ids[r.ID]; !ok || !r.Closed || r.Direction != ids[r.ID] {
+				t.Errorf("close %+v, want one of %v", r, ids)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("close not seen")
+		}
+	}
+}
