@@ -190,6 +190,7 @@ func (s *ebpfSource) collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(mapFullDesc, prometheus.CounterValue, float64(st.ListenersFull), "listeners")
 	ch <- prometheus.MustNewConstMetric(eventsDesc, prometheus.CounterValue, float64(st.RingBufferRecords))
 	ch <- prometheus.MustNewConstMetric(hotFullDesc, prometheus.CounterValue, float64(st.HotFull))
+	ch <- prometheus.MustNewConstMetric(seededDesc, prometheus.CounterValue, float64(st.Seeded))
 	ch <- prometheus.MustNewConstMetric(untrackedDesc, prometheus.CounterValue, float64(st.UntrackedCloses))
 }
 

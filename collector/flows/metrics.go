@@ -37,6 +37,7 @@ var (
 	ringLostDesc  = desc("ebpf_ringbuf_lost_total", "Closed connections lost: overwritten in the eBPF ring of closed connections before user space read them.")
 	mapFullDesc   = desc("ebpf_map_full_total", "Connections (conns) or listeners not tracked because the eBPF map was full.", "map")
 	eventsDesc    = desc("ebpf_ringbuf_events_total", "Closed-connection records read from the eBPF programs (hot window and ring of closed connections).")
+	seededDesc    = desc("ebpf_seeded_total", "Connections opened before the eBPF programs were attached, tracked from a socket iterator pass.")
 	hotFullDesc   = desc("ebpf_hot_window_full_total", "New connections tracked in the eBPF conns hash map because their bucket of the hot window was full (long-lived connections there, or user space behind).")
 	untrackedDesc = desc("ebpf_untracked_closes_total", "Closes of sockets the eBPF programs did not track (opened before the agent attached).")
 
