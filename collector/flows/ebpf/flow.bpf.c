@@ -685,9 +685,7 @@ static __always_inline void seed_conn(struct tcp_sock *tp, __u64 cookie)
 		k.netns = net->net_cookie;
 	k.port = c->lport;
 	c->direction = bpf_map_lookup_elem(&listeners, &k) ? DIR_SERVER : DIR_CLIENT;
-	__u8 st = skc->skc_state;
-	if (st != BPF_TCP_SYN_SENT && st != BPF_TCP_SYN_RECV)
-		c->flags = F_ESTABLISHED;
+	c->flags = F_ESTABLISHED;
 	sample(tp, c);
 	if (bpf_map_update_elem(&conns, &cookie, c, BPF_NOEXIST) == 0)
 		stat_inc(STAT_SEEDED);
@@ -728,7 +726,10 @@ int netsight_iter(struct bpf_iter__tcp *ctx)
 		bpf_map_update_elem(&listeners, &k, &o, BPF_NOEXIST);
 		return 0;
 	}
-	if (st == BPF_TCP_CLOSE)
+	// Seed only connections past the handshake: one in SYN_SENT or
+	// SYN_RECV still gets its established callback, which creates the
+	// entry (seeding it too would track it twice).
+	if (st == BPF_TCP_CLOSE || st == BPF_TCP_SYN_SENT || st == BPF_TCP_SYN_RECV)
 		return 0;
 	seed_conn(tp, cookie);
 	return 0;
