@@ -66,7 +66,10 @@ type node struct {
 
 // NodeNetworks decodes a node list (the API's JSON) into one network per
 // node: its pod CIDRs and InternalIP, in the zone and region of its
-// topology.kubernetes.io labels.
+// topology.kubernetes.io labels. On EKS the zone is the node's zone ID
+// (topology.k8s.aws/zone-id, e.g. use1-az1), the name instance metadata
+// gives this host's zone by, rather than its zone name (us-east-1a), which
+// maps to a different physical zone in each AWS account.
 func NodeNetworks(r io.Reader) ([]Network, error) {
 	var nl nodeList
 	if err := json.NewDecoder(io.LimitReader(r, kubeMaxBody)).Decode(&nl); err != nil {
@@ -76,7 +79,7 @@ func NodeNetworks(r io.Reader) ([]Network, error) {
 	for i, n := range nl.Items {
 		l := n.Metadata.Labels
 		nw := Network{Name: n.Metadata.Name, Source: SourceKubernetes,
-			Zone:   or(l["topology.kubernetes.io/zone"], l["failure-domain.beta.kubernetes.io/zone"]),
+			Zone:   or(l["topology.k8s.aws/zone-id"], or(l["topology.kubernetes.io/zone"], l["failure-domain.beta.kubernetes.io/zone"])),
 			Region: or(l["topology.kubernetes.io/region"], l["failure-domain.beta.kubernetes.io/region"])}
 		cidrs := n.Spec.PodCIDRs
 		if len(cidrs) == 0 && n.Spec.PodCIDR != "" {

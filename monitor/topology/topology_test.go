@@ -271,3 +271,19 @@ func TestIMDSRealAddressRefusedInTests(t *testing.T) {
 		}
 	}
 }
+
+// TestNodeNetworksEKSZoneID: an EKS node's zone is its zone ID, as IMDS
+// names this host's, not its zone name.
+func TestNodeNetworksEKSZoneID(t *testing.T) {
+	nets, err := NodeNetworks(strings.NewReader(`{"items":[
+	  {"metadata":{"name":"ip-10-0-1-5","labels":{"topology.kubernetes.io/zone":"us-east-1a","topology.k8s.aws/zone-id":"use1-az4","topology.kubernetes.io/region":"us-east-1"}},
+	   "status":{"addresses":[{"type":"InternalIP","address":"10.0.1.5"}]}},
+	  {"metadata":{"name":"plain","labels":{"topology.kubernetes.io/zone":"us-east-1b"}},
+	   "status":{"addresses":[{"type":"InternalIP","address":"10.0.2.5"}]}}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(nets) != 2 || nets[0].Zone != "use1-az4" || nets[0].Region != "us-east-1" || nets[1].Zone != "us-east-1b" {
+		t.Errorf("networks %+v", nets)
+	}
+}
