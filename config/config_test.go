@@ -87,8 +87,9 @@ func TestInvalidConfigs(t *testing.T) {
 			"outputs[2].url: not used by type collectd (line 11)\n" +
 			"outputs[2].address: required (host:port, default port 25826)\n" +
 			"outputs[2].username: required with security_level sign\n" +
-			"outputs[2].password_file: required with security_level sign",
-		"invalid-output-field.yaml": "outputs[0].urls: unknown field (known: address, basic_auth, bearer_token_file, bucket, " +
+			"outputs[2].password_file: required with security_level sign\n" +
+			"outputs[3].compression: must be gzip or none, got \"zstd\" (line 18)",
+		"invalid-output-field.yaml": "outputs[0].urls: unknown field (known: address, basic_auth, bearer_token_file, bucket, compression, " +
 			"database, headers, interval, match, max_age, max_samples_per_send, name, org, password_file, protocol, " +
 			"retention_policy, security_level, timeout, tls, token_file, type, url, username, version) (line 5)",
 	}

@@ -39,6 +39,12 @@ type Outputs []Output
 // Output is one push destination. Every type shares the first block of
 // keys; HTTP types use url, tls, basic_auth, bearer_token_file and headers;
 // the rest is type specific.
+// Compression values of influxdb and otlp outputs.
+const (
+	CompressionGzip = "gzip"
+	CompressionNone = "none"
+)
+
 type Output struct {
 	Name string `yaml:"name"`
 	Type string `yaml:"type"`
@@ -65,6 +71,9 @@ type Output struct {
 	Version int `yaml:"version"`
 	// otlp: http or grpc (default http).
 	Protocol string `yaml:"protocol"`
+	// influxdb, otlp: gzip (default) or none: request bodies compressed
+	// (Content-Encoding: gzip; gRPC's gzip compressor).
+	Compression string `yaml:"compression"`
 	// influxdb v1: database and retention_policy; v2: org, bucket, token_file.
 	Database        string `yaml:"database"`
 	RetentionPolicy string `yaml:"retention_policy"`
@@ -121,6 +130,13 @@ func (o Output) WithDefaults(scrape time.Duration) Output {
 	case OutputOTLP:
 		if o.Protocol == "" {
 			o.Protocol = "http"
+		}
+		if o.Compression == "" {
+			o.Compression = CompressionGzip
+		}
+	case OutputInfluxDB:
+		if o.Compression == "" {
+			o.Compression = CompressionGzip
 		}
 	case OutputCollectd:
 		if o.SecurityLevel == "" {
@@ -217,12 +233,12 @@ func (o *Output) Validate() error {
 	}
 	typed := map[string][]string{
 		OutputRemoteWrite: {"version"},
-		OutputOTLP:        {"protocol"},
-		OutputInfluxDB:    {"database", "retention_policy", "org", "bucket", "token_file"},
+		OutputOTLP:        {"protocol", "compression"},
+		OutputInfluxDB:    {"database", "retention_policy", "org", "bucket", "token_file", "compression"},
 		OutputCollectd:    {"address", "security_level", "username", "password_file"},
 	}
 	set := map[string]bool{
-		"version": o.Version != 0, "protocol": o.Protocol != "",
+		"version": o.Version != 0, "protocol": o.Protocol != "", "compression": o.Compression != "",
 		"database": o.Database != "", "retention_policy": o.RetentionPolicy != "", "org": o.Org != "",
 		"bucket": o.Bucket != "", "token_file": o.TokenFile != "",
 		"address": o.Address != "", "security_level": o.SecurityLevel != "", "username": o.Username != "",
@@ -236,6 +252,9 @@ func (o *Output) Validate() error {
 				}
 			}
 		}
+	}
+	if c := o.Compression; c != "" && c != CompressionGzip && c != CompressionNone {
+		add("compression", "must be gzip or none, got %q", c)
 	}
 	switch o.Type {
 	case OutputRemoteWrite:

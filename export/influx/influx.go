@@ -31,6 +31,8 @@ type Sender struct {
 	tokenFile string
 	client    *http.Client
 	enc       lineprotocol.Encoder
+	gzip      bool
+	zip       delivery.Compressor
 }
 
 // NewSender builds the sender of an influxdb output: v1 when database is
@@ -58,7 +60,7 @@ func NewSender(o config.Output) (*Sender, error) {
 	}
 	q.Set("precision", "ms")
 	base.RawQuery = q.Encode()
-	s := &Sender{url: base.String(), tokenFile: o.TokenFile, client: cl}
+	s := &Sender{url: base.String(), tokenFile: o.TokenFile, client: cl, gzip: o.Compression != config.CompressionNone}
 	s.enc.SetPrecision(lineprotocol.Millisecond)
 	return s, nil
 }
@@ -132,10 +134,15 @@ func (s *Sender) Send(ctx context.Context, b *delivery.Batch) error {
 	if err != nil {
 		return delivery.Permanent(fmt.Errorf("encode: %w", err))
 	}
+	h := http.Header{}
+	if body, err = s.zip.Body(body, s.gzip, h); err != nil {
+		return delivery.Permanent(err)
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.url, bytes.NewReader(body))
 	if err != nil {
 		return delivery.Permanent(err)
 	}
+	req.Header = h
 	req.Header.Set("Content-Type", "text/plain; charset=utf-8")
 	req.Header.Set("User-Agent", delivery.UserAgent)
 	if s.tokenFile != "" {

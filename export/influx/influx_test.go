@@ -1,10 +1,14 @@
 package influx_test
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"fmt"
+	"io"
 	"math"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -226,4 +230,60 @@ func dropped(t *testing.T, reg *prometheus.Registry, reason string) float64 {
 	}
 	t.Fatalf("netsight_export_samples_dropped_total{reason=%q} not found", reason)
 	return 0
+}
+
+// TestCompression: bodies are gzipped by default (Content-Encoding: gzip,
+// decompressing to the line protocol Encode gives) and plain with
+// compression: none.
+func TestCompression(t *testing.T) {
+	var b delivery.Batch
+	for i := range 50 {
+		ls := labels.FromStrings("__name__", "netsight_flow_retransmits_total", "direction", []string{"client", "server"}[i%2],
+			"instance", "node-17.example:9101", "monitor", fmt.Sprintf("zone-%d", i%5))
+		var ss []delivery.Sample
+		for j := range 40 {
+			ss = append(ss, delivery.Sample{T: 1_790_000_000_000 + int64(j)*10_000, V: float64(i*1000 + j*7)})
+		}
+		b.Series = append(b.Series, delivery.Series{Labels: ls, Samples: ss})
+	}
+	for _, c := range []string{"", config.CompressionGzip, config.CompressionNone} {
+		var enc string
+		var body []byte
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			enc = r.Header.Get("Content-Encoding")
+			body, _ = io.ReadAll(r.Body)
+			w.WriteHeader(http.StatusNoContent)
+		}))
+		s, err := influx.NewSender(config.Output{Type: "influxdb", URL: srv.URL, Database: "d", Compression: c})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Send(context.Background(), &b); err != nil {
+			t.Fatalf("compression %q: %v", c, err)
+		}
+		srv.Close()
+		plain, err := s.Encode(&b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := body
+		if c != config.CompressionNone {
+			if enc != "gzip" {
+				t.Fatalf("compression %q: Content-Encoding %q, want gzip", c, enc)
+			}
+			zr, err := gzip.NewReader(bytes.NewReader(body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, err = io.ReadAll(zr); err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("%d samples: %d bytes of line protocol, %d gzipped (%.1fx)", b.Len(), len(plain), len(body), float64(len(plain))/float64(len(body)))
+		} else if enc != "" {
+			t.Fatalf("compression none: Content-Encoding %q", enc)
+		}
+		if !bytes.Equal(got, plain) {
+			t.Fatalf("compression %q: body differs from the encoded batch", c)
+		}
+	}
 }

@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/encoding/gzip"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -34,13 +35,15 @@ type Sender struct {
 	conn    *grpc.ClientConn
 	grpc    colmetricspb.MetricsServiceClient
 	headers map[string]string
+	gzip    bool
+	zip     delivery.Compressor
 }
 
 // NewSender builds the sender; protocol http posts to url as given (e.g.
 // http://collector:4318/v1/metrics), grpc dials url's host:port (scheme
 // grpc:// or http:// plain text, https:// TLS).
 func NewSender(o config.Output) (*Sender, error) {
-	s := &Sender{res: Resource(), url: o.URL, headers: o.Headers}
+	s := &Sender{res: Resource(), url: o.URL, headers: o.Headers, gzip: o.Compression != config.CompressionNone}
 	if o.Protocol != "grpc" {
 		cl, err := delivery.HTTPClient(o)
 		if err != nil {
@@ -75,10 +78,15 @@ func (s *Sender) Send(ctx context.Context, b *delivery.Batch) error {
 	if err != nil {
 		return delivery.Permanent(fmt.Errorf("encode: %w", err))
 	}
+	h := http.Header{}
+	if body, err = s.zip.Body(body, s.gzip, h); err != nil {
+		return delivery.Permanent(err)
+	}
 	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, s.url, bytes.NewReader(body))
 	if err != nil {
 		return delivery.Permanent(err)
 	}
+	hr.Header = h
 	hr.Header.Set("Content-Type", "application/x-protobuf")
 	hr.Header.Set("User-Agent", delivery.UserAgent)
 	resp, err := s.client.Do(hr)
@@ -105,7 +113,11 @@ func (s *Sender) sendGRPC(ctx context.Context, req *colmetricspb.ExportMetricsSe
 		}
 		ctx = metadata.AppendToOutgoingContext(ctx, kv...)
 	}
-	resp, err := s.grpc.Export(ctx, req)
+	var opts []grpc.CallOption
+	if s.gzip {
+		opts = append(opts, grpc.UseCompressor(gzip.Name))
+	}
+	resp, err := s.grpc.Export(ctx, req, opts...)
 	if err != nil {
 		return classifyGRPC(err)
 	}

@@ -1,6 +1,7 @@
 package otlp_test
 
 import (
+	"compress/gzip"
 	"context"
 	"fmt"
 	"io"
@@ -172,31 +173,50 @@ func deliver(t *testing.T, o config.Output) (*receiver.Store, int64, int64) {
 	return s, from, d.Acked()
 }
 
-// TestOTLPHTTP: OTLP/HTTP protobuf; gauges, monotonic cumulative sums and
-// histograms (with explicit bounds) carry exactly the store's samples.
+// TestOTLPHTTP: OTLP/HTTP protobuf, gzipped by default and plain with
+// compression: none; gauges, monotonic cumulative sums and histograms (with
+// explicit bounds) carry exactly the store's samples.
 func TestOTLPHTTP(t *testing.T) {
-	var mu sync.Mutex
-	got := receiver.Samples{}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		var req colmetricspb.ExportMetricsServiceRequest
-		if r.Header.Get("Content-Type") != "application/x-protobuf" || proto.Unmarshal(body, &req) != nil {
-			http.Error(w, "bad request", http.StatusBadRequest)
-			return
-		}
-		mu.Lock()
-		decode(t, &req, got)
-		mu.Unlock()
-		out, _ := proto.Marshal(&colmetricspb.ExportMetricsServiceResponse{})
-		w.Header().Set("Content-Type", "application/x-protobuf")
-		_, _ = w.Write(out)
-	}))
-	defer srv.Close()
-	s, from, to := deliver(t, config.Output{Name: "otlp", Type: "otlp", URL: srv.URL + "/v1/metrics"})
-	mu.Lock()
-	defer mu.Unlock()
-	if diff := receiver.Diff(got, s.Local(t, "otlptest_.*", from, to, nil, false)); diff != "" {
-		t.Fatal(diff)
+	for _, compression := range []string{"", config.CompressionNone} {
+		t.Run("compression="+compression, func(t *testing.T) {
+			var mu sync.Mutex
+			got := receiver.Samples{}
+			wantGzip := compression != config.CompressionNone
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				var rd io.Reader = r.Body
+				if enc := r.Header.Get("Content-Encoding"); (enc == "gzip") != wantGzip {
+					http.Error(w, "Content-Encoding "+enc, http.StatusBadRequest)
+					return
+				}
+				if wantGzip {
+					zr, err := gzip.NewReader(r.Body)
+					if err != nil {
+						http.Error(w, err.Error(), http.StatusBadRequest)
+						return
+					}
+					rd = zr
+				}
+				body, _ := io.ReadAll(rd)
+				var req colmetricspb.ExportMetricsServiceRequest
+				if r.Header.Get("Content-Type") != "application/x-protobuf" || proto.Unmarshal(body, &req) != nil {
+					http.Error(w, "bad request", http.StatusBadRequest)
+					return
+				}
+				mu.Lock()
+				decode(t, &req, got)
+				mu.Unlock()
+				out, _ := proto.Marshal(&colmetricspb.ExportMetricsServiceResponse{})
+				w.Header().Set("Content-Type", "application/x-protobuf")
+				_, _ = w.Write(out)
+			}))
+			defer srv.Close()
+			s, from, to := deliver(t, config.Output{Name: "otlp", Type: "otlp", URL: srv.URL + "/v1/metrics", Compression: compression})
+			mu.Lock()
+			defer mu.Unlock()
+			if diff := receiver.Diff(got, s.Local(t, "otlptest_.*", from, to, nil, false)); diff != "" {
+				t.Fatal(diff)
+			}
+		})
 	}
 }
 
