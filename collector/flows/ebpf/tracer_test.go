@@ -98,7 +98,9 @@ func TestTracerLoopback(t *testing.T) {
 // places.
 func TestTracerActiveMany(t *testing.T) {
 	testlab.RequireRoot(t)
-	tr, err := Open(Options{})
+	// A hot window of 128 buckets (1,024 slots) for 5,000 tracked ends:
+	// most go to the conns map, and their closes through the ring.
+	tr, err := Open(Options{MaxConns: 8192, RingBufferBytes: 4 << 20})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +110,7 @@ func TestTracerActiveMany(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	const n = 5000 // 10,000 tracked ends: more than the hot window's 8,192 slots
+	const n = 2500
 	accepted := make(chan net.Conn, n)
 	go func() {
 		for {
@@ -141,16 +143,25 @@ func TestTracerActiveMany(t *testing.T) {
 		}
 	}
 	port := uint16(ln.Addr().(*net.TCPAddr).Port)
-	var clients, servers int
+	// By ID: Active reads the tables twice when a namespace with tracked
+	// connections appeared meanwhile (e.g. another test's), so a
+	// connection may be reported twice.
+	live := map[uint64]flow.Direction{}
 	if err := tr.Active(func(r flow.Record) {
 		switch {
-		case r.Remote.Port() == port && r.Direction == flow.DirClient:
-			clients++
-		case r.Local.Port() == port && r.Direction == flow.DirServer:
-			servers++
+		case r.Remote.Port() == port && r.Direction == flow.DirClient, r.Local.Port() == port && r.Direction == flow.DirServer:
+			live[r.ID] = r.Direction
 		}
 	}); err != nil {
 		t.Fatal(err)
+	}
+	var clients, servers int
+	for _, d := range live {
+		if d == flow.DirClient {
+			clients++
+		} else {
+			servers++
+		}
 	}
 	if clients != n || servers != n {
 		t.Errorf("active: %d clients, %d servers; want %d each", clients, servers, n)
@@ -159,7 +170,7 @@ func TestTracerActiveMany(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if hot := uint64(hotBuckets(65536)) * hotSlots; st.HotFull < 2*n-hot {
+	if hot := uint64(hotBuckets(8192)) * hotSlots; st.HotFull < 2*n-hot {
 		t.Errorf("%d connections went to the conns map, want at least %d (hot window of %d)", st.HotFull, 2*n-hot, hot)
 	}
 
@@ -183,7 +194,7 @@ func TestTracerActiveMany(t *testing.T) {
 		c.Close()
 	}
 	conns = nil
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(20 * time.Second)
 	for {
 		mu.Lock()
 		got := len(closed)
@@ -203,8 +214,10 @@ func TestTracerActiveMany(t *testing.T) {
 			servers++
 		}
 	}
+	st2, _ := tr.Stats()
 	if clients != n || servers != n {
-		t.Errorf("closed: %d clients, %d servers; want %d each", clients, servers, n)
+		// Events counts the closes the kernel program saw.
+		t.Errorf("closed: %d clients, %d servers; want %d each (stats %+v)", clients, servers, n, st2)
 	}
 	if st, err := tr.Stats(); err != nil || st.RingBufferLost != 0 {
 		t.Errorf("stats %+v, %v: want no record lost", st, err)
