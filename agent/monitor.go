@@ -6,13 +6,5 @@ import "github.com/netsight/netsight/monitor"
 // exhaustion forecast) over the current manager's sources, registered once:
 // a reload swaps the sources it reads, the forecast's history stays.
 func (a *Agent) monitorCollector() *monitor.Collector {
-	return monitor.NewCollector(func(name string) any {
-		a.mu.RLock()
-		m := a.manager
-		a.mu.RUnlock()
-		if m == nil {
-			return nil
-		}
-		return m.Source(name)
-	})
+	return monitor.NewCollector(a.source)
 }

@@ -249,11 +249,11 @@ func (t *Table) upsert(in *Record, now time.Time) {
 		// Closed connections move to the closed ring: appended in order,
 		// never updated again.
 		if !ok {
+			if t.held() >= t.cfg.MaxEntries {
+				t.evictOldest()
+			}
 			e = &t.scratch
 			e.entryState = entryState{}
-		}
-		if !ok && t.held() >= t.cfg.MaxEntries {
-			t.evictOldest()
 		}
 		slot := t.closed.push()
 		e.updated = now
@@ -418,12 +418,10 @@ func (t *Table) evictOldest() {
 	t.dropEntry(e)
 }
 
-// popClosed drops the oldest closed connection; it is kept if it mattered.
+// popClosed drops the oldest closed connection; it is kept if it mattered
+// (account gave every closed record its End).
 func (t *Table) popClosed() {
 	c := t.closed.oldest()
-	if c.rec.End.IsZero() {
-		c.rec.End = c.updated
-	}
 	t.notable.Offer(&c.rec)
 	t.closed.pop()
 }

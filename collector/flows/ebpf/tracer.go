@@ -263,34 +263,26 @@ func (t *Tracer) drain(buf *flowConn, batch []flow.Record, comms *interner, sink
 	if t.closed {
 		return 0, errTracerClosed
 	}
+	// Closed connections of the hot window first (their slots are free
+	// again once read), then the ring's.
 	total := 0
-	for hot := true; ; {
-		clock := t.newClock()
-		batch = batch[:0]
-		add := func(c *flowConn) {
-			batch = append(batch, flow.Record{})
-			toRecordInto(&batch[len(batch)-1], c, clock, comms)
-		}
-		var n int
-		if hot {
-			// Closed connections of the hot window first (their slots
-			// are free again once read), then the ring's.
-			if n = t.hot.harvest(buf, maxBatch, add); n < maxBatch {
-				hot = false
-				n += t.ring.drain(buf, maxBatch-n, add)
+	for _, read := range [...]func(*flowConn, int, func(*flowConn)) int{t.hot.harvest, t.ring.drain} {
+		for {
+			clock := t.newClock()
+			batch = batch[:0]
+			n := read(buf, maxBatch, func(c *flowConn) {
+				batch = append(batch, flow.Record{})
+				toRecordInto(&batch[len(batch)-1], c, clock, comms)
+			})
+			if n > 0 {
+				total += n
+				t.records.Add(uint64(n))
+				sink(batch)
+				clear(batch) // drop string references
 			}
-		} else {
-			n = t.ring.drain(buf, maxBatch, add)
-		}
-		if n == 0 {
-			break
-		}
-		total += n
-		t.records.Add(uint64(n))
-		sink(batch)
-		clear(batch) // drop string references
-		if n < maxBatch {
-			break
+			if n < maxBatch {
+				break
+			}
 		}
 	}
 	return total, nil
